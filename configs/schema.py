@@ -1,0 +1,148 @@
+"""The typed schema of a run config. Unknown keys are refused, so a typo fails instead of vanishing.
+
+A config is checked twice before any work starts: by this schema (types, ranges, cross-field
+rules) and by `configs.check.check_machine` (does this machine have what the config asks for).
+Both report every problem at once, each named by its dotted field path.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Strict):
+    """Where the raw rows come from. Without `inputs`, the bundled demo generator writes them."""
+
+    inputs: list[str] = Field(default_factory=list, description="JSONL files (plain or .gz); empty = demo data")
+    eval_path: str | None = Field(None, description="held-out eval JSONL; required when `inputs` is set")
+    seed: int = 0
+    demo_train_rows: int = Field(600, ge=10, description="instruction rows the demo generator writes")
+    demo_pref_rows: int = Field(300, ge=0, description="preference pairs the demo generator writes")
+    demo_eval_rows: int = Field(100, ge=5, description="held-out eval items the demo generator writes")
+
+    @model_validator(mode="after")
+    def _eval_with_inputs(self) -> "DataConfig":
+        if self.inputs and not self.eval_path:
+            raise ValueError("eval_path is required when inputs are given (the eval set must be held out)")
+        return self
+
+
+class CurateConfig(Strict):
+    min_chars: int = Field(8, ge=0, description="rows with less text are dropped as too_short")
+    max_chars: int = Field(4000, ge=1, description="rows with more text are dropped as too_long")
+    minhash_num_perm: int = Field(128, ge=16, le=1024)
+    minhash_threshold: float = Field(0.8, gt=0.0, lt=1.0, description="Jaccard similarity of near-duplicates")
+    shingle_words: int = Field(5, ge=1, le=20, description="word n-gram size of MinHash shingles")
+    mask_pii: bool = True
+
+    @model_validator(mode="after")
+    def _range(self) -> "CurateConfig":
+        if self.min_chars >= self.max_chars:
+            raise ValueError(f"min_chars ({self.min_chars}) must be below max_chars ({self.max_chars})")
+        return self
+
+
+class TinyModelConfig(Strict):
+    """The embedded default base model, built locally since no model hub is reachable."""
+
+    vocab_size: int = Field(2000, ge=300)
+    hidden_size: int = Field(128, ge=16)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    pretrain_steps: int = Field(300, ge=0, description="steps of pre-training on the project's own prose")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _heads(self) -> "TinyModelConfig":
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
+        return self
+
+
+class ModelConfig(Strict):
+    base: str = Field("embedded", description="'embedded' (the tiny local model), a local path, or a hub name")
+    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
+
+
+class LoraConfig(Strict):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class SftConfig(Strict):
+    max_steps: int = Field(200, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    batch_size: int = Field(16, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(128, ge=16)
+
+
+class DpoConfig(Strict):
+    enabled: bool = True
+    max_steps: int = Field(60, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    batch_size: int = Field(8, ge=1)
+    beta: float = Field(0.1, gt=0)
+    max_length: int = Field(128, ge=16)
+
+
+class TrainConfig(Strict):
+    method: Literal["lora", "qlora", "full"] = "lora"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_gpus: int = Field(0, ge=0, description="GPUs to train on; 0 means CPU")
+    quant_bits: Literal[4, 8] = Field(4, description="bitsandbytes bits for qlora")
+    seed: int = 0
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    sft: SftConfig = Field(default_factory=SftConfig)
+    dpo: DpoConfig = Field(default_factory=DpoConfig)
+
+    @model_validator(mode="after")
+    def _device(self) -> "TrainConfig":
+        if self.device == "cpu" and self.num_gpus > 0:
+            raise ValueError(f"device is 'cpu' but num_gpus is {self.num_gpus}; set num_gpus: 0 or device: cuda")
+        if self.device == "cpu" and self.precision == "fp16":
+            raise ValueError("fp16 training needs a GPU; use precision: fp32 (or bf16 on a CPU that supports it)")
+        return self
+
+
+class EvalConfig(Strict):
+    max_new_tokens: int = Field(24, ge=1)
+    batch_size: int = Field(32, ge=1)
+    limit: int | None = Field(None, ge=1, description="evaluate only the first N eval items")
+
+
+class GateConfig(Strict):
+    """When a candidate may become champion. Deltas are in units of the metric (exact match: 0..1)."""
+
+    metric: Literal["exact_match"] = "exact_match"
+    min_value: float = Field(0.0, ge=0.0, le=1.0, description="the candidate's own score must reach this")
+    min_gain_over_base: float = Field(0.05, description="candidate minus base model must reach this")
+    min_delta_vs_champion: float = Field(0.0, description="candidate minus champion must reach this")
+
+
+class RegistryConfig(Strict):
+    model_name: str = Field("tiny-arith", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    prompt_name: str = Field("arith-qa", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    experiment: str = "llmops"
+
+
+class RunConfig(Strict):
+    """One run of the pipeline: what to curate, how to train, how to judge, where to register."""
+
+    name: str = "nightly"
+    data: DataConfig = Field(default_factory=DataConfig)
+    curate: CurateConfig = Field(default_factory=CurateConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)

@@ -1,0 +1,30 @@
+"""Nightly: curate, train, evaluate, promote, as one Prefect flow run and one parent MLflow run.
+
+    llmops nightly --config configs/nightly.yaml
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from configs.schema import RunConfig
+from flows.curate import curate_flow
+from flows.evaluate import evaluate_flow
+from flows.promote import promote_flow
+from flows.train import train_flow
+from registry import tracking
+
+
+@flow(name="nightly")
+def nightly_flow(config: RunConfig) -> dict:
+    with tracking.stage_run(config.registry.experiment, config.name, tags={"llmops.pipeline": "nightly"}) as run_id:
+        tracking.log_json(run_id, config.model_dump(), "config/resolved.json")
+        curated = curate_flow(config, parent_run_id=run_id)
+        trained = train_flow(config, curated, parent_run_id=run_id)
+        evaluated = evaluate_flow(config, curated["eval_path"], trained["base"], trained["model_dir"], parent_run_id=run_id)
+        promoted = promote_flow(config, trained, evaluated, curated, parent_run_id=run_id)
+        em = evaluated["exact_match"]
+        summary = {"gain_over_base": em["candidate"] - em["base"], "candidate_exact_match": em["candidate"],
+                   "base_exact_match": em["base"], "promoted": 1.0 if promoted["decision"] == "promote" else 0.0}
+        tracking.log_metrics(run_id, summary)
+        return {"run_id": run_id, "curate": curated, "train": trained, "evaluate": evaluated, "promote": promoted, **summary}

@@ -1,0 +1,23 @@
+"""Prompt templates in MLflow's prompt registry: one new version only when the text changes."""
+
+from __future__ import annotations
+
+
+def register_prompt_template(name: str, template: str, commit_message: str = "") -> int:
+    """Returns the version whose text equals `template`, registering it if the latest differs."""
+    import mlflow
+
+    try:
+        latest = mlflow.genai.load_prompt(f"prompts:/{name}@latest")
+    except Exception:  # no such prompt yet: MLflow raises its own exception type per store
+        latest = None
+    if latest is not None and latest.template == template:
+        return int(latest.version)
+    prompt = mlflow.genai.register_prompt(name=name, template=template, commit_message=commit_message or "registered by llmops")
+    return int(prompt.version)
+
+
+def load_prompt_template(name: str, version: int) -> str:
+    import mlflow
+
+    return mlflow.genai.load_prompt(f"prompts:/{name}/{version}").template

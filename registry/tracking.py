@@ -1,0 +1,121 @@
+"""The MLflow store every stage writes to: experiment, stage runs nested under a parent, inputs.
+
+Runs are addressed by id, never through MLflow's thread-local "active run", because Prefect may
+run a task on another thread than its flow. A stage run started inside the nightly flow names
+the nightly run as its parent, which is what nests it in the MLflow UI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+from llmops.home import artifact_root
+
+
+def client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def ensure_experiment(name: str) -> str:
+    """The experiment's id; a new local experiment keeps its artifacts under $LLMOPS_HOME."""
+    import mlflow
+
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = None
+    if os.environ.get("MLFLOW_TRACKING_URI", "").startswith("sqlite:"):
+        location = (artifact_root() / name).as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+@contextlib.contextmanager
+def stage_run(experiment: str, name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None) -> Iterator[str]:
+    """Starts a run by id, ends it FINISHED or FAILED; yields the run id."""
+    all_tags = {"llmops.stage": name, "mlflow.runName": name, **(tags or {})}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    commit = git_commit()
+    if commit:
+        all_tags["mlflow.source.git.commit"] = commit
+    run = client().create_run(ensure_experiment(experiment), tags=all_tags, run_name=name)
+    run_id = run.info.run_id
+    try:
+        yield run_id
+    except BaseException:
+        client().set_terminated(run_id, status="FAILED")
+        raise
+    client().set_terminated(run_id, status="FINISHED")
+
+
+def log_params(run_id: str, params: dict[str, Any], prefix: str = "") -> None:
+    """Flattens a nested config into dotted MLflow params."""
+    from mlflow.entities import Param
+
+    flat: dict[str, str] = {}
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{key}.{k}" if key else k)
+        else:
+            flat[key] = str(value)[:6000]
+
+    walk(params, prefix)
+    items = [Param(k, v) for k, v in sorted(flat.items())]
+    for start in range(0, len(items), 100):
+        client().log_batch(run_id, params=items[start : start + 100])
+
+
+def log_metrics(run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client().log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
+def log_json(run_id: str, payload: Any, artifact_file: str) -> None:
+    client().log_text(run_id, json.dumps(payload, indent=1, default=str), artifact_file)
+
+
+def log_dataset(run_id: str, path: str, name: str, digest: str, context: str) -> None:
+    """Records a JSONL file as a dataset input of the run, with its content hash as digest."""
+    import mlflow.data
+    import pandas as pd
+    from mlflow.entities import DatasetInput, InputTag
+
+    frame = pd.read_json(path, lines=True) if Path(path).stat().st_size else pd.DataFrame()
+    dataset = mlflow.data.from_pandas(frame, source=str(path), name=name, digest=digest[:36])
+    client().log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])])
+
+
+def file_hash(*paths: str | Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""

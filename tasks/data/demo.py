@@ -1,0 +1,165 @@
+"""The project's own demo data: short arithmetic word problems a tiny model can learn in minutes.
+
+No dataset hub is reachable, so the embedded default generates its data, seeded. The tasks have a
+single numeric answer in a fixed format ("... The answer is 7."), so exact match on the final
+number shows a real gain of the fine-tuned model over the base. The raw training file carries the
+dirt real corpora have (exact and near duplicates, malformed lines, contact details) so curation
+has work to do. The pre-training prose states the same facts in story form, never in the
+question-and-answer format, so the base model knows some arithmetic but not the task.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+NAMES = ["Tom", "Ana", "Raj", "Mia", "Leo", "Zoe", "Sam", "Ivy", "Ben", "Eva", "Kai", "Lea", "Max", "Nia", "Omar", "Uma"]
+ITEMS = ["apples", "marbles", "books", "coins", "stickers", "pencils", "cookies", "cards", "shells", "stamps"]
+
+ADD_QUESTIONS = [
+    "{name} has {a} {item}. {name} gets {b} more {item}. How many {item} does {name} have now?",
+    "{name} had {a} {item} and found {b} more. How many {item} does {name} have?",
+    "There are {a} {item} in a box. {name} puts in {b} more. How many {item} are in the box?",
+]
+SUB_QUESTIONS = [
+    "{name} has {a} {item} and gives {b} to a friend. How many {item} are left?",
+    "{name} had {a} {item}. {name} lost {b} of them. How many {item} does {name} have left?",
+    "There are {a} {item} on a shelf. {name} takes {b} away. How many {item} stay on the shelf?",
+]
+STORIES = [
+    "{name} had {a} {item}. Then {name} got {b} more, so {name} had {a} plus {b}, which is {c} {item}.",
+    "{a} {item} and {b} more {item} make {c} {item}. {name} counted them twice.",
+    "{name} had {a} {item} and gave {b} away, so {c2} {item} were left with {name}.",
+    "Take {b} from {a} and you keep {c2}. {name} knows that {a} minus {b} is {c2}.",
+    "{a} + {b} = {c}. {a} - {b} = {c2}. {name} wrote both sums on a card.",
+]
+
+QUESTION_TEMPLATE = "Solve: {{question}}"  # registered in MLflow's prompt registry
+
+
+@dataclass(frozen=True)
+class Problem:
+    question: str
+    answer: int
+    equation: str
+
+    def completion(self) -> str:
+        return f"{self.equation} = {self.answer}. The answer is {self.answer}."
+
+
+def make_problem(rng: random.Random) -> Problem:
+    name, item = rng.choice(NAMES), rng.choice(ITEMS)
+    if rng.random() < 0.5:
+        a, b = rng.randint(1, 9), rng.randint(1, 9)
+        q = rng.choice(ADD_QUESTIONS).format(name=name, item=item, a=a, b=b)
+        return Problem(q, a + b, f"{a} + {b}")
+    a = rng.randint(2, 18)
+    b = rng.randint(1, min(9, a - 1))
+    q = rng.choice(SUB_QUESTIONS).format(name=name, item=item, a=a, b=b)
+    return Problem(q, a - b, f"{a} - {b}")
+
+
+def wrong_completion(problem: Problem, rng: random.Random) -> str:
+    """A plausible but wrong answer in the right format: what DPO learns to prefer against."""
+    wrong = problem.answer + rng.choice([-3, -2, -1, 1, 2, 3])
+    return f"{problem.equation} = {wrong}. The answer is {wrong}."
+
+
+def sft_row(problem: Problem, row_id: str) -> dict:
+    return {
+        "id": row_id,
+        "messages": [
+            {"role": "user", "content": problem.question},
+            {"role": "assistant", "content": problem.completion()},
+        ],
+    }
+
+
+def pretrain_corpus(n_sentences: int, seed: int) -> list[str]:
+    """Story-form prose with the same arithmetic facts and vocabulary, but no question format."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n_sentences):
+        a, b = rng.randint(1, 18), rng.randint(1, 9)
+        if b >= a:
+            a = a + b
+        lines.append(
+            rng.choice(STORIES).format(
+                name=rng.choice(NAMES), item=rng.choice(ITEMS), a=a, b=b, c=a + b, c2=a - b
+            )
+        )
+    return lines
+
+
+def _dirty_rows(clean: list[dict], rng: random.Random) -> list[dict]:
+    """Dirt a real corpus has: duplicates, near duplicates, malformed rows, contact details."""
+    dirt: list[dict] = []
+    for i, row in enumerate(rng.sample(clean, max(1, len(clean) // 20))):
+        dirt.append(json.loads(json.dumps(row)) | {"id": f"dup-{i}"})
+    for i, row in enumerate(rng.sample(clean, max(1, len(clean) // 20))):
+        near = json.loads(json.dumps(row)) | {"id": f"near-{i}"}
+        near["messages"][1]["content"] += " Well done."  # a near copy: one short tail added
+        dirt.append(near)
+    for i, row in enumerate(rng.sample(clean, max(1, len(clean) // 50))):
+        contact = json.loads(json.dumps(row)) | {"id": f"pii-{i}"}
+        name = contact["messages"][0]["content"].split()[0]
+        contact["messages"][0]["content"] = (
+            f"(Sent by {name.lower()}.{i}@example.com, call +1 555-010-{1000 + i}.) "
+            + contact["messages"][0]["content"]
+        )
+        dirt.append(contact)
+    dirt += [
+        {"id": "bad-empty", "messages": [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "  "}]},
+        {"id": "bad-role", "messages": [{"role": "robot", "content": "beep"}, {"role": "assistant", "content": "The answer is 1."}]},
+        {"id": "bad-type", "messages": "not a list"},
+        {"id": "bad-short", "messages": [{"role": "user", "content": "2+2"}, {"role": "assistant", "content": "4"}]},
+        {"id": "bad-format", "question": "no messages field at all"},
+    ]
+    return dirt
+
+
+def write_demo_data(out_dir: Path, seed: int, n_train: int, n_pref: int, n_eval: int) -> dict[str, str]:
+    """Writes train.jsonl (dirty on purpose), pref.jsonl and eval.jsonl; returns their paths."""
+    rng = random.Random(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    eval_problems: list[Problem] = []
+    eval_questions: set[str] = set()
+    while len(eval_problems) < n_eval:
+        p = make_problem(rng)
+        if p.question not in eval_questions:
+            eval_questions.add(p.question)
+            eval_problems.append(p)
+
+    def fresh_problem() -> Problem:
+        while True:
+            p = make_problem(rng)
+            if p.question not in eval_questions:  # the eval set stays held out
+                return p
+
+    clean = [sft_row(fresh_problem(), f"train-{i}") for i in range(n_train)]
+    rows = clean + _dirty_rows(clean, rng)
+    rng.shuffle(rows)
+    train_lines = [json.dumps(r) for r in rows]
+    train_lines.insert(len(train_lines) // 2, '{"id": "bad-json", "messages": [')  # a truncated line
+
+    pref_lines = []
+    for i in range(n_pref):
+        p = fresh_problem()
+        pref_lines.append(json.dumps({"id": f"pref-{i}", "prompt": p.question, "chosen": p.completion(), "rejected": wrong_completion(p, rng)}))
+
+    eval_lines = [json.dumps({"id": f"eval-{i}", "question": p.question, "answer": p.completion(), "target": str(p.answer)}) for i, p in enumerate(eval_problems)]
+
+    paths = {"train": out_dir / "train.jsonl", "pref": out_dir / "pref.jsonl", "eval": out_dir / "eval.jsonl"}
+    for key, lines in (("train", train_lines), ("pref", pref_lines), ("eval", eval_lines)):
+        paths[key].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {k: str(v) for k, v in paths.items()}
+
+
+from prefect import task  # noqa: E402  (kept below the pure functions, which need no Prefect)
+
+
+@task(name="generate-demo-data")
+def generate_demo_data(out_dir: str, seed: int, n_train: int, n_pref: int, n_eval: int) -> dict[str, str]:
+    return write_demo_data(Path(out_dir), seed, n_train, n_pref, n_eval)

@@ -1,0 +1,89 @@
+"""The one record type every data step streams, and the ledger that accounts for every drop.
+
+A curation run is a chain of generators: each step takes an iterator of `Row` and yields the rows
+it keeps. A step that drops a row hands it to the shared `Ledger` with a reason, so the run can
+prove `kept + sum(dropped) == read` and a reviewer can read every rejected row in the quarantine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+
+@dataclass
+class Row:
+    """One example. `data` holds the format's fields (`messages`, or `prompt`/`chosen`/`rejected`)."""
+
+    id: str
+    kind: str  # "sft" (chat messages) or "pref" (preference pair)
+    data: dict[str, Any]
+    source: str = ""
+
+    def text(self) -> str:
+        """All human-readable text of the row, in a stable order: what dedup and filters look at."""
+        if self.kind == "sft":
+            return "\n".join(m["content"] for m in self.data["messages"])
+        return "\n".join(self.data[k] for k in ("prompt", "chosen", "rejected"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, **self.data}
+
+
+class Ledger:
+    """Counts reads and drops by reason, and writes each dropped row to the quarantine file."""
+
+    def __init__(self, quarantine_path: Path | None = None):
+        self.read = 0
+        self.kept = 0
+        self.dropped: Counter[str] = Counter()
+        self._path = quarantine_path
+        self._file = None
+        if quarantine_path is not None:
+            quarantine_path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(quarantine_path, "w", encoding="utf-8")
+
+    def drop(self, row: Row | dict[str, Any] | str, row_id: str, reason: str, detail: str = "") -> None:
+        self.dropped[reason] += 1
+        if self._file is not None:
+            payload = row.to_json() if isinstance(row, Row) else row
+            record = {"id": row_id, "reason": reason, "detail": detail, "row": payload}
+            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def count_kept(self, rows: Iterable[Row]) -> Iterator[Row]:
+        """Wraps the last step of a chain so the ledger knows how many rows came out."""
+        for row in rows:
+            self.kept += 1
+            yield row
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def check_balance(self) -> None:
+        """Raises if any row went missing: every row read must be kept or dropped with a reason."""
+        total = self.kept + sum(self.dropped.values())
+        if total != self.read:
+            raise RuntimeError(
+                f"curation lost rows: read {self.read}, kept {self.kept}, "
+                f"dropped {sum(self.dropped.values())} ({dict(self.dropped)})"
+            )
+
+    def summary(self) -> dict[str, Any]:
+        return {"read": self.read, "kept": self.kept, "dropped": dict(sorted(self.dropped.items()))}
+
+
+def apply_filter(
+    rows: Iterable[Row], check: Callable[[Row], str | None], ledger: Ledger, detail: str = ""
+) -> Iterator[Row]:
+    """Keeps rows for which `check` returns None; drops the others under the reason it returned."""
+    for row in rows:
+        reason = check(row)
+        if reason is None:
+            yield row
+        else:
+            ledger.drop(row, row.id, reason, detail)

@@ -1,0 +1,86 @@
+"""Checks each row's shape and normalises its text, so later steps can trust both.
+
+Dedup and length filters compare text; if one copy of an example has a tab where the other has a
+space, or a decomposed accent, they would count as different. Normalising once here, before any
+comparison, makes those copies equal. Shape checks catch rows a trainer would crash on or learn
+nothing from (no user turn, an answer that is not the last turn, a preference pair with the same
+answer twice).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any, Iterable, Iterator
+
+from tasks.data.records import Ledger, Row
+
+ROLES = frozenset({"system", "user", "assistant"})
+PREF_FIELDS = ("prompt", "chosen", "rejected")
+
+_HSPACE = re.compile(r"[^\S\n]+")  # any whitespace except newline: spaces, tabs, NBSP, ...
+_BLANKS = re.compile(r"\n{3,}")
+
+
+def normalize_text(s: str) -> str:
+    """NFC, one space for each run of horizontal whitespace, at most one blank line in a row.
+
+    Newlines stay: they carry structure (lists, code, paragraphs) a model should learn.
+    """
+    s = unicodedata.normalize("NFC", s).replace("\r\n", "\n").replace("\r", "\n")
+    lines = (_HSPACE.sub(" ", line).strip(" ") for line in s.split("\n"))
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
+
+
+class _Invalid(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def _text_field(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("wrong_type", f"{where} is a {type(value).__name__}, not a string")
+    text = normalize_text(value)
+    if not text:
+        raise _Invalid("empty_field", f"{where} is empty")
+    return text
+
+
+def _check_sft(data: dict[str, Any]) -> dict[str, Any]:
+    messages = data.get("messages")
+    if not isinstance(messages, list):
+        raise _Invalid("wrong_type", f"messages is a {type(messages).__name__}, not a list")
+    if not messages:
+        raise _Invalid("empty_field", "messages is empty")
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise _Invalid("wrong_type", f"messages[{i}] is a {type(m).__name__}, not an object")
+        role = m.get("role")
+        if not isinstance(role, str) or role not in ROLES:
+            raise _Invalid("bad_role", f"messages[{i}].role is {role!r}; use one of {sorted(ROLES)}")
+        out.append({**m, "content": _text_field(m.get("content"), f"messages[{i}].content")})
+    if not any(m["role"] == "user" for m in out):
+        raise _Invalid("missing_turn", "no user turn")
+    if out[-1]["role"] != "assistant":
+        raise _Invalid("missing_turn", f"last turn is {out[-1]['role']!r}, not 'assistant'")
+    return {"messages": out}
+
+
+def _check_pref(data: dict[str, Any]) -> dict[str, Any]:
+    out = {k: _text_field(data.get(k), k) for k in PREF_FIELDS}
+    if out["chosen"] == out["rejected"]:
+        raise _Invalid("same_answers", "chosen and rejected are the same text")
+    return out
+
+
+def validate_rows(rows: Iterable[Row], ledger: Ledger) -> Iterator[Row]:
+    """Yields rows with a trainable shape and normalised text; drops the rest with the first problem found."""
+    for row in rows:
+        try:
+            data = _check_sft(row.data) if row.kind == "sft" else _check_pref(row.data)
+        except _Invalid as bad:
+            ledger.drop(row, row.id, bad.reason, bad.detail)
+            continue
+        yield Row(id=row.id, kind=row.kind, data=data, source=row.source)

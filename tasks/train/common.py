@@ -1,0 +1,137 @@
+"""Helpers every training method shares: loading the base model, the LoRA config, data, logging.
+
+Methods are complete functions (`train_sft`, `train_dpo`) that call these helpers; there is no
+trainer class hierarchy. The same loading code takes the embedded model's folder, any local
+model folder, or a hub name (on a machine that can reach one).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from configs.schema import TrainConfig
+
+
+def use_cpu(cfg: TrainConfig) -> bool:
+    """trl defaults to bf16 on GPU machines and fails on CPU unless told `use_cpu=True`."""
+    if cfg.device == "cpu":
+        return True
+    if cfg.device == "cuda":
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def torch_dtype(cfg: TrainConfig):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
+
+
+def load_tokenizer(base: str):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_base_model(base: str, cfg: TrainConfig):
+    """Loads the base model for training: full precision, or k-bit for QLoRA."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(cfg)}
+    if cfg.method == "qlora":
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
+        kwargs["quantization_config"] = (
+            BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
+                               bnb_4bit_use_double_quant=True)
+            if cfg.quant_bits == 4 else BitsAndBytesConfig(load_in_8bit=True)
+        )
+        kwargs["dtype"] = compute
+    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    if cfg.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return model
+
+
+def build_lora_config(cfg: TrainConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+        target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM",
+    )
+
+
+def apply_template(template: str, question: str) -> str:
+    """Fills the registered prompt template; the same function serves training and evaluation."""
+    return template.replace("{{question}}", question)
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def sft_examples(path: str, template: str) -> list[dict]:
+    """Chat rows as conversational prompt/completion pairs: the loss is on the last answer only."""
+    examples = []
+    for row in read_jsonl(path):
+        messages = [dict(m) for m in row["messages"]]
+        for m in messages:
+            if m["role"] == "user":
+                m["content"] = apply_template(template, m["content"])
+        examples.append({"prompt": messages[:-1], "completion": messages[-1:]})
+    return examples
+
+
+def pref_examples(path: str, template: str) -> list[dict]:
+    return [
+        {
+            "prompt": [{"role": "user", "content": apply_template(template, row["prompt"])}],
+            "chosen": [{"role": "assistant", "content": row["chosen"]}],
+            "rejected": [{"role": "assistant", "content": row["rejected"]}],
+        }
+        for row in read_jsonl(path)
+    ]
+
+
+def make_loss_callback(run_id: str | None, prefix: str):
+    """A trainer callback that sends each logged step's figures to one MLflow run, by id.
+
+    trl's own MLflow reporting starts or joins the fluent "active run", which is thread-local and
+    so not reliable inside Prefect task runs; logging by run id always lands in the right run.
+    """
+    from transformers import TrainerCallback
+
+    class MlflowStepLogger(TrainerCallback):
+        def __init__(self):
+            self.history: list[dict] = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs:
+                return
+            figures = {f"{prefix}/{k}": float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+            self.history.append({"step": state.global_step, **figures})
+            if run_id is None:
+                return
+            import time
+
+            from mlflow import MlflowClient
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            metrics = [Metric(k, v, now, state.global_step) for k, v in figures.items()]
+            MlflowClient().log_batch(run_id, metrics=metrics)
+
+    return MlflowStepLogger()

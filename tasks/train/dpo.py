@@ -1,0 +1,79 @@
+"""Direct preference optimisation, starting from the SFT result (trl's DPOTrainer).
+
+With an adapter, training continues on the SFT adapter and trl keeps a frozen copy of it as the
+reference policy, so no second model is loaded. With full weights, trl copies the SFT model as
+the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from prefect import task
+
+from configs.schema import TrainConfig
+from tasks.train.common import load_base_model, load_tokenizer, make_loss_callback, pref_examples, use_cpu
+
+
+def load_sft_policy(sft_dir: str, cfg: TrainConfig):
+    if cfg.method == "full":
+        return load_base_model(sft_dir, cfg)
+    from peft import PeftModel
+
+    base = json.loads((Path(sft_dir) / "adapter_config.json").read_text())["base_model_name_or_path"]
+    return PeftModel.from_pretrained(load_base_model(base, cfg), sft_dir, is_trainable=True)
+
+
+def train_dpo_fn(sft_dir: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str, run_id: str | None = None) -> dict:
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    out = Path(out_dir)
+    tokenizer = load_tokenizer(sft_dir)
+    args = DPOConfig(
+        output_dir=str(out / "checkpoints"),
+        max_steps=cfg.dpo.max_steps,
+        learning_rate=cfg.dpo.learning_rate,
+        per_device_train_batch_size=cfg.dpo.batch_size,
+        beta=cfg.dpo.beta,
+        max_length=cfg.dpo.max_length,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, cfg.dpo.max_steps // 20),
+        logging_steps=max(1, cfg.dpo.max_steps // 30),
+        save_strategy="no",
+        report_to="none",
+        seed=cfg.seed,
+        use_cpu=use_cpu(cfg),
+        bf16=cfg.precision == "bf16",
+        fp16=cfg.precision == "fp16",
+    )
+    logger = make_loss_callback(run_id, "dpo")
+    trainer = DPOTrainer(
+        model=load_sft_policy(sft_dir, cfg),
+        args=args,
+        train_dataset=Dataset.from_list(pref_examples(data_path, template)),
+        processing_class=tokenizer,
+        callbacks=[logger],
+    )
+    start = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - start
+    final = out / "dpo"
+    trainer.model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    summary = {
+        "path": str(final),
+        "train_loss": float(result.training_loss),
+        "seconds": seconds,
+        "steps": int(result.global_step),
+        "history": logger.history,
+    }
+    (out / "dpo_summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+@task(name="train-dpo")
+def train_dpo(sft_dir: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str, run_id: str | None = None) -> dict:
+    return train_dpo_fn(sft_dir, data_path, template, cfg, out_dir, run_id)

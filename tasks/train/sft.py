@@ -1,0 +1,76 @@
+"""Supervised fine-tuning with a LoRA, QLoRA or full-weight update (trl's SFTTrainer).
+
+The loss covers the assistant's answer only: examples are conversational prompt/completion pairs,
+so trl masks the prompt tokens. The result is a folder with the adapter (or full weights) and the
+tokenizer, which DPO, evaluation and the registry all read.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from prefect import task
+
+from configs.schema import TrainConfig
+from tasks.train.common import (
+    build_lora_config, load_base_model, load_tokenizer, make_loss_callback, sft_examples, use_cpu,
+)
+
+
+def train_sft_fn(base: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str, run_id: str | None = None) -> dict:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    out = Path(out_dir)
+    tokenizer = load_tokenizer(base)
+    model = load_base_model(base, cfg)
+    args = SFTConfig(
+        output_dir=str(out / "checkpoints"),
+        max_steps=cfg.sft.max_steps,
+        learning_rate=cfg.sft.learning_rate,
+        per_device_train_batch_size=cfg.sft.batch_size,
+        gradient_accumulation_steps=cfg.sft.grad_accum,
+        max_length=cfg.sft.max_length,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, cfg.sft.max_steps // 20),
+        logging_steps=max(1, cfg.sft.max_steps // 50),
+        save_strategy="no",
+        report_to="none",
+        seed=cfg.seed,
+        use_cpu=use_cpu(cfg),
+        bf16=cfg.precision == "bf16",
+        fp16=cfg.precision == "fp16",
+        disable_tqdm=False,
+        dataset_num_proc=None,
+    )
+    logger = make_loss_callback(run_id, "sft")
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(sft_examples(data_path, template)),
+        processing_class=tokenizer,
+        peft_config=None if cfg.method == "full" else build_lora_config(cfg),
+        callbacks=[logger],
+    )
+    start = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - start
+    final = out / "sft"
+    trainer.model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    summary = {
+        "path": str(final),
+        "train_loss": float(result.training_loss),
+        "seconds": seconds,
+        "steps": int(result.global_step),
+        "history": logger.history,
+    }
+    (out / "sft_summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+@task(name="train-sft")
+def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str, run_id: str | None = None) -> dict:
+    return train_sft_fn(base, data_path, template, cfg, out_dir, run_id)
