@@ -21,8 +21,8 @@ from tasks.evaluate.score import read_eval_items, score_model
 def evaluate_flow(config: RunConfig, eval_path: str, base: str, candidate_dir: str | None = None,
                   parent_run_id: str | None = None) -> dict:
     reg = config.registry
-    items = read_eval_items(eval_path, config.eval.limit)
     with tracking.stage_run(reg.experiment, "evaluate", parent_run_id) as run_id:
+        items = read_eval_items(eval_path, config.eval.limit)
         tracking.log_params(run_id, {"eval": config.eval.model_dump(), "eval_items": len(items)})
         tracking.log_dataset(run_id, eval_path, "eval", tracking.file_hash(eval_path), "evaluation")
         models = {"base": base}

@@ -20,6 +20,7 @@ examples:
   llmops curate --config configs/nightly.yaml      only the data stage
   llmops evaluate --model models:/tiny-arith@champion
   llmops models                                    versions and aliases in the registry
+  llmops serve                                     deployments for the Prefect UI (nightly on cron)
 
 state: everything lives under $LLMOPS_HOME (now: {home}); MLflow UI: `make ui`.
 Set MLFLOW_TRACKING_URI / PREFECT_API_URL to use a team's servers instead.
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("promote", help="evaluate a training run's model and promote it if the gate passes")
     _add_config_args(p)
     p.add_argument("--train-run", metavar="RUN_ID", required=True, help="MLflow run id of a `train` stage run")
+    p = sub.add_parser("serve", help="serve every flow as a Prefect deployment (needs PREFECT_API_URL)")
+    p.add_argument("--cron", default="0 2 * * *", help="schedule of the nightly deployment (default: 02:00 UTC)")
     p = sub.add_parser("models", help="list registered models, their versions and aliases")
     p.add_argument("--name", help="one registered model (default: all)")
     return parser
@@ -172,6 +175,19 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        print("error: `llmops serve` needs a Prefect server: start one with `prefect server start` and set\n"
+              "  PREFECT_API_URL=http://127.0.0.1:4200/api (a temporary server cannot be seen by the UI)", file=sys.stderr)
+        return 2
+    from flows.deploy import serve
+
+    serve(args.cron)
+    return 0
+
+
 def _tracking() -> str:
     import os
 
@@ -179,7 +195,7 @@ def _tracking() -> str:
 
 
 COMMANDS = {"nightly": cmd_nightly, "curate": cmd_curate, "train": cmd_train, "evaluate": cmd_evaluate,
-            "promote": cmd_promote, "models": cmd_models}
+            "promote": cmd_promote, "serve": cmd_serve, "models": cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:

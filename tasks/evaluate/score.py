@@ -31,12 +31,17 @@ def read_eval_items(path: str, limit: int | None = None) -> list[dict]:
     """Eval rows: `question` plus `target`, or GSM8K's `answer` ending in `#### N`."""
     items = []
     with open(path, encoding="utf-8") as f:
-        for line in f:
+        for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             row = json.loads(line)
-            target = row.get("target") or extract_final_number(row["answer"])
-            items.append({"id": str(row.get("id", len(items))), "question": row["question"], "target": str(target)})
+            target = row.get("target") or extract_final_number(str(row.get("answer", "")))
+            if not isinstance(row.get("question"), str) or not target:
+                raise ValueError(
+                    f"{path} line {lineno}: an eval item needs 'question' and 'target', "
+                    f"or GSM8K's 'answer' ending in '#### N' (found keys: {sorted(row)})"
+                )
+            items.append({"id": str(row.get("id", lineno)), "question": row["question"], "target": str(target)})
             if limit and len(items) >= limit:
                 break
     return items

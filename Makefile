@@ -1,0 +1,40 @@
+# The two set-up commands: `make run` (the nightly pipeline) and `make test`.
+# Both create .venv on first use. torch is installed first and pinned to the CPU build,
+# so nothing pulls a multi-GB CUDA build.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export LLMOPS_HOME ?= $(CURDIR)/.llmops
+
+.PHONY: install run test ui prefect-server bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch ' + v + ' replaced the pinned 2.13.0')"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/llmops nightly --config configs/nightly.yaml
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+ui: $(STAMP)
+	@echo "MLflow UI: http://127.0.0.1:5000   (Ctrl-C to stop)"
+	@echo "Prefect UI: run 'make prefect-server' in another shell, then open http://127.0.0.1:4200"
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(LLMOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000 --workers 1
+
+prefect-server: $(STAMP)
+	PREFECT_HOME=$(LLMOPS_HOME)/prefect $(BIN)/prefect server start --host 127.0.0.1
+
+bench: $(STAMP)
+	$(BIN)/python bench/pipeline.py
+
+clean:
+	rm -rf $(LLMOPS_HOME)

@@ -1,0 +1,336 @@
+"""Paired statistics for the promotion gate: is the challenger really better than the champion?
+
+Both models are scored on the same eval items, so every test here works on per-item pairs
+(`a` = challenger, `b` = champion, differences are `a - b`). Pairing removes the item-difficulty
+variance that two independent samples would carry, which is what makes a few hundred items
+enough to see a one-point change.
+
+Items are often not independent (several questions per source document, several turns per
+conversation). Passing `clusters` (one group id per item) switches to cluster-robust standard
+errors so that correlated items are not counted as independent evidence.
+
+Pure numpy and math; scipy (already required by mlflow and datasketch) is imported lazily for the
+t distribution only. Nothing here touches Prefect or MLflow, so the gate logic is testable alone.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+# Largest index matrix (rows x items) the bootstrap builds at once: about 32 MB of int64.
+_BOOTSTRAP_CHUNK_CELLS = 4_000_000
+
+
+def _paired_arrays(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(a, dtype=float)
+    y = np.asarray(b, dtype=float)
+    if x.ndim != 1 or y.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"paired scores need two flat lists of equal length (got {x.shape} and {y.shape})")
+    if x.size < 2:
+        raise ValueError(f"paired scores need at least 2 items (got {x.size})")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("paired scores contain NaN or inf; drop or impute those items before comparing")
+    return x, y
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie strictly between 0 and 1 (got {confidence})")
+
+
+def _cluster_se(d: np.ndarray, clusters: Sequence[Hashable]) -> tuple[float, int]:
+    """CR1 standard error of the mean difference; returns (se, number of clusters).
+
+    Residuals are summed within each cluster first, so items that move together add up instead of
+    averaging out; the G/(G-1) factor corrects the downward bias when clusters are few.
+    """
+    if len(clusters) != d.size:
+        raise ValueError(f"clusters needs one group id per item (got {len(clusters)} ids for {d.size} items)")
+    _, group = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)
+    g = int(group.max()) + 1
+    if g < 2:
+        raise ValueError("cluster-robust errors need at least 2 clusters; pass clusters=None for iid items")
+    totals = np.bincount(group, weights=d - d.mean(), minlength=g)
+    var = g / (g - 1) * float(np.sum(totals**2)) / d.size**2
+    return math.sqrt(var), g
+
+
+def _mean_diff_se(
+    a: Sequence[float], b: Sequence[float], clusters: Sequence[Hashable] | None
+) -> tuple[float, float, int, int]:
+    """(delta, se, n, degrees of freedom) shared by the two-sided and the margin test."""
+    x, y = _paired_arrays(a, b)
+    d = x - y
+    if clusters is None:
+        return float(d.mean()), float(d.std(ddof=1)) / math.sqrt(d.size), d.size, d.size - 1
+    se, g = _cluster_se(d, clusters)
+    # With G clusters there are only G independent totals, hence G-1 degrees of freedom.
+    return float(d.mean()), se, d.size, g - 1
+
+
+def paired_mean_diff(
+    a: Sequence[float],
+    b: Sequence[float],
+    clusters: Sequence[Hashable] | None = None,
+    confidence: float = 0.95,
+) -> dict[str, float]:
+    """Mean of `a - b` with a t-based interval and a two-sided p-value for "no difference".
+
+    The t distribution (df = n-1, or G-1 with clusters) rather than the normal keeps small eval
+    sets and few clusters from looking more certain than they are. When every difference is the
+    same the standard error is 0: the p-value is then 1 if that difference is 0, else 0.
+    """
+    _check_confidence(confidence)
+    from scipy import stats
+
+    delta, se, n, df = _mean_diff_se(a, b, clusters)
+    if se == 0.0:
+        p_value, half = (1.0 if delta == 0.0 else 0.0), 0.0
+    else:
+        p_value = float(2.0 * stats.t.sf(abs(delta) / se, df))
+        half = float(stats.t.ppf(0.5 + confidence / 2.0, df)) * se
+    return {
+        "delta": delta,
+        "ci_low": delta - half,
+        "ci_high": delta + half,
+        "se": se,
+        "n": n,
+        "df": df,
+        "p_value": min(1.0, p_value),
+    }
+
+
+def mcnemar_exact(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Exact McNemar test for paired 0/1 scores.
+
+    Only discordant pairs carry information about which model is better; under H0 each one is a
+    fair coin, so the p-value is an exact two-sided binomial tail on them. The exact form stays
+    valid for the handful of discordant pairs a small eval set produces, where the chi-square
+    approximation does not. `b01` counts items `a` got wrong and `b` got right.
+    """
+    x, y = _paired_arrays(a, b)
+    if not (np.isin(x, (0.0, 1.0)).all() and np.isin(y, (0.0, 1.0)).all()):
+        raise ValueError("mcnemar_exact needs 0/1 scores; use paired_mean_diff for graded scores")
+    b01 = int(np.sum((x == 0) & (y == 1)))
+    b10 = int(np.sum((x == 1) & (y == 0)))
+    m = b01 + b10
+    if m == 0:
+        p_value = 1.0
+    else:
+        tail = sum(math.comb(m, k) for k in range(min(b01, b10) + 1)) / 2**m
+        p_value = min(1.0, 2.0 * tail)
+    return {"b01": b01, "b10": b10, "n_discordant": m, "n": int(x.size), "p_value": p_value}
+
+
+def _is_mean(metric_fn: Callable[..., float] | None) -> bool:
+    return metric_fn is None or metric_fn in (np.mean, statistics.mean, statistics.fmean)
+
+
+def _resample_indices(rng: np.random.Generator, n: int, n_resamples: int) -> Iterator[np.ndarray]:
+    """Index matrices in chunks; both bootstrap paths draw through here so they see the same resamples."""
+    rows = max(1, _BOOTSTRAP_CHUNK_CELLS // n)
+    done = 0
+    while done < n_resamples:
+        k = min(rows, n_resamples - done)
+        yield rng.integers(0, n, size=(k, n))
+        done += k
+
+
+def paired_bootstrap(
+    a: Sequence[Any],
+    b: Sequence[Any],
+    metric_fn: Callable[[list[Any]], float] | None,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    ) -> dict[str, float]:
+    """Paired bootstrap of `metric_fn(a) - metric_fn(b)` for corpus-level metrics.
+
+    Corpus BLEU or F1 is not a mean of per-item scores, so no t-test applies; resampling the same
+    item indices for both models keeps the pairing. `a` and `b` may hold numbers or whole items
+    (e.g. (hypothesis, reference) tuples) as long as `metric_fn` accepts a list of them. A mean
+    metric (None, np.mean, statistics.mean/fmean) takes a vectorised path.
+
+    The interval is the percentile interval. The p-value is twice the share of resamples whose
+    delta lands on the other side of zero (ties count against the challenger), with the usual +1
+    correction so a finite run never reports p = 0.
+    """
+    _check_confidence(confidence)
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1 (got {n_resamples})")
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"paired bootstrap needs two lists of equal length >= 2 (got {len(a)} and {len(b)})")
+    rng = np.random.default_rng(seed)
+    n = len(a)
+
+    if _is_mean(metric_fn):
+        x, y = _paired_arrays(a, b)
+        d = x - y
+        delta = float(d.mean())
+        deltas = np.concatenate([d[idx].mean(axis=1) for idx in _resample_indices(rng, n, n_resamples)])
+    else:
+        items_a, items_b = list(a), list(b)
+        delta = float(metric_fn(items_a)) - float(metric_fn(items_b))
+        deltas = np.fromiter(
+            (
+                float(metric_fn([items_a[i] for i in row])) - float(metric_fn([items_b[i] for i in row]))
+                for idx in _resample_indices(rng, n, n_resamples)
+                for row in idx
+            ),
+            dtype=float,
+            count=n_resamples,
+        )
+
+    tail = (1.0 - confidence) / 2.0
+    ci_low, ci_high = np.quantile(deltas, [tail, 1.0 - tail])
+    if delta == 0.0:
+        p_value = 1.0
+    else:
+        flips = int(np.sum(deltas <= 0.0)) if delta > 0 else int(np.sum(deltas >= 0.0))
+        p_value = min(1.0, 2.0 * (flips + 1) / (n_resamples + 1))
+    return {
+        "delta": delta,
+        "ci_low": float(ci_low),
+        "ci_high": float(ci_high),
+        "p_value": p_value,
+        "n_resamples": n_resamples,
+    }
+
+
+def one_sided_margin_test(
+    a: Sequence[float],
+    b: Sequence[float],
+    margin: float,
+    clusters: Sequence[Hashable] | None = None,
+) -> dict[str, float]:
+    """One-sided t-test of H0: mean(a - b) <= margin against H1: mean(a - b) > margin.
+
+    With margin > 0 this asks "better by at least `margin`"; with margin < 0 it is a
+    non-inferiority test ("not worse than the champion by more than |margin|"), which is what a
+    gate wants when the challenger wins on cost or latency and only must not regress quality.
+    """
+    from scipy import stats
+
+    delta, se, _, df = _mean_diff_se(a, b, clusters)
+    if se == 0.0:
+        p_value = 0.0 if delta > margin else 1.0
+    else:
+        p_value = float(stats.t.sf((delta - margin) / se, df))
+    return {"p_value": p_value, "delta": delta, "margin": float(margin)}
+
+
+def holm(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, dict[str, float | bool]]:
+    """Holm–Bonferroni step-down adjustment across the metrics a gate checks together.
+
+    Checking several metrics at alpha each inflates the chance that some regression "passes" by
+    luck; Holm controls the family-wise error at alpha and is uniformly more powerful than plain
+    Bonferroni. Adjusted p-values are made monotone in the sorted order and capped at 1, so
+    `reject` is simply `p_adjusted <= alpha`.
+    """
+    for name, p in p_values.items():
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p-value for {name!r} must lie in [0, 1] (got {p})")
+    m = len(p_values)
+    ordered = sorted(p_values.items(), key=lambda kv: kv[1])
+    out: dict[str, dict[str, float | bool]] = {}
+    running = 0.0
+    for rank, (name, p) in enumerate(ordered):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[name] = {"p_value": p, "p_adjusted": running, "reject": running <= alpha}
+    return {name: out[name] for name in p_values}
+
+
+def minimum_detectable_effect(
+    n: int,
+    baseline_rate: float | None = None,
+    sd: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    paired_discordance: float | None = None,
+) -> float:
+    """Smallest true mean difference a two-sided test at `alpha` finds with probability `power`.
+
+    Reported next to a "no significant difference" so that a reader can tell "no effect" from
+    "eval set too small to see one". All forms are (z_{1-alpha/2} + z_{power}) * SE, with SE from
+    the first input given:
+
+    - `paired_discordance` (share of items where exactly one model is right, binary scores):
+      SE = sqrt(discordance / n), since under H0 each difference is -1, 0 or +1 with variance
+      equal to the discordance rate.
+    - `sd` (standard deviation of per-item differences): SE = sd / sqrt(n).
+    - `baseline_rate` p: SE = sqrt(2 p (1 - p) / n), the unpaired two-proportion form. It ignores
+      the pairing and so overstates the MDE; use it only before any paired run exists.
+    """
+    if n < 1:
+        raise ValueError(f"n must be a positive number of items (got {n})")
+    if not 0.0 < alpha < 1.0 or not 0.0 < power < 1.0:
+        raise ValueError(f"alpha and power must lie strictly between 0 and 1 (got {alpha}, {power})")
+    z = NormalDist().inv_cdf(1.0 - alpha / 2.0) + NormalDist().inv_cdf(power)
+    if paired_discordance is not None:
+        if not 0.0 <= paired_discordance <= 1.0:
+            raise ValueError(f"paired_discordance is a share of items, in [0, 1] (got {paired_discordance})")
+        return z * math.sqrt(paired_discordance / n)
+    if sd is not None:
+        if sd < 0:
+            raise ValueError(f"sd must be non-negative (got {sd})")
+        return z * sd / math.sqrt(n)
+    if baseline_rate is not None:
+        if not 0.0 <= baseline_rate <= 1.0:
+            raise ValueError(f"baseline_rate is a proportion, in [0, 1] (got {baseline_rate})")
+        return z * math.sqrt(2.0 * baseline_rate * (1.0 - baseline_rate) / n)
+    raise ValueError("minimum_detectable_effect needs one of paired_discordance, sd or baseline_rate")
+
+
+def summarise_comparison(
+    name: str,
+    a: Sequence[float],
+    b: Sequence[float],
+    binary: bool,
+    margin: float = 0.0,
+    clusters: Sequence[Hashable] | None = None,
+) -> dict[str, Any]:
+    """Everything the gate and the model card need about one metric, in one flat dict.
+
+    For binary scores the p-value is McNemar's exact test; the interval is always the paired t
+    interval. With `clusters` McNemar's independence assumption fails, so the cluster-robust
+    p-value is used instead (McNemar's is still reported as `p_value_mcnemar`). The MDE uses the
+    observed discordance (binary; at least one discordant pair is assumed so it is never 0) or
+    the sd of differences, and is scaled by the cluster-robust/iid SE ratio when clusters exist.
+    """
+    diff = paired_mean_diff(a, b, clusters=clusters)
+    margin_test = one_sided_margin_test(a, b, margin, clusters=clusters)
+    n = diff["n"]
+    out: dict[str, Any] = {
+        "name": name,
+        "binary": binary,
+        "n": n,
+        "delta": diff["delta"],
+        "ci_low": diff["ci_low"],
+        "ci_high": diff["ci_high"],
+        "se": diff["se"],
+        "p_value": diff["p_value"],
+        "margin": float(margin),
+        "p_value_margin": margin_test["p_value"],
+    }
+    if binary:
+        mc = mcnemar_exact(a, b)
+        out.update(b01=mc["b01"], b10=mc["b10"], p_value_mcnemar=mc["p_value"])
+        if clusters is None:
+            out["p_value"] = mc["p_value"]
+        mde = minimum_detectable_effect(n, paired_discordance=max(mc["n_discordant"], 1) / n)
+    else:
+        x, y = _paired_arrays(a, b)
+        mde = minimum_detectable_effect(n, sd=float(np.std(x - y, ddof=1)))
+    if clusters is not None:
+        iid = paired_mean_diff(a, b)
+        out["n_clusters"] = diff["df"] + 1
+        if iid["se"] > 0:
+            mde *= diff["se"] / iid["se"]
+    out["mde"] = mde
+    return out

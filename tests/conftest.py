@@ -1,0 +1,56 @@
+"""Test session set-up: one temporary LLMOPS_HOME, one Prefect test harness, one MLflow store.
+
+The environment is set before prefect or mlflow is imported anywhere, so tests never touch a
+developer's ./.llmops. MLflow's SQLite database is created once, here, by this one process.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HOME = Path(tempfile.mkdtemp(prefix="llmops-test-"))
+os.environ["LLMOPS_HOME"] = str(_HOME)
+for var in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
+    os.environ.pop(var, None)
+
+from llmops.home import quiet_libraries, setup_environment  # noqa: E402
+
+setup_environment()
+quiet_libraries()
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def llmops_home() -> Path:
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip("../shared/data is not present beside this checkout")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides() -> list[str]:
+    """A run small enough for tests: the same code paths, minutes become seconds."""
+    return [
+        "data.demo_train_rows=160", "data.demo_pref_rows=48", "data.demo_eval_rows=24",
+        "model.tiny.pretrain_steps=60", "model.tiny.hidden_size=64", "model.tiny.num_layers=2",
+        "train.sft.max_steps=40", "train.sft.batch_size=8", "train.dpo.max_steps=6", "train.dpo.batch_size=4",
+        "eval.max_new_tokens=16",
+    ]
