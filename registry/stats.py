@@ -52,8 +52,9 @@ def _cluster_se(d: np.ndarray, clusters: Sequence[Hashable]) -> tuple[float, int
     """
     if len(clusters) != d.size:
         raise ValueError(f"clusters needs one group id per item (got {len(clusters)} ids for {d.size} items)")
-    _, group = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)
-    g = int(group.max()) + 1
+    ids: dict[Hashable, int] = {}
+    group = np.array([ids.setdefault(c, len(ids)) for c in clusters], dtype=np.intp)
+    g = len(ids)
     if g < 2:
         raise ValueError("cluster-robust errors need at least 2 clusters; pass clusters=None for iid items")
     totals = np.bincount(group, weights=d - d.mean(), minlength=g)
@@ -149,7 +150,7 @@ def paired_bootstrap(
     n_resamples: int = 10_000,
     seed: int = 0,
     confidence: float = 0.95,
-    ) -> dict[str, float]:
+) -> dict[str, float]:
     """Paired bootstrap of `metric_fn(a) - metric_fn(b)` for corpus-level metrics.
 
     Corpus BLEU or F1 is not a mean of per-item scores, so no t-test applies; resampling the same

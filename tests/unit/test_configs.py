@@ -1,0 +1,84 @@
+"""Every bundled config loads; bad configs fail before any work, naming each field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from configs.load import ConfigError, load_config
+
+CONFIGS = sorted(Path("configs").rglob("*.yaml"))
+
+
+def test_configs_found():
+    assert {"nightly.yaml", "qwen2.5-0.5b-lora.yaml", "llama3-8b-qlora.yaml"} <= {p.name for p in CONFIGS}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=str)
+def test_each_config_validates_and_names_its_command(path):
+    first_line = path.read_text().splitlines()[0]
+    assert first_line.startswith("# Run: llmops ") and str(path) in first_line
+    load_config(path, check=False)
+
+
+def test_cpu_default_passes_the_machine_check():
+    assert load_config("configs/nightly.yaml").train.device == "cpu"
+
+
+def test_gpu_config_is_refused_here_with_what_to_change():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError) as err:
+        load_config("configs/gpu/llama3-8b-qlora.yaml")
+    text = str(err.value)
+    assert "train.device/train.num_gpus" in text and "set train.device: cpu" in text
+    assert "train.precision: bf16" in text and "use precision: fp32" in text
+    assert "model.base" in text  # a hub name that is not cached, with the hub offline
+
+
+def test_all_problems_are_reported_at_once(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  method: lorra\n  sft: {max_steps: 0, learnin_rate: 1}\ngate: {metric: bleu}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    problems = err.value.problems
+    assert len(problems) == 4
+    text = str(err.value)
+    assert "train.method: Input should be 'lora', 'qlora' or 'full'" in text
+    assert "train.sft.max_steps" in text
+    assert "train.sft.learnin_rate: unknown key" in text
+    assert "gate.metric" in text
+
+
+def test_cross_field_rules():
+    with pytest.raises(ConfigError, match="min_chars"):
+        load_config(None, ["curate.min_chars=50", "curate.max_chars=10"], check=False)
+    with pytest.raises(ConfigError, match="fp16 training needs a GPU"):
+        load_config(None, ["train.precision=fp16", "train.device=cpu"], check=False)
+    with pytest.raises(ConfigError, match="eval_path is required"):
+        load_config(None, ["data.inputs=[a.jsonl]"], check=False)
+
+
+def test_overrides_are_typed():
+    cfg = load_config(None, ["train.sft.max_steps=7", "train.dpo.enabled=false", "curate.minhash_threshold=0.7"])
+    assert (cfg.train.sft.max_steps, cfg.train.dpo.enabled, cfg.curate.minhash_threshold) == (7, False, 0.7)
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_config(None, ["train.sft.max_steps"])
+
+
+def test_bad_config_writes_nothing(tmp_path):
+    """The CLI refuses a bad config with exit code 2 before any MLflow store is created."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {method: sgd}\n")
+    home = tmp_path / "home"
+    env = {"LLMOPS_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "llmops.cli", "nightly", "--config", str(bad)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2
+    assert "train.method" in out.stderr
+    assert not (home / "mlflow.db").exists()
