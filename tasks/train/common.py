@@ -56,6 +56,11 @@ def load_base_model(base: str, cfg: TrainConfig):
             if cfg.quant_bits == 4 else BitsAndBytesConfig(load_in_8bit=True)
         )
         kwargs["dtype"] = compute
+        if torch.cuda.is_available():
+            import os
+
+            # Under `accelerate launch` each process must hold its k-bit copy on its own GPU.
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
     if cfg.method == "qlora":
         from peft import prepare_model_for_kbit_training
