@@ -16,10 +16,10 @@ from typing import Any, Callable, Iterable, Iterator
 
 @dataclass
 class Row:
-    """One example. `data` holds the format's fields (`messages`, or `prompt`/`chosen`/`rejected`)."""
+    """One example. `data` holds its kind's fields: `messages`; `prompt`/`chosen`/`rejected`; or `text`."""
 
     id: str
-    kind: str  # "sft" (chat messages) or "pref" (preference pair)
+    kind: str  # "sft" (chat messages), "pref" (preference pair) or "text" (plain text, pre-training)
     data: dict[str, Any]
     source: str = ""
 
@@ -27,6 +27,8 @@ class Row:
         """All human-readable text of the row, in a stable order: what dedup and filters look at."""
         if self.kind == "sft":
             return "\n".join(m["content"] for m in self.data["messages"])
+        if self.kind == "text":
+            return self.data["text"]
         return "\n".join(self.data[k] for k in ("prompt", "chosen", "rejected"))
 
     def to_json(self) -> dict[str, Any]:
@@ -40,6 +42,7 @@ class Ledger:
         self.read = 0
         self.kept = 0
         self.dropped: Counter[str] = Counter()
+        self.formats: dict[str, str] = {}  # input path -> the format it was read as, for the report
         self._path = quarantine_path
         self._file = None
         if quarantine_path is not None:
@@ -51,7 +54,8 @@ class Ledger:
         if self._file is not None:
             payload = row.to_json() if isinstance(row, Row) else row
             record = {"id": row_id, "reason": reason, "detail": detail, "row": payload}
-            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            # default=str: rows from Parquet or Arrow can hold values JSON has no type for (bytes, dates).
+            self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
 
     def count_kept(self, rows: Iterable[Row]) -> Iterator[Row]:
         """Wraps the last step of a chain so the ledger knows how many rows came out."""
