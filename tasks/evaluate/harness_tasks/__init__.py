@@ -1,0 +1,1 @@
+"""lm-eval task YAMLs the harness renders at run time; utils.py holds their shared filters."""
