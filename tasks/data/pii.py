@@ -1,17 +1,38 @@
-"""Masks e-mail addresses and phone numbers before text reaches a model that could repeat them.
+"""Masks personal data and secrets before text reaches a model that could repeat them.
 
 The patterns are narrow on purpose: the training data is full of numbers ("12 + 7 = 19", "in
-1999", "120 - 45"), and masking those would corrupt the very answers the model learns. A phone
-match needs a phone's shape (a leading +, an area code in brackets, or 3-3-4 groups) and at least
-nine digits. Masking is idempotent: the placeholders hold no digits and no @, so a second pass
-finds nothing, and re-running curation on curated data changes nothing.
+1999", "120 - 45", "version 1.2.3"), and masking those would corrupt the very answers the model
+learns. So every kind needs its own shape and, where one exists, its own checksum:
+
+- phone: a leading +, an area code in brackets, or 3-3-4 groups, and at least nine digits;
+- credit card: 13-19 digits, compact or as a 4-digit group then groups of 3-6 split by single
+  spaces or dashes (4-4-4-4, Amex 4-6-5), passing the Luhn check, so a random 16-digit id stays
+  and a list of small numbers never reads as a card;
+- IBAN: ISO 13616 layout (country, two check digits, 11-30 letters/digits, upper case, compact or
+  in groups of four) passing the mod-97 check;
+- SSN: ddd-dd-dddd minus the numbers the SSA never issues (area 000, 666, 9xx; group 00; serial
+  0000);
+- IP address: four dotted octets 0-255 (three parts is a version string, five is not an address)
+  or a valid IPv6 with at least three written groups; only *global* addresses are masked. Private,
+  loopback, link-local and documentation ranges (192.168.1.1, 10.0.0.1, ::1, 2001:db8::) identify
+  no one, and networking answers are full of them;
+- secret: `sk-` keys with 20+ characters including a digit, AWS key ids (AKIA/ASIA + 16), the
+  40-character value after `aws_secret_access_key`, GitHub tokens (ghp_/gho_/ghs_/ghu_/ghr_ + 36),
+  the token of a `Bearer` header (16+ characters with a digit, so "Bearer token" prose and
+  YOUR_TOKEN placeholders stay) and whole PEM private-key blocks.
+
+Secrets go first (a PEM block or a token holds digits other patterns would bite into), then
+e-mail, then the checksummed numbers, then phones. Masking is idempotent: no placeholder holds a
+digit, an @ or a key prefix, so a second pass finds nothing, and re-running curation on curated
+data changes nothing.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections import Counter
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from tasks.data.records import Row
 
@@ -35,23 +56,120 @@ PHONE = re.compile(
 
 MIN_PHONE_DIGITS = 9
 
+CREDIT_CARD = re.compile(r"(?<![\w+.-])(?:\d{13,19}|\d{4}(?:[ -]\d{3,6}){2,4})(?![\w-]|\.\d)")
+
+IBAN_COMPACT = re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b")
+IBAN_GROUPED = re.compile(r"\b[A-Z]{2}\d{2}(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?\b")
+
+SSN = re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])")
+
+IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w]|\.\d)")
+IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])")
+
+PEM_PRIVATE_KEY = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----", re.DOTALL
+)
+OPENAI_KEY = re.compile(r"(?<![\w-])sk-[A-Za-z0-9_-]{20,}")
+AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
+AWS_SECRET = re.compile(r"(?i)(aws_secret_access_key[\"']?\s*[:=]\s*[\"']?)([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])")
+GITHUB_TOKEN = re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36}\b")
+BEARER = re.compile(r"(\bBearer\s+)([A-Za-z0-9._~+/-]{16,}=*)")
+
+PLACEHOLDERS = {
+    "email": "[EMAIL]",
+    "phone": "[PHONE]",
+    "credit_card": "[CREDIT_CARD]",
+    "iban": "[IBAN]",
+    "ip_address": "[IP_ADDRESS]",
+    "ssn": "[SSN]",
+    "secret": "[SECRET]",
+}
+
+
+def luhn_ok(digits: str) -> bool:
+    """The payment-card check digit (ISO/IEC 7812): doubles every second digit from the right."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card_ok(m: re.Match[str]) -> bool:
+    digits = re.sub(r"\D", "", m.group())
+    return 13 <= len(digits) <= 19 and luhn_ok(digits)
+
+
+def iban_ok(iban: str) -> bool:
+    """ISO 13616 / ISO 7064 mod-97: move the first four characters to the end, letters to 10..35."""
+    s = iban.replace(" ", "")
+    if not 15 <= len(s) <= 34:
+        return False
+    return int("".join(str(int(c, 36)) for c in s[4:] + s[:4])) % 97 == 1
+
+
+def _is_global_ip(text: str) -> bool:
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:  # octet over 255, leading zeros, malformed IPv6
+        return False
+    return addr.is_global
+
+
+def _iban(m: re.Match[str], counts: Counter[str]) -> str:
+    # A grouped match can swallow a following upper-case word ("... 7654 32 ABCD"): retry shorter.
+    candidate = m.group()
+    while True:
+        if iban_ok(candidate):
+            counts["iban"] += 1
+            return PLACEHOLDERS["iban"] + m.group()[len(candidate):]
+        if " " not in candidate:
+            return m.group()
+        candidate = candidate.rsplit(" ", 1)[0]
+
+
+def _mask(pattern: re.Pattern[str], kind: str, text: str, counts: Counter[str],
+          keep: Callable[[re.Match[str]], bool] = lambda m: True, group: int = 0) -> str:
+    """Replaces matches that pass `keep` by the kind's placeholder (only `group` of the match)."""
+
+    def sub(m: re.Match[str]) -> str:
+        if not keep(m):
+            return m.group()
+        counts[kind] += 1
+        if group == 0:
+            return PLACEHOLDERS[kind]
+        return m.group()[: m.start(group) - m.start()] + PLACEHOLDERS[kind] + m.group()[m.end(group) - m.start():]
+
+    return pattern.sub(sub, text)
+
+
+def _has_digit(s: str) -> bool:
+    return any(c.isdigit() for c in s)
+
 
 def mask_pii(text: str) -> tuple[str, Counter[str]]:
-    """Returns the masked text and how many of each kind ("email", "phone") were masked."""
+    """Returns the masked text and how many of each kind (see `PLACEHOLDERS`) were masked."""
     counts: Counter[str] = Counter()
-
-    def email(_: re.Match[str]) -> str:
-        counts["email"] += 1
-        return "[EMAIL]"
-
-    def phone(m: re.Match[str]) -> str:
-        if sum(c.isdigit() for c in m.group()) < MIN_PHONE_DIGITS:
-            return m.group()
-        counts["phone"] += 1
-        return "[PHONE]"
-
-    text = EMAIL.sub(email, text)  # first: an address may hold digits a phone pattern would eat
-    return PHONE.sub(phone, text), counts
+    text = _mask(PEM_PRIVATE_KEY, "secret", text, counts)
+    text = _mask(OPENAI_KEY, "secret", text, counts, keep=lambda m: _has_digit(m.group()[3:]))
+    text = _mask(AWS_KEY_ID, "secret", text, counts)
+    text = _mask(AWS_SECRET, "secret", text, counts, group=2)
+    text = _mask(GITHUB_TOKEN, "secret", text, counts)
+    text = _mask(BEARER, "secret", text, counts, keep=lambda m: _has_digit(m.group(2)), group=2)
+    text = _mask(EMAIL, "email", text, counts)  # before numbers: an address may hold digits
+    text = IBAN_GROUPED.sub(lambda m: _iban(m, counts), text)
+    text = IBAN_COMPACT.sub(lambda m: _iban(m, counts), text)
+    text = _mask(CREDIT_CARD, "credit_card", text, counts, keep=_card_ok)
+    text = _mask(SSN, "ssn", text, counts)
+    text = _mask(IPV4, "ip_address", text, counts, keep=lambda m: _is_global_ip(m.group()))
+    text = _mask(
+        IPV6, "ip_address", text, counts,
+        keep=lambda m: sum(bool(g) for g in m.group().split(":")) >= 3 and _is_global_ip(m.group()),
+    )
+    text = _mask(PHONE, "phone", text, counts, keep=lambda m: sum(c.isdigit() for c in m.group()) >= MIN_PHONE_DIGITS)
+    return text, counts
 
 
 def mask_rows(rows: Iterable[Row], counts: Counter[str]) -> Iterator[Row]:
