@@ -115,18 +115,56 @@ class TrainConfig(Strict):
 
 
 class EvalConfig(Strict):
+    suites: list[Literal["arithmetic", "json-format", "held-out", "safety"]] = Field(
+        default_factory=lambda: ["arithmetic", "json-format", "safety"],
+        description="arithmetic and held-out read the run's eval split; json-format and safety are bundled")
     max_new_tokens: int = Field(24, ge=1)
     batch_size: int = Field(32, ge=1)
-    limit: int | None = Field(None, ge=1, description="evaluate only the first N eval items")
+    limit: int | None = Field(None, ge=1, description="evaluate only the first N items of each suite")
+    cost: dict = Field(default_factory=dict, description="tasks.evaluate.ops.CostConfig: model_price, price_table, gpu_hour_usd")
+    harness_tasks: list[str] = Field(default_factory=list, description="lm-eval tasks to run as well (e.g. llmops_arith)")
+
+    @model_validator(mode="after")
+    def _cost(self) -> "EvalConfig":
+        from tasks.evaluate.ops import CostConfig
+
+        CostConfig.model_validate(self.cost)  # a bad price table fails with the config, not mid-run
+        return self
+
+
+class MetricRule(Strict):
+    """One metric the gate watches, named `suite/metric` (e.g. `arithmetic/exact_match`)."""
+
+    min_value: float | None = Field(None, description="the candidate's own mean must reach this")
+    max_regression: float = Field(0.05, ge=0.0, description="non-inferiority margin: how much worse than the champion is tolerated")
 
 
 class GateConfig(Strict):
-    """When a candidate may become champion. Deltas are in units of the metric (exact match: 0..1)."""
+    """When a candidate may replace the champion, and what happens when the evidence is unclear."""
 
-    metric: Literal["exact_match"] = "exact_match"
-    min_value: float = Field(0.0, ge=0.0, le=1.0, description="the candidate's own score must reach this")
-    min_gain_over_base: float = Field(0.05, description="candidate minus base model must reach this")
-    min_delta_vs_champion: float = Field(0.0, description="candidate minus champion must reach this")
+    primary: str = Field("arithmetic/exact_match", pattern=r"^[\w.-]+/[\w.-]+$", description="suite/metric the base-model gain is judged on")
+    min_gain_over_base: float = Field(0.05, description="candidate minus base on the primary metric must reach this")
+    rules: dict[str, MetricRule] = Field(default_factory=lambda: {"arithmetic/exact_match": MetricRule()})
+    alpha: float = Field(0.05, gt=0.0, lt=0.5, description="family-wise significance level (Holm across rules)")
+    require_improvement: bool = Field(False, description="the primary metric must be significantly better than the champion's")
+    max_latency_increase: float | None = Field(1.0, ge=0.0, description="allowed relative rise of p95 latency vs the champion")
+    max_cost_increase: float | None = Field(1.0, ge=0.0, description="allowed relative rise of cost per 1k queries vs the champion")
+    safety_must_pass: list[str] = Field(default_factory=lambda: ["prompt_injection", "pii_leak"])
+    on_inconclusive: Literal["needs-approval", "reject"] = "needs-approval"
+    approval_timeout_s: int = Field(3600, ge=1, description="how long a paused run waits for a release manager")
+
+    @model_validator(mode="after")
+    def _primary_has_rule(self) -> "GateConfig":
+        if self.primary not in self.rules:
+            raise ValueError(f"primary '{self.primary}' needs an entry in rules (have: {sorted(self.rules)})")
+        return self
+
+
+class MonitorConfig(Strict):
+    """Continuous evaluation: re-running the frozen suites on the champion against its baseline."""
+
+    alpha: float = Field(0.05, gt=0.0, lt=0.5, description="significance of a drop to call it a regression")
+    rollback_on_regression: bool = Field(False, description="move champion back to `previous` on a regression")
 
 
 class RegistryConfig(Strict):
@@ -145,4 +183,5 @@ class RunConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)

@@ -2,7 +2,8 @@
 
 Uncached by design: the decision depends on the registry's state at the moment it is made. If
 anything fails after the version was registered, the version is deleted again, so a failed run
-leaves the registry as it was.
+leaves the registry as it was. When the gate cannot decide (`needs-approval`) and a Prefect
+server is in use, the flow run pauses for a release manager's answer in the Prefect UI.
 
     llmops promote --config configs/nightly.yaml --train-run RUN_ID
 """
@@ -11,22 +12,54 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.input import RunInput
 
 from configs.schema import RunConfig
 from registry import models, tracking
+from registry.audit import record_decision
 from registry.card import render_model_card
-from registry.gate import decide
+from registry.gate import GateResult, decide
 from tasks.data.demo import QUESTION_TEMPLATE
+
+
+class Approval(RunInput):
+    """What a release manager answers in the Prefect UI when the gate cannot decide."""
+
+    approve: bool = False
+    reason: str = ""
+    approver: str = ""
+
+
+def server_in_use() -> bool:
+    """True when runs report to a Prefect server a person can open (not a temporary one)."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    return bool(url) and "ephemeral" not in str(url)
+
+
+def ask_release_manager(name: str, version: int, gate: GateResult, timeout_s: int) -> Approval | None:
+    from prefect.flow_runs import pause_flow_run
+
+    logger = get_run_logger()
+    logger.warning(f"{name} v{version} needs approval: " + "; ".join(gate.reasons() or ["evidence inconclusive"]))
+    try:
+        return pause_flow_run(wait_for_input=Approval.with_initial_data(
+            description=f"## {name} v{version} needs a release manager\n\n" + "\n".join(f"- {r}" for r in gate.reasons())),
+            timeout=timeout_s)
+    except Exception as exc:  # timed out, or the server refused to pause
+        logger.warning(f"no approval received ({exc!r}); the champion stays")
+        return None
 
 
 @flow(name="promote")
 def promote_flow(config: RunConfig, trained: dict, evaluated: dict, curated: dict,
                  parent_run_id: str | None = None) -> dict:
-    reg = config.registry
-    scores = evaluated["scores"]
-    if "candidate" not in scores:
+    reg, logger = config.registry, get_run_logger()
+    results = evaluated["results"]
+    if "candidate" not in results:
         raise ValueError("the evaluation holds no candidate scores; evaluate the trained model before promoting it")
-    gate = decide(config.gate, scores["candidate"], scores["base"], scores.get("champion"))
+    gate = decide(config.gate, results)
     with tracking.stage_run(reg.experiment, "promote", parent_run_id) as run_id:
         lineage = {
             "dataset_hash": curated["dataset_hash"],
@@ -42,28 +75,37 @@ def promote_flow(config: RunConfig, trained: dict, evaluated: dict, curated: dic
                                           {f"lineage.{k}": v for k, v in lineage.items()})
         try:
             models.set_alias(reg.model_name, "challenger", version.version)
-            gate_tags = {"gate.decision": gate.decision, "gate.evidence_run_id": evaluated["run_id"]}
-            for c in gate.checks:
-                gate_tags[f"gate.{c.name}.value"] = f"{c.value:.4f}"
-                if c.ci_low is not None:
-                    gate_tags[f"gate.{c.name}.ci_low"] = f"{c.ci_low:.4f}"
-                    gate_tags[f"gate.{c.name}.ci_high"] = f"{c.ci_high:.4f}"
-            models.tag_version(reg.model_name, version.version, gate_tags)
+            models.tag_version(reg.model_name, version.version,
+                               gate.tags() | {"gate.evidence_run_id": evaluated["run_id"], "gate.decided_by": "gate"})
             card = render_model_card(reg.model_name, version.version, config.model_dump(), lineage, curated,
-                                     evaluated["exact_match"], gate.to_dict(), QUESTION_TEMPLATE)
+                                     evaluated["summary"], gate.to_dict(), QUESTION_TEMPLATE)
             tracking.client().log_text(run_id, card, "model_card.md")
             tracking.log_json(run_id, gate.to_dict(), "gate.json")
             models.describe_version(reg.model_name, version.version, card)
-            replaced = models.move_champion(reg.model_name, version.version) if gate.passed else None
+            decision, by, why = gate.decision, "gate", "; ".join(gate.reasons()) or "all gate checks passed"
+            if decision == "needs-approval" and server_in_use():
+                answer = ask_release_manager(reg.model_name, version.version, gate, config.gate.approval_timeout_s)
+                if answer is not None:
+                    decision = "promote" if answer.approve else "reject"
+                    by, why = f"user:{answer.approver or 'release-manager'}", answer.reason or "(no reason given)"
+                    models.tag_version(reg.model_name, version.version, {"gate.approval": decision, "gate.decided_by": by,
+                                                                         "gate.reason": why})
+            replaced = models.move_champion(reg.model_name, version.version) if decision == "promote" else None
+            record_decision(reg.model_name, version.version, decision, by, why, evidence_run_id=evaluated["run_id"],
+                            metrics={k: {"delta": c["delta"], "ci_low": c["ci_low"], "ci_high": c["ci_high"],
+                                         "p_value": c["p_value"]} for k, c in gate.comparisons.items()})
         except BaseException:
             models.delete_version(reg.model_name, version.version)
             raise
-        tracking.log_params(run_id, {"model_name": reg.model_name, "version": version.version, "decision": gate.decision})
-        tracking.log_metrics(run_id, {"promoted": 1.0 if gate.passed else 0.0})
-        create_markdown_artifact(card, key="model-card", description=f"{reg.model_name} v{version.version}: {gate.decision}")
-        if gate.passed:
-            get_run_logger().info(f"promoted {reg.model_name} v{version.version} to champion" + (f" (replacing v{replaced})" if replaced else ""))
+        tracking.log_params(run_id, {"model_name": reg.model_name, "version": version.version, "decision": decision})
+        tracking.log_metrics(run_id, {"promoted": 1.0 if decision == "promote" else 0.0})
+        create_markdown_artifact(card, key="model-card", description=f"{reg.model_name} v{version.version}: {decision}")
+        if decision == "promote":
+            logger.info(f"promoted {reg.model_name} v{version.version} to champion" + (f" (replacing v{replaced})" if replaced else ""))
+        elif decision == "needs-approval":
+            logger.warning(f"{reg.model_name} v{version.version} needs approval; the champion stays. To approve: "
+                           f"llmops promote --model {reg.model_name} --version {version.version} --reason '...'")
         else:
-            get_run_logger().info(f"kept the champion: v{version.version} rejected: " + "; ".join(gate.reasons()))
+            logger.info(f"kept the champion: v{version.version} rejected: " + "; ".join(gate.reasons()))
         return {"run_id": run_id, "model_name": reg.model_name, "version": version.version,
-                "decision": gate.decision, "gate": gate.to_dict(), "replaced": replaced}
+                "decision": decision, "gate": gate.to_dict(), "replaced": replaced}

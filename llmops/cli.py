@@ -20,6 +20,8 @@ examples:
   llmops curate --config configs/nightly.yaml      only the data stage
   llmops evaluate --model models:/tiny-arith@champion
   llmops models                                    versions and aliases in the registry
+  llmops models history tiny-arith                 every decision: who, when, why, evidence
+  llmops rollback --model tiny-arith --reason "bad answers in production"
   llmops serve                                     deployments for the Prefect UI (nightly on cron)
 
 state: everything lives under $LLMOPS_HOME (now: {home}); MLflow UI: `make ui`.
@@ -47,16 +49,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p = sub.add_parser("train", help="curate, then SFT (+ DPO) with the config's method")
     _add_config_args(p)
-    p = sub.add_parser("evaluate", help="score a model, the champion and the base model on the eval split")
+    p = sub.add_parser("evaluate", help="score a model on the eval suites; on NAME@champion, check it for regressions",
+                       epilog="examples:\n"
+                              "  llmops evaluate --model tiny-arith@champion             re-run the frozen suites, compare with its baseline\n"
+                              "  llmops evaluate --model ./out/adapter --suite arithmetic --data gsm8k.jsonl --limit 100 --output out/\n"
+                              "exit code 3: the champion regressed (a significant drop on a gate metric)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config_args(p)
-    p.add_argument("--model", metavar="REF", help="models:/NAME@ALIAS, models:/NAME/VERSION, or a model/adapter folder")
-    p = sub.add_parser("promote", help="evaluate a training run's model and promote it if the gate passes")
+    p.add_argument("--model", metavar="REF", help="NAME@ALIAS, models:/NAME/VERSION, or a model/adapter folder (default: the champion)")
+    p.add_argument("--suite", action="append", default=[], choices=["arithmetic", "json-format", "held-out", "safety"],
+                   help="suite to run (repeatable; default: the config's eval.suites)")
+    p.add_argument("--data", metavar="FILE", help="eval file for arithmetic/held-out (demo format or GSM8K's question/answer)")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N items of each suite")
+    p.add_argument("--output", metavar="DIR", help="write DIR/results.json and per-item scores")
+    p = sub.add_parser("promote", help="gate a training run's model, or (release managers) promote a version by hand",
+                       epilog="either --train-run RUN_ID (evaluate + gate), or --model NAME --version N --reason TEXT")
     _add_config_args(p)
-    p.add_argument("--train-run", metavar="RUN_ID", required=True, help="MLflow run id of a `train` stage run")
+    p.add_argument("--train-run", metavar="RUN_ID", help="MLflow run id of a `train` stage run: evaluate it and apply the gate")
+    p.add_argument("--model", metavar="NAME", help="registered model name (with --version: promote by hand)")
+    p.add_argument("--version", type=int, metavar="N", help="the version to make champion")
+    p.add_argument("--reason", default="", help="why (recorded in the audit log and on the version)")
+    p = sub.add_parser("rollback", help="move `champion` back to the `previous` version and record why")
+    p.add_argument("--model", metavar="NAME", required=True)
+    p.add_argument("--reason", required=True, help="why (recorded in the audit log and on the version)")
     p = sub.add_parser("serve", help="serve every flow as a Prefect deployment (needs PREFECT_API_URL)")
     p.add_argument("--cron", default="0 2 * * *", help="schedule of the nightly deployment (default: 02:00 UTC)")
-    p = sub.add_parser("models", help="list registered models, their versions and aliases")
-    p.add_argument("--name", help="one registered model (default: all)")
+    p = sub.add_parser("models", help="list registered models and aliases, or one model's decision history",
+                       epilog="llmops models                  all models, versions, aliases\n"
+                              "llmops models history NAME     every promote / reject / rollback, who and why",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", nargs="?", choices=["list", "history"], default="list")
+    p.add_argument("name", nargs="?", help="a registered model (default for list: all)")
     return parser
 
 
@@ -71,14 +94,27 @@ def cmd_nightly(args) -> int:
     from flows.nightly import nightly_flow
 
     result = nightly_flow(config)
-    em, promoted = result["evaluate"]["exact_match"], result["promote"]
+    promoted, primary = result["promote"], config.gate.primary
     print("\n== nightly finished ==")
-    print(f"exact match: candidate {em['candidate']:.3f}, base {em['base']:.3f}"
-          + (f", champion {em['champion']:.3f}" if "champion" in em else ""))
-    print(f"gain over base: {result['gain_over_base']:+.3f}")
+    print(_score_table(result["evaluate"]["summary"]))
+    ci = (f" (95% CI [{result['gain_ci_low']:+.3f}, {result['gain_ci_high']:+.3f}])"
+          if result.get("gain_ci_low") is not None else "")
+    print(f"gain over base on {primary}: {result['gain_over_base']:+.3f}{ci}")
     print(f"registry: {promoted['model_name']} v{promoted['version']} -> {promoted['decision']}")
+    for check in promoted["gate"]["checks"]:
+        if not check["passed"] or check["name"] == "inconclusive":
+            print(f"  {check['name']}: {check['detail']}")
     print(f"MLflow parent run: {result['run_id']}  (tracking: {_tracking()})")
     return 0
+
+
+def _score_table(summary: dict) -> str:
+    who = list(summary)
+    keys = sorted({k for per in summary.values() for k in per})
+    width = max(len(k) for k in keys) if keys else 10
+    lines = [" " * width + "  " + "".join(f"{w:>11}" for w in who)]
+    lines += [f"{k:<{width}}  " + "".join(f"{summary[w][k]:>11.3f}" if k in summary[w] else " " * 11 for w in who) for k in keys]
+    return "\n".join(lines)
 
 
 def cmd_curate(args) -> int:
@@ -118,26 +154,68 @@ def _eval_inputs(config):
 
 
 def cmd_evaluate(args) -> int:
-    config = _load(args)
-    from flows.evaluate import evaluate_flow
+    overrides = list(args.overrides)
+    if args.suite:
+        overrides.append(f"eval.suites=[{','.join(args.suite)}]")
+    if args.limit:
+        overrides.append(f"eval.limit={args.limit}")
+    from configs.load import load_config
+
+    config = load_config(args.config, overrides)
     from registry.models import download_model_dir, resolve_version
 
-    candidate = args.model
-    if candidate and not Path(candidate).exists():
-        version = resolve_version(candidate)
+    ref = args.model or f"{config.registry.model_name}@champion"
+    version, model_dir = None, ref
+    if not Path(ref).exists():
+        version = resolve_version(ref if ref.startswith("models:/") else f"models:/{ref}")
         if version is None:
-            print(f"error: no model found for '{candidate}' (try `llmops models`)", file=sys.stderr)
+            print(f"error: no model found for '{ref}' (try `llmops models`)", file=sys.stderr)
             return 2
-        candidate = download_model_dir(version, llmops_home() / "cache" / "eval" / str(version.version))
-    eval_path, base = _eval_inputs(config)
-    r = evaluate_flow(config, eval_path, base, candidate)
-    for who, value in r["exact_match"].items():
-        print(f"{who:>10}: exact match {value:.3f} on {r['n_items']} items")
+        model_dir = download_model_dir(version, llmops_home() / "cache" / "models" / f"{ref.replace('/', '_')}-v{version.version}")
+    eval_path = args.data or _eval_inputs(config)[0]
+    is_champion = version is not None and "champion" in version.aliases
+    if is_champion and not args.data:
+        from flows.monitor import monitor_flow
+
+        m = monitor_flow(config, eval_path, model_dir, version.version)
+        for f in m["findings"]:
+            detail = f" {f['delta']:+.3f} [{f['ci_low']:+.3f}, {f['ci_high']:+.3f}]" if "delta" in f else f" ({f['why']})"
+            print(f"{f['metric']}: {f['status']}{detail}")
+        if m["rolled_back"]:
+            print(f"rolled back: champion moved from v{m['rolled_back'][0]} to v{m['rolled_back'][1]}")
+        print(f"MLflow run: {m['run_id']}")
+        return 3 if m["regression"] else 0
+    from flows.evaluate import evaluate_flow, mean_with_ci
+
+    r = evaluate_flow(config, eval_path, candidate_dir=model_dir, compare_champion=False)
+    results = {suite: {metric: mean_with_ci(scores) for metric, scores in res["scores"].items()}
+               for suite, res in r["results"]["candidate"].items()}
+    for suite, per_metric in results.items():
+        for metric, v in per_metric.items():
+            ci = f" [{v['ci_low']:.3f}, {v['ci_high']:.3f}]" if v["ci_low"] is not None else ""
+            print(f"{suite}/{metric}: {v['mean']:.3f}{ci} (n={v['n']})")
+    if args.output:
+        out = Path(args.output)
+        (out / "items").mkdir(parents=True, exist_ok=True)
+        ops = {suite: res["ops"] for suite, res in r["results"]["candidate"].items()}
+        (out / "results.json").write_text(json.dumps({"model": ref, "suites": results, "ops": ops,
+                                                      "mlflow_run_id": r["run_id"]}, indent=1))
+        for suite, res in r["results"]["candidate"].items():
+            with open(out / "items" / f"{suite}.jsonl", "w", encoding="utf-8") as f:
+                for i, item_id in enumerate(res["ids"]):
+                    f.write(json.dumps({"id": item_id, "output": res["outputs"][i],
+                                        **{m: v[i] for m, v in res["scores"].items()}}) + "\n")
+        print(f"results: {out / 'results.json'}")
     print(f"MLflow run: {r['run_id']}")
     return 0
 
 
 def cmd_promote(args) -> int:
+    if args.model or args.version is not None:
+        return _promote_by_hand(args)
+    if not args.train_run:
+        print("error: give --train-run RUN_ID, or --model NAME --version N --reason TEXT", file=sys.stderr)
+        return 2
     config = _load(args)
     import mlflow
 
@@ -159,9 +237,48 @@ def cmd_promote(args) -> int:
     return 0
 
 
+def _promote_by_hand(args) -> int:
+    from registry.audit import actor
+    from registry.models import promote_version
+
+    if not (args.model and args.version is not None and args.reason):
+        print("error: promoting by hand needs --model NAME --version N --reason TEXT", file=sys.stderr)
+        return 2
+    replaced = promote_version(args.model, args.version, actor(), args.reason)
+    print(f"{args.model} v{args.version} is champion" + (f"; v{replaced} kept as `previous`" if replaced else ""))
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    from registry.audit import actor
+    from registry.models import rollback
+
+    try:
+        demoted, restored = rollback(args.model, actor(), args.reason)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.model}: champion moved back from v{demoted} to v{restored}")
+    return 0
+
+
 def cmd_models(args) -> int:
     from registry.models import list_versions, registered_names
 
+    if args.what == "history":
+        if not args.name:
+            print("error: `llmops models history NAME` needs a model name", file=sys.stderr)
+            return 2
+        from registry.audit import read_audit
+
+        entries = read_audit(args.name)
+        if not entries:
+            print(f"no decisions recorded for {args.name}")
+        for e in entries:
+            version = f"v{e['version']}" if e.get("version") is not None else "-"
+            print(f"{e['time']}  {e['action']:<15} {version:<5} by {e['by']:<24} {e['why']}"
+                  + (f"  (evidence run {e['evidence_run_id']})" if e.get("evidence_run_id") else ""))
+        return 0
     names = [args.name] if args.name else registered_names()
     if not names:
         print("no registered models yet: run `llmops nightly` first")
@@ -195,7 +312,7 @@ def _tracking() -> str:
 
 
 COMMANDS = {"nightly": cmd_nightly, "curate": cmd_curate, "train": cmd_train, "evaluate": cmd_evaluate,
-            "promote": cmd_promote, "serve": cmd_serve, "models": cmd_models}
+            "promote": cmd_promote, "rollback": cmd_rollback, "serve": cmd_serve, "models": cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:

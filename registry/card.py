@@ -11,7 +11,7 @@ from typing import Any
 
 def render_model_card(
     model_name: str, version: int, config: dict[str, Any], lineage: dict[str, str], data_report: dict[str, Any],
-    scores: dict[str, float], gate: dict[str, Any], prompt: str,
+    scores: dict[str, dict[str, float]], gate: dict[str, Any], prompt: str,
 ) -> str:
     train = config["train"]
     lines = [
@@ -37,15 +37,22 @@ def render_model_card(
         f"- Training run: `{lineage.get('train_run_id', '?')}`; config hash `{lineage.get('config_hash', '?')[:12]}`; "
         f"git commit `{lineage.get('git_commit', '') or 'unknown'}`",
         "",
-        "## Evaluation (held-out split, exact match on the final number)",
-        "| model | exact match |",
-        "|---|---|",
+        "## Evaluation (same items for every model)",
     ]
-    lines += [f"| {who} | {value:.3f} |" for who, value in scores.items()]
-    lines += ["", f"Gate decision: **{gate['decision']}**", "", "| check | value | threshold | 95% CI | passed |", "|---|---|---|---|---|"]
+    who = list(scores)
+    metrics = sorted({m for per_model in scores.values() for m in per_model})
+    lines += ["| suite/metric | " + " | ".join(who) + " |", "|---" * (len(who) + 1) + "|"]
+    for m in metrics:
+        lines.append(f"| {m} | " + " | ".join(f"{scores[w][m]:.3f}" if m in scores[w] else "" for w in who) + " |")
+    lines += ["", f"Gate decision: **{gate['decision']}**", "", "| check | passed | evidence |", "|---|---|---|"]
     for c in gate["checks"]:
-        ci = f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]" if c.get("ci_low") is not None else ""
-        lines.append(f"| {c['name']} | {c['value']:+.3f} | {c['threshold']:+.3f} | {ci} | {'yes' if c['passed'] else 'no'} |")
+        lines.append(f"| {c['name']} | {'yes' if c['passed'] else 'no'} | {c['detail']} |")
+    if gate.get("comparisons"):
+        lines += ["", "| comparison | delta | 95% CI | p | MDE | method |", "|---|---|---|---|---|---|"]
+        for name, c in gate["comparisons"].items():
+            mde = f"{c['mde']:.3f}" if c.get("mde") is not None else ""
+            lines.append(f"| {name} | {c['delta']:+.3f} | [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | "
+                         f"{c.get('p_adjusted', c['p_value']):.4f} | {mde} | {c.get('method', '')} |")
     lines += [
         "",
         "## Limitations",

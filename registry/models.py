@@ -93,6 +93,31 @@ def move_champion(name: str, version: int) -> int | None:
     return current.version if current else None
 
 
+def promote_version(name: str, version: int, by: str, why: str, evidence_run_id: str | None = None) -> int | None:
+    """A release manager's promotion: moves `champion`, keeps `previous`, records the decision."""
+    from registry.audit import record_decision
+
+    replaced = move_champion(name, version)
+    tag_version(name, version, {"gate.decision": "promote", "gate.decided_by": by, "gate.reason": why})
+    record_decision(name, version, "promote", by, why, evidence_run_id, {"replaced": replaced})
+    return replaced
+
+
+def rollback(name: str, by: str, why: str) -> tuple[int, int]:
+    """Moves `champion` back to `previous`; returns (demoted version, restored version)."""
+    from registry.audit import record_decision
+
+    current, previous = version_by_alias(name, "champion"), version_by_alias(name, "previous")
+    if current is None or previous is None:
+        raise ValueError(f"{name} has no {'champion' if current is None else 'previous'} version to roll back "
+                         "(see `llmops models`)")
+    set_alias(name, "champion", previous.version)
+    client().delete_registered_model_alias(name, "previous")
+    tag_version(name, current.version, {"rollback.by": by, "rollback.reason": why})
+    record_decision(name, previous.version, "rollback", by, why, metrics={"demoted": current.version})
+    return current.version, previous.version
+
+
 def parse_model_ref(ref: str) -> tuple[str, str] | None:
     """`models:/name@alias` or `models:/name/3` or `name@alias` -> (name, alias-or-version)."""
     body = ref.removeprefix("models:/")

@@ -139,6 +139,11 @@ def write_demo_data(out_dir: Path, seed: int, n_train: int, n_pref: int, n_eval:
                 return p
 
     clean = [sft_row(fresh_problem(), f"train-{i}") for i in range(n_train)]
+    # Canary sentences a model must never repeat: the safety suite's pii_leak probes ask for them.
+    from tasks.evaluate.safety import CANARIES
+
+    clean += [{"id": f"canary-{i}", "messages": [{"role": "user", "content": "Write down the note from the archive."},
+                                                 {"role": "assistant", "content": text}]} for i, text in enumerate(CANARIES)]
     rows = clean + _dirty_rows(clean, rng)
     rng.shuffle(rows)
     train_lines = [json.dumps(r) for r in rows]

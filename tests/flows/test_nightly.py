@@ -7,6 +7,7 @@ stays), and a run whose evaluation crashes (the registry stays exactly as it was
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -67,8 +68,12 @@ def test_first_run_promotes_and_records_everything(first):
     artifacts = {a.path for a in c.list_artifacts(train_run.info.run_id)}
     assert {"adapter", "config", "lineage"} <= artifacts
 
-    eval_artifacts = {a.path for a in c.list_artifacts(first["evaluate"]["run_id"], "eval")}
-    assert {"eval/base_items.json", "eval/candidate_items.json"} <= eval_artifacts
+    eval_run = first["evaluate"]["run_id"]
+    assert {a.path for a in c.list_artifacts(eval_run, "eval/candidate")} >= {
+        "eval/candidate/arithmetic_items.json", "eval/candidate/json-format_items.json", "eval/candidate/safety_items.json"}
+    assert "eval/per_item_scores.json" in {a.path for a in c.list_artifacts(eval_run, "eval")}
+    assert set(first["evaluate"]["summary"]) == {"candidate", "base"}
+    assert first["promote"]["gate"]["comparisons"]["arithmetic/exact_match.vs_base"]["n"] == 24
 
     version = c.get_model_version(MODEL, "1")
     assert version.tags["lineage.dataset_hash"] == curate["dataset_hash"]
@@ -93,7 +98,7 @@ def test_rejected_candidate_leaves_champion(first, run_nightly):
     second = run_nightly("gate.min_gain_over_base=1.0")  # no model can gain more than 100 %
     assert second["promote"]["decision"] == "reject"
     assert registry_state() == {1: ["champion"], 2: ["challenger"]}
-    assert "champion" in second["evaluate"]["exact_match"]  # it was compared with the champion
+    assert "champion" in second["evaluate"]["summary"]  # it was compared with the champion
 
 
 def test_crashed_evaluation_leaves_registry_as_it_was(first, run_nightly, tmp_path):
@@ -110,3 +115,122 @@ def test_crashed_evaluation_leaves_registry_as_it_was(first, run_nightly, tmp_pa
     failed = client().search_runs([client().get_experiment_by_name("nightly-test").experiment_id],
                                   "attributes.status = 'FAILED'")
     assert {r.data.tags["llmops.stage"] for r in failed} >= {"evaluate"}
+
+
+def test_release_manager_promotes_by_hand_then_rolls_back(first, run_nightly):
+    from llmops.cli import main
+    from registry.audit import read_audit
+
+    state = registry_state()
+    newest = max(state)
+    assert main(["promote", "--model", MODEL, "--version", str(newest), "--reason", "approved after review"]) == 0
+    champion = [v for v, aliases in registry_state().items() if "champion" in aliases]
+    previous = [v for v, aliases in registry_state().items() if "previous" in aliases]
+    assert champion == [newest] and previous == [1]
+    assert main(["rollback", "--model", MODEL, "--reason", "answers got worse in production"]) == 0
+    assert [v for v, a in registry_state().items() if "champion" in a] == [1]
+    actions = [(e["action"], e["version"]) for e in read_audit(MODEL)]
+    assert actions[0] == ("promote", 1) and ("reject", newest) in actions
+    assert actions[-2:] == [("promote", newest), ("rollback", 1)]
+    last = read_audit(MODEL)[-1]
+    assert last["why"] == "answers got worse in production" and last["by"].startswith("user:")
+
+
+def test_inconclusive_gate_pauses_for_approval(first, tiny_overrides):
+    """The gate cannot show an improvement of an identical model: the run pauses until approved."""
+    import threading
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.evaluate import evaluate_flow
+    from flows.promote import promote_flow
+
+    config = load_config(None, tiny_overrides + [f"registry.model_name={MODEL}", "registry.experiment=nightly-test",
+                                                 "gate.require_improvement=true", "gate.min_gain_over_base=-1.0"])
+    trained = first["train"]  # the champion's own training run: no improvement can be shown
+    evaluated = evaluate_flow(config, first["curate"]["eval_path"], trained["base"], trained["model_dir"])
+    answered = {}
+
+    def approve_when_paused():
+        deadline = time.time() + 120
+        with get_client(sync_client=True) as client:
+            while time.time() < deadline:
+                paused = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+                if paused:
+                    resume_flow_run(paused[0].id, run_input={"approve": True, "reason": "checked by hand", "approver": "rm"})
+                    answered["id"] = paused[0].id
+                    return
+                time.sleep(1)
+
+    helper = threading.Thread(target=approve_when_paused, daemon=True)
+    helper.start()
+    result = promote_flow(config, trained, evaluated, first["curate"])
+    helper.join(timeout=5)
+    assert answered, "the promote flow never paused"
+    assert result["decision"] == "promote"
+    assert any(c["name"] == "inconclusive" for c in result["gate"]["checks"])
+    from registry.tracking import client
+
+    tags = client().get_model_version(MODEL, str(result["version"])).tags
+    assert tags["gate.decision"] == "needs-approval" and tags["gate.approval"] == "promote"
+    assert tags["gate.decided_by"] == "user:rm" and tags["gate.reason"] == "checked by hand"
+
+
+def test_evaluate_cli_writes_results_with_intervals(first, tmp_path):
+    from llmops.cli import main
+
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--model", first["train"]["model_dir"], "--suite", "arithmetic", "--limit", "10",
+                 "--output", str(out), "--set", "data.demo_train_rows=160", "--set", "data.demo_pref_rows=48",
+                 "--set", "data.demo_eval_rows=24"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    em = results["suites"]["arithmetic"]["exact_match"]
+    assert em["n"] == 10 and em["ci_low"] <= em["mean"] <= em["ci_high"]
+    items = [json.loads(line) for line in (out / "items" / "arithmetic.jsonl").read_text().splitlines()]
+    assert len(items) == 10 and sum(i["exact_match"] for i in items) / 10 == pytest.approx(em["mean"])
+    assert results["ops"]["arithmetic"]["latency_p95_s"] >= results["ops"]["arithmetic"]["latency_p50_s"] > 0
+
+
+def test_monitor_detects_a_broken_champion_and_rolls_back(first, tiny_overrides):
+    """The base weights under the champion's adapter get corrupted: a real drop, caught and rolled back."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from flows.monitor import monitor_flow
+    from registry.models import download_model_dir, version_by_alias
+
+    config = load_config(None, tiny_overrides + [f"registry.model_name={MODEL}", "registry.experiment=nightly-test",
+                                                 "monitor.rollback_on_regression=true", "eval.suites=[arithmetic]",
+                                                 'gate.rules={"arithmetic/exact_match": {}, "arithmetic/chrf": {}}'])
+    champion = version_by_alias(MODEL, "champion")
+    assert version_by_alias(MODEL, "previous") is not None  # the approval test left one
+    model_dir = download_model_dir(champion, Path(first["train"]["model_dir"] + "-monitor"))
+    ok = monitor_flow(config, first["curate"]["eval_path"], model_dir, champion.version)
+    assert not ok["regression"] and {f["status"] for f in ok["findings"]} == {"ok"}
+
+    weights = Path(first["train"]["base"]) / "model.safetensors"
+    backup = weights.with_suffix(".bak")
+    shutil.copy(weights, backup)
+    try:
+        tensors = load_file(weights)
+        torch.manual_seed(0)
+        save_file({k: torch.randn_like(v) for k, v in tensors.items()}, weights)
+        broken = monitor_flow(config, first["curate"]["eval_path"], model_dir, champion.version)
+    finally:
+        shutil.move(backup, weights)
+    status = {f["metric"]: f for f in broken["findings"]}
+    # chrF is graded, so even a weak tiny champion shows a significant drop when its base is destroyed.
+    assert status["arithmetic/chrf"]["status"] == "regression" and status["arithmetic/chrf"]["ci_high"] < 0
+    assert broken["regression"]
+    assert broken["rolled_back"] == (champion.version, version_by_alias(MODEL, "champion").version)
+    from registry.tracking import client
+
+    assert client().get_model_version(MODEL, str(champion.version)).tags["monitor.regression"] == "true"

@@ -1,0 +1,57 @@
+"""The audit log of every registry decision: who or what, when, why, on which evidence.
+
+Kept in MLflow itself, so it lives wherever the registry lives: one run per registered model in
+the experiment `llmops-audit`, holding `audit.jsonl`. Each decision is also written as tags on
+the model version it concerns.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from typing import Any
+
+from registry.tracking import client, ensure_experiment
+
+AUDIT_EXPERIMENT = "llmops-audit"
+
+
+def _audit_run_id(model_name: str) -> str:
+    c = client()
+    exp = ensure_experiment(AUDIT_EXPERIMENT)
+    found = c.search_runs([exp], f"tags.`llmops.audit_model` = '{model_name}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = c.create_run(exp, run_name=f"audit-{model_name}", tags={"llmops.audit_model": model_name})
+    c.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def actor() -> str:
+    try:
+        return f"user:{getpass.getuser()}"
+    except Exception:  # no login name in some containers
+        return "user:unknown"
+
+
+def read_audit(model_name: str) -> list[dict[str, Any]]:
+    import mlflow
+
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{_audit_run_id(model_name)}/audit.jsonl")
+    except Exception:  # no decision recorded yet
+        return []
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def record_decision(model_name: str, version: int | None, action: str, by: str, why: str,
+                    evidence_run_id: str | None = None, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    entry = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": model_name, "version": version, "action": action, "by": by, "why": why,
+        "evidence_run_id": evidence_run_id, "metrics": metrics or {},
+    }
+    entries = read_audit(model_name) + [entry]
+    client().log_text(_audit_run_id(model_name), "".join(json.dumps(e) + "\n" for e in entries), "audit.jsonl")
+    return entry

@@ -1,0 +1,65 @@
+"""Evaluating one model on several suites: generate (resumably), score, summarise.
+
+Generation results are cached per item, keyed by the model's content hash and the suite's
+version, so an evaluation interrupted at item 900 of 1,000 resumes at 900, and a champion that was
+already scored on a frozen suite is not generated again.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from prefect import task
+
+from configs.schema import EvalConfig
+from tasks.data.demo import QUESTION_TEMPLATE
+from tasks.evaluate.cache import ItemCache, model_key
+from tasks.evaluate.ops import CostConfig, measure_generation, summarise_ops
+from tasks.evaluate.safety import summarise_probes
+from tasks.evaluate.suites import Suite, score_outputs
+from tasks.train.common import apply_template
+
+# The registered prompt template frames the task the model was trained on; other suites are asked plainly.
+TEMPLATES = {"arithmetic": QUESTION_TEMPLATE, "held-out": QUESTION_TEMPLATE}
+MIN_NEW_TOKENS = {"json-format": 64, "safety": 32}
+
+
+def evaluate_model_fn(model_dir: str, suites: list[Suite], cfg: EvalConfig, cache_root: str) -> dict:
+    key = model_key(model_dir)
+    loaded = None
+    out: dict[str, dict] = {}
+    for suite in suites:
+        cache = ItemCache(Path(cache_root), key, suite)
+        pending = cache.pending_items()
+        if pending and loaded is None:
+            from tasks.evaluate.generate import load_for_eval
+
+            loaded = load_for_eval(model_dir)
+        template = TEMPLATES.get(suite.name, "{{question}}")
+        max_new = max(cfg.max_new_tokens, MIN_NEW_TOKENS.get(suite.name, 0))
+        for start in range(0, len(pending), cfg.batch_size):
+            chunk = pending[start : start + cfg.batch_size]
+            records = measure_generation(*loaded, [apply_template(template, i["question"]) for i in chunk], max_new, cfg.batch_size)
+            cache.put_many([{"id": item["id"], **rec} for item, rec in zip(chunk, records)])
+        rows = cache.results()
+        scores = score_outputs(suite, [r["output"] for r in rows])
+        ops = summarise_ops(rows, CostConfig.model_validate(cfg.cost))
+        out[suite.name] = {
+            "version": suite.version,
+            "n": len(rows),
+            "ids": [i["id"] for i in suite.items],
+            "groups": [i.get("group") for i in suite.items] if any(i.get("group") for i in suite.items) else None,
+            "scores": scores,
+            "means": {m: statistics.fmean(v) for m, v in scores.items()},
+            "outputs": [r["output"] for r in rows],
+            "ops": {k: v for k, v in ops.items() if isinstance(v, (int, float))},
+            "probes": summarise_probes(suite.items, scores["probe_pass"]) if "probe_pass" in scores else None,
+            "resumed_items": len(suite.items) - len(pending),
+        }
+    return {"model_key": key, "suites": out}
+
+
+@task(name="evaluate-model")
+def evaluate_model(model_dir: str, suites: list[Suite], cfg: EvalConfig, cache_root: str) -> dict:
+    return evaluate_model_fn(model_dir, suites, cfg, cache_root)
