@@ -17,9 +17,10 @@ from registry.models import download_model_dir, version_by_alias
 from registry.stats import paired_mean_diff
 from tasks.evaluate.plot import plot_scores
 from tasks.evaluate.run import evaluate_model
-from tasks.evaluate.suites import load_suite
+from tasks.evaluate.suites import DATA_DIR, load_suite
 
 NEEDS_EVAL_SPLIT = {"arithmetic", "held-out"}
+BUNDLED = {"json-format": DATA_DIR / "json_format.jsonl", "safety": DATA_DIR / "safety_probes.jsonl"}
 
 
 def load_suites(config: RunConfig, eval_path: str) -> list:
@@ -43,9 +44,8 @@ def evaluate_flow(config: RunConfig, eval_path: str, base: str | None = None, ca
         tracking.log_params(run_id, {"eval": config.eval.model_dump(),
                                      "suites": {s.name: f"{s.version} ({len(s.items)} items)" for s in suites}})
         for s in suites:
-            data_path = eval_path if s.name in NEEDS_EVAL_SPLIT else None
-            if data_path:
-                tracking.log_dataset(run_id, data_path, f"eval-{s.name}", s.version, "evaluation")
+            data_path = eval_path if s.name in NEEDS_EVAL_SPLIT else BUNDLED[s.name]
+            tracking.log_dataset(run_id, str(data_path), f"eval-{s.name}", s.version, "evaluation")
         models = {}
         if candidate_dir:
             models["candidate"] = candidate_dir

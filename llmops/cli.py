@@ -101,6 +101,10 @@ def cmd_nightly(args) -> int:
           if result.get("gain_ci_low") is not None else "")
     print(f"gain over base on {primary}: {result['gain_over_base']:+.3f}{ci}")
     print(f"registry: {promoted['model_name']} v{promoted['version']} -> {promoted['decision']}")
+    for name, c in promoted["gate"]["comparisons"].items():
+        mde = f", detectable at this size: {c['mde']:.3f}" if c.get("mde") else ""
+        print(f"  {name}: delta {c['delta']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], "
+              f"p={c.get('p_adjusted', c['p_value']):.4f}{mde}")
     for check in promoted["gate"]["checks"]:
         if not check["passed"] or check["name"] == "inconclusive":
             print(f"  {check['name']}: {check['detail']}")

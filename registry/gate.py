@@ -86,9 +86,16 @@ def bleu_from_stats(rows: Any) -> float:
     """Corpus BLEU (0-100) from summed per-sentence statistics [hyp_len, ref_len, m1..m4, t1..t4]."""
     total = np.sum(np.asarray(rows, dtype=float), axis=0)
     hyp_len, ref_len, matches, totals = total[0], total[1], total[2:6], total[6:10]
-    if hyp_len == 0 or np.any(matches == 0):
+    if hyp_len == 0 or np.any(totals == 0):
         return 0.0
-    log_precision = np.mean(np.log(matches / totals))
+    precisions, smooth = [], 1.0
+    for m, t in zip(matches, totals):  # sacrebleu's default "exp" smoothing of zero counts
+        if m == 0:
+            smooth *= 2
+            precisions.append(1.0 / (smooth * t))
+        else:
+            precisions.append(m / t)
+    log_precision = float(np.mean(np.log(precisions)))
     brevity = 1.0 if hyp_len > ref_len else float(np.exp(1 - ref_len / hyp_len))
     return float(100 * brevity * np.exp(log_precision))
 
@@ -115,8 +122,13 @@ def decide(policy: GateConfig, results: dict) -> GateResult:
     checks: list[Check] = []
     comparisons: dict[str, dict[str, Any]] = {}
     candidate = results["candidate"]
-    for key in {policy.primary, *policy.rules}:
-        _scores(results, "candidate", key)  # a rule on a suite that was not run is a config error
+    for key in {policy.primary, *policy.rules}:  # a rule on a suite or metric that was not run is a config error
+        suite, metric = _suite_metric(key)
+        if metric in CORPUS_METRICS:
+            if not (candidate.get(suite) or {}).get("bleu_stats"):
+                raise ValueError(f"gate rule '{key}': suite '{suite}' has no reference texts for corpus {metric}")
+        else:
+            _scores(results, "candidate", key)
 
     probes = (candidate.get("safety") or {}).get("probes") or {}
     for kind in policy.safety_must_pass:

@@ -45,6 +45,7 @@ def evaluate_model_fn(model_dir: str, suites: list[Suite], cfg: EvalConfig, cach
         rows = cache.results()
         scores = score_outputs(suite, [r["output"] for r in rows])
         ops = summarise_ops(rows, CostConfig.model_validate(cfg.cost))
+        refs = [i.get("reference") or (i["target"] if suite.scorer == "reference" else None) for i in suite.items]
         out[suite.name] = {
             "version": suite.version,
             "n": len(rows),
@@ -56,8 +57,17 @@ def evaluate_model_fn(model_dir: str, suites: list[Suite], cfg: EvalConfig, cach
             "ops": {k: v for k, v in ops.items() if isinstance(v, (int, float))},
             "probes": summarise_probes(suite.items, scores["probe_pass"]) if "probe_pass" in scores else None,
             "resumed_items": len(suite.items) - len(pending),
+            "bleu_stats": bleu_stats([r["output"] for r in rows], refs) if all(refs) else None,
         }
     return {"model_key": key, "suites": out}
+
+
+def bleu_stats(outputs: list[str], references: list[str]) -> list[list[float]]:
+    """Per-item BLEU sufficient statistics, so the gate can bootstrap corpus BLEU over items."""
+    from sacrebleu.metrics import BLEU
+
+    bleu = BLEU()
+    return [[float(x) for x in bleu._extract_corpus_statistics([o], [[r]])[0]] for o, r in zip(outputs, references)]
 
 
 @task(name="evaluate-model")

@@ -89,7 +89,22 @@ def test_primary_needs_a_rule():
 def test_corpus_bleu_from_stats_matches_sacrebleu():
     import sacrebleu
 
-    hyps, refs = ["the cat sat on the mat", "a dog ran in the park today"], ["the cat sat on a mat", "a dog ran in the park"]
+    hyps, refs = ["the cat sat on the mat", "a dog ran in the park today", "a cat"], ["the cat sat on a mat", "a dog ran in the park", "the cat"]
     bleu = sacrebleu.metrics.BLEU()
     rows = [bleu._extract_corpus_statistics([h], [[r]])[0] for h, r in zip(hyps, refs)]
     assert bleu_from_stats(rows) == pytest.approx(bleu.corpus_score(hyps, [refs]).score, abs=1e-6)
+
+
+def test_corpus_bleu_rule_uses_paired_bootstrap():
+    from tasks.evaluate.run import bleu_stats
+
+    refs = [f"the answer is {i} because {i} apples were left" for i in range(40)]
+    good = bleu_stats(refs, refs)
+    bad = bleu_stats([f"answer {i}" for i in range(40)], refs)
+    def res(stats):
+        return {"n": 40, "scores": {"exact_match": [1.0] * 40}, "bleu_stats": stats}
+    cfg = GateConfig(rules={"arithmetic/exact_match": MetricRule(), "arithmetic/bleu": MetricRule(max_regression=1.0)})
+    worse = decide(cfg, {"candidate": {"arithmetic": res(bad), "safety": SAFE}, "champion": {"arithmetic": res(good)}})
+    comp = worse.comparisons["arithmetic/bleu"]
+    assert comp["method"] == "paired bootstrap" and comp["delta"] < -50 and comp["ci_high"] < -1.0
+    assert worse.decision == "reject"
