@@ -16,7 +16,7 @@ from registry import tracking
 from registry.models import download_model_dir, version_by_alias
 from registry.stats import paired_mean_diff
 from tasks.evaluate.plot import plot_scores
-from tasks.evaluate.run import evaluate_model
+from tasks.evaluate.run import evaluate_harness, evaluate_model
 from tasks.evaluate.suites import DATA_DIR, load_suite
 
 NEEDS_EVAL_SPLIT = {"arithmetic", "held-out"}
@@ -59,6 +59,10 @@ def evaluate_flow(config: RunConfig, eval_path: str, base: str | None = None, ca
         evaluated = {who: evaluate_model.with_options(name=f"evaluate-{who}")(path, suites, config.eval, cache_root)
                      for who, path in models.items()}
         results = {who: e["suites"] for who, e in evaluated.items()}
+        if config.eval.harness_tasks:
+            for who, path in models.items():
+                results[who] |= evaluate_harness.with_options(name=f"harness-{who}")(
+                    path, config.eval.harness_tasks, eval_path, config.eval.limit)
         summary = {who: {f"{s}/{m}": v for s, r in per.items() for m, v in r["means"].items()} for who, per in results.items()}
         report = _log_results(run_id, results, summary)
         logger.info("\n" + report)

@@ -73,3 +73,29 @@ def bleu_stats(outputs: list[str], references: list[str]) -> list[list[float]]:
 @task(name="evaluate-model")
 def evaluate_model(model_dir: str, suites: list[Suite], cfg: EvalConfig, cache_root: str) -> dict:
     return evaluate_model_fn(model_dir, suites, cfg, cache_root)
+
+
+def harness_metric_name(key: str) -> str:
+    """lm-eval's `exact_match,flexible-extract` as a gate-friendly `exact_match_flexible-extract`."""
+    return key.replace(",", "_")
+
+
+def evaluate_harness_fn(model_dir: str, tasks: list[str], eval_path: str, limit: int | None) -> dict:
+    """lm-eval tasks as extra suites, with per-item scores so the gate can pair them."""
+    from tasks.evaluate.harness import run_harness
+
+    raw = run_harness(model_dir, tasks, data_files={t: eval_path for t in tasks if t.startswith("llmops_")}, limit=limit)
+    out = {}
+    for name in tasks:
+        items = raw[name]["items"]
+        scores = {harness_metric_name(k): [float(i["metrics"][k]) for i in items] for k in items[0]["metrics"]} if items else {}
+        out[name] = {"version": f"lm-eval-{raw['_run']['lm_eval_version']}", "n": len(items),
+                     "ids": [str(i["id"]) for i in items], "groups": None, "scores": scores,
+                     "means": {m: statistics.fmean(v) for m, v in scores.items()},
+                     "outputs": [i["response"] for i in items], "ops": {}, "probes": None, "bleu_stats": None}
+    return out
+
+
+@task(name="evaluate-harness")
+def evaluate_harness(model_dir: str, tasks: list[str], eval_path: str, limit: int | None) -> dict:
+    return evaluate_harness_fn(model_dir, tasks, eval_path, limit)
