@@ -1,6 +1,10 @@
-"""Curate: raw JSONL in, a clean dataset out, and every dropped row accounted for.
+"""Curate: raw corpora in, a clean dataset folder out, and every dropped row accounted for.
 
     llmops curate --config configs/nightly.yaml
+    llmops curate --input hh.jsonl.gz --output out/      (see `llmops curate --help`)
+
+The steps and their thresholds come from `config.curate`; the run's eval split is always one of
+the sets the training rows are decontaminated against.
 """
 
 from __future__ import annotations
@@ -8,13 +12,29 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from configs.schema import RunConfig
 from llmops.home import llmops_home
 from registry import tracking
 from tasks.data.curate import curate_dataset
 from tasks.data.demo import generate_demo_data
+
+
+def _log_parquet_folder(run_id: str, folder: str, digest: str) -> None:
+    """The Parquet dataset folder as an MLflow dataset input: its path and content hash, no rows loaded."""
+    import warnings
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a local path matches two equivalent source types; MLflow says so
+        source = resolve_dataset_source(folder)
+    dataset = MetaDataset(source, name="curated-parquet", digest=digest[:36])
+    tracking.client().log_inputs(run_id, datasets=[
+        DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])])
 
 
 @flow(name="curate")
@@ -29,15 +49,18 @@ def curate_flow(config: RunConfig, parent_run_id: str | None = None) -> dict:
             inputs, eval_path = [demo["train"], demo["pref"]], demo["eval"]
         tracking.log_params(run_id, {"data": data.model_dump(), "curate": config.curate.model_dump()})
         out_dir = llmops_home() / "data" / "curated" / run_id
-        report = curate_dataset(inputs, str(out_dir), config.curate)
+        report = curate_dataset(inputs, str(out_dir), config.curate, eval_paths=[eval_path])
 
         metrics = {"rows_read": report["read"], "rows_kept": report["kept"],
                    "rows_dropped": sum(report["dropped"].values())}
+        metrics |= {f"rows_{kind}": report[f"{kind}_rows"] for kind in ("sft", "pref", "text")}
         metrics |= {f"dropped.{reason}": n for reason, n in report["dropped"].items()}
         metrics |= {f"pii.{kind}": n for kind, n in report["pii"].items()}
+        metrics |= {f"language.{lang}": n for lang, n in report["languages"].items()}
         tracking.log_metrics(run_id, metrics)
-        tracking.client().log_artifact(run_id, report["report_path"], "curation")
-        tracking.client().log_artifact(run_id, report["quarantine_path"], "curation")
+        for key in ("report_path", "quarantine_path", "card_path"):
+            tracking.client().log_artifact(run_id, report[key], "curation")
+        _log_parquet_folder(run_id, report["dataset_dir"], report["dataset_hash"])
         tracking.log_dataset(run_id, report["sft_path"], "curated-sft", report["dataset_hash"], "training")
         if Path(report["pref_path"]).stat().st_size:
             tracking.log_dataset(run_id, report["pref_path"], "curated-pref", report["dataset_hash"], "training")
@@ -45,9 +68,12 @@ def curate_flow(config: RunConfig, parent_run_id: str | None = None) -> dict:
         tracking.log_dataset(run_id, eval_path, "eval", eval_hash, "evaluation")
         tracking.client().set_tag(run_id, "llmops.dataset_hash", report["dataset_hash"])
 
-        table = [{"outcome": "kept", "rows": report["kept"]}]
-        table += [{"outcome": f"dropped: {reason}", "rows": n} for reason, n in sorted(report["dropped"].items())]
+        table = [{"outcome": "kept", "step": "", "rows": report["kept"]}]
+        table += [{"outcome": f"dropped: {reason}", "step": step, "rows": n}
+                  for step, reasons in report["dropped_by_step"].items() for reason, n in sorted(reasons.items())]
         create_table_artifact(table=table, key="curation-report",
                               description=f"Curation of {report['read']} rows (dataset {report['dataset_hash'][:12]})")
+        create_markdown_artifact(Path(report["card_path"]).read_text(encoding="utf-8"), key="data-card",
+                                 description=f"Data card of dataset-{report['dataset_hash_short']}")
         get_run_logger().info(f"curated {report['read']} rows: kept {report['kept']}, dropped {report['dropped']}")
         return {**report, "run_id": run_id, "eval_path": eval_path, "eval_hash": eval_hash}

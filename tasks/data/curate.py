@@ -1,92 +1,331 @@
-"""The curation step: raw JSONL in, clean `sft.jsonl` and `pref.jsonl` out, every drop accounted for.
+"""The curation step: raw corpora in, one dataset folder out, every input row kept or quarantined.
 
-The steps form one stream (read -> validate -> exact dedup -> near dedup -> length -> PII), so no
-step holds the corpus in memory. The order matters: text is normalised before anything compares
-it; cheap exact dedup runs before MinHash; PII is masked last, on the rows that survive, so the
-masks never make two different rows look alike. The ledger must balance (read = kept + dropped)
-or the step fails rather than hand training a silently shrunken set. The dataset hash names
-exactly what was written, so a training run can record which data it saw.
+The steps run as one stream in the order `CurateConfig.steps` lists, so no step holds the corpus in
+memory, and a row leaves at the first step that fails it, under that step's reason, into
+`quarantine.jsonl`. The default order is cheap-before-expensive with two fixed points: `validate`
+comes first (the config refuses anything else) because it normalises the text every later step
+compares; PII is masked late, on the survivors, so the masks never make two different rows look
+alike, and decontamination then checks the text training will really see against the run's eval
+split. The ledger must balance (read = kept + dropped) or the step fails rather than hand training
+a silently shrunken set.
+
+Outputs, under `out_dir`: `report.json`, `quarantine.jsonl`, and `dataset-<hash16>/` holding one
+Parquet file per kind present (`sft`, `pref`, `text`), the `sft.jsonl` / `pref.jsonl` that training
+reads, and `DATACARD.md`. The hash is the sha256 of sft.jsonl, NUL, pref.jsonl (then NUL and the
+text rows as JSON lines, when there are any): it names exactly what was written, so a training run
+can record which data it saw, and the same rows always land in the same folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 from collections import Counter
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from prefect import task
 
 from configs.schema import CurateConfig
+from tasks.data.card import write_data_card
+from tasks.data.decontaminate import NgramIndex, build_ngram_index, decontaminate
 from tasks.data.dedup import dedup_exact, dedup_minhash
 from tasks.data.filters import filter_length
-from tasks.data.pii import mask_rows
-from tasks.data.read import read_jsonl
-from tasks.data.records import Ledger, Row
-from tasks.data.validate import validate_rows
+from tasks.data.pii import mask_pii, mask_rows
+from tasks.data.quality import QualityConfig, gopher_repetition, quality_checks, repetition_reason
+from tasks.data.read import _objects_reader, read_rows  # the raw records of any supported file
+from tasks.data.records import Ledger, Row, apply_filter
+from tasks.data.validate import normalize_text, validate_rows
+
+PARQUET_BATCH_ROWS = 1024
+KINDS = ("sft", "pref", "text")
 
 
-def _read_all(inputs: list[str], ledger: Ledger) -> Iterator[Row]:
-    for path in inputs:
-        yield from read_jsonl(Path(path), ledger)
+def _parquet_schemas():
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    return {
+        "sft": pa.schema([("id", pa.string()), ("messages", pa.list_(message))]),
+        "pref": pa.schema([("id", pa.string()), ("prompt", pa.string()), ("chosen", pa.string()),
+                           ("rejected", pa.string())]),
+        "text": pa.schema([("id", pa.string()), ("text", pa.string())]),
+    }
 
 
-def _sha256_files(*paths: Path) -> str:
-    # A NUL between files: JSON lines never hold a raw NUL, so moving a row between files changes the hash.
-    h = hashlib.sha256()
-    for i, path in enumerate(paths):
-        if i:
+class _StepLedger:
+    """The run's one ledger as a step sees it: each drop is also counted under the step's name,
+    so the report can say which step took which rows. Steps only call `drop`."""
+
+    def __init__(self, ledger: Ledger, step: str, by_step: dict[str, Counter[str]]):
+        self._ledger, self._counts = ledger, by_step.setdefault(step, Counter())
+
+    def drop(self, row: Row | dict[str, Any] | str, row_id: str, reason: str, detail: str = "") -> None:
+        self._counts[reason] += 1
+        self._ledger.drop(row, row_id, reason, detail)
+
+
+# ------------------------------------------------------------------------------ local adapters
+# validate_rows, mask_rows and the repetition check know chats and preference pairs only; plain
+# text rows (pre-training data) get the same treatment here, row by row, so stream order holds.
+
+
+def _validate(rows: Iterable[Row], ledger: Ledger) -> Iterator[Row]:
+    for row in rows:
+        if row.kind != "text":
+            yield from validate_rows((row,), ledger)
+            continue
+        text = row.data.get("text")
+        if not isinstance(text, str):
+            ledger.drop(row, row.id, "wrong_type", f"text is a {type(text).__name__}, not a string")
+        elif not normalize_text(text):
+            ledger.drop(row, row.id, "empty_field", "text is empty")
+        else:
+            yield Row(id=row.id, kind="text", data={"text": normalize_text(text)}, source=row.source)
+
+
+def _mask(rows: Iterable[Row], counts: Counter[str]) -> Iterator[Row]:
+    for row in rows:
+        if row.kind != "text":
+            yield from mask_rows((row,), counts)
+            continue
+        text, found = mask_pii(row.data["text"])
+        counts.update(found)
+        yield Row(id=row.id, kind="text", data={"text": text}, source=row.source)
+
+
+def _filter_quality(rows: Iterable[Row], ledger: Ledger, cfg: QualityConfig, languages: Counter[str]) -> Iterator[Row]:
+    """`filter_quality`'s checks in its order; on text rows the repetition rules see the one text."""
+    checks = quality_checks(cfg, languages)
+
+    def check(row: Row) -> str | None:
+        for c in checks:
+            if row.kind == "text" and getattr(c, "func", None) is gopher_repetition:
+                reason = repetition_reason(row.data["text"], **c.keywords)
+            else:
+                reason = c(row)
+            if reason is not None:
+                return reason
+        return None
+
+    return apply_filter(rows, check, ledger, detail="quality")
+
+
+# -------------------------------------------------------------------------------- the steps
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, v in value.items():
+            if key not in ("id", "role", "from"):  # labels, not text a model could learn
+                yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _eval_index(paths: list[str], n: int, items: dict[str, int]) -> NgramIndex:
+    """Every record of every eval set, as the joined text of all its string fields.
+
+    Eval sets come in shapes no training format covers (question + target, prompt only), and an
+    eval split a later stage will reject must not stop curation, so records are not mapped to rows:
+    whatever text an item holds is what must not leak. `items` gets the records per set.
+    """
+
+    def texts() -> Iterator[tuple[str, str]]:
+        for path in paths:
+            items[path] = 0
+            for fallback_id, obj in _objects_reader(Path(path))(Path(path), None):  # bad lines skipped
+                items[path] += 1
+                yield str(obj.get("id") or fallback_id), "\n".join(_strings(obj))
+
+    return build_ngram_index(texts(), n)
+
+
+Step = Callable[[Iterable[Row], Ledger], Iterator[Row]]
+
+
+def build_steps(settings: CurateConfig, eval_paths: list[str], state: dict[str, Any]) -> dict[str, Step]:
+    """The step functions by config name. `state` receives what the report needs from them."""
+    s = settings
+    pii: Counter[str] = state.setdefault("pii", Counter({"email": 0, "phone": 0}))
+    languages: Counter[str] = state.setdefault("languages", Counter())
+    hits: Counter[str] = state.setdefault("decontamination", Counter())
+    eval_items: dict[str, int] = state.setdefault("eval_items", {})
+
+    def contamination(rows: Iterable[Row], ledger: Ledger) -> Iterator[Row]:
+        index = _eval_index(eval_paths, s.decontaminate_n, eval_items)  # built when the stream first pulls
+        yield from decontaminate(rows, ledger, index, s.decontaminate_n, hits)
+
+    return {
+        "validate": _validate,
+        "exact_dedup": dedup_exact,
+        "near_dedup": partial(_near_dedup, settings=s),
+        "length": partial(_length, settings=s),
+        "quality": partial(_filter_quality, cfg=s.quality, languages=languages),
+        "pii": (lambda rows, ledger: _mask(rows, pii)) if s.mask_pii else (lambda rows, ledger: iter(rows)),
+        "decontaminate": contamination,
+    }
+
+
+def _near_dedup(rows: Iterable[Row], ledger: Ledger, settings: CurateConfig) -> Iterator[Row]:
+    return dedup_minhash(rows, ledger, settings.minhash_num_perm, settings.minhash_threshold, settings.shingle_words)
+
+
+def _length(rows: Iterable[Row], ledger: Ledger, settings: CurateConfig) -> Iterator[Row]:
+    return filter_length(rows, ledger, settings.min_chars, settings.max_chars)
+
+
+def _read_inputs(inputs: list[str], ledger: Ledger, fmt: str, sources: dict[str, dict[str, Any]]) -> Iterator[Row]:
+    # read_rows detects each format now, so a file no format fits fails before anything is written.
+    readers = [(str(Path(p)), read_rows(Path(p), ledger, fmt)) for p in inputs]
+    for path, rows in readers:
+        before = ledger.read
+        source = sources.setdefault(path, {"format": ledger.formats[path], "read": 0, "kept": 0})
+        yield from rows
+        source["read"] += ledger.read - before
+
+
+# --------------------------------------------------------------------------------- writing
+
+
+class _DatasetWriter:
+    """JSONL for training (sft, pref: always written), Parquet per kind present, in 1024-row batches."""
+
+    def __init__(self, folder: Path, stack: ExitStack):
+        import pyarrow.parquet as pq
+
+        self._pq, self._folder, self._stack = pq, folder, stack
+        self._schemas = _parquet_schemas()
+        self.jsonl = {k: stack.enter_context(open(folder / f"{k}.jsonl", "w", encoding="utf-8", newline="\n"))
+                      for k in ("sft", "pref")}
+        self._text_lines = stack.enter_context(tempfile.TemporaryFile(dir=folder))  # hashed, not kept
+        self._writers: dict[str, Any] = {}
+        self._batches: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
+        self.rows: Counter[str] = Counter({k: 0 for k in KINDS})
+        self.synthetic = 0
+
+    def write(self, row: Row) -> None:
+        record = row.to_json()
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        if row.kind == "text":
+            self._text_lines.write(line.encode("utf-8"))
+        else:
+            self.jsonl[row.kind].write(line)
+        self.rows[row.kind] += 1
+        self.synthetic += bool(row.data.get("synthetic"))  # a marker only a format that keeps it can carry
+        batch = self._batches[row.kind]
+        batch.append(record)
+        if len(batch) >= PARQUET_BATCH_ROWS:
+            self._flush(row.kind)
+
+    def _flush(self, kind: str) -> None:
+        import pyarrow as pa
+
+        batch = self._batches[kind]
+        if not batch:
+            return
+        if kind not in self._writers:
+            path = self._folder / f"{kind}.parquet"
+            self._writers[kind] = self._stack.enter_context(self._pq.ParquetWriter(path, self._schemas[kind]))
+        self._writers[kind].write_table(pa.Table.from_pylist(batch, schema=self._schemas[kind]))
+        batch.clear()
+
+    def finish(self) -> str:
+        """Flushes everything and returns the dataset hash."""
+        for kind in KINDS:
+            self._flush(kind)
+        for f in self.jsonl.values():
+            f.flush()
+        h = hashlib.sha256()
+        # A NUL between files: JSON lines never hold a raw NUL, so moving a row between files changes the hash.
+        for i, path in enumerate(self._folder / f"{k}.jsonl" for k in ("sft", "pref")):
+            if i:
+                h.update(b"\0")
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        if self.rows["text"]:
             h.update(b"\0")
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
+            self._text_lines.seek(0)
+            for chunk in iter(lambda: self._text_lines.read(1 << 20), b""):
                 h.update(chunk)
-    return h.hexdigest()
+        return h.hexdigest()
+
+
+def _publish(partial_dir: Path, final: Path) -> None:
+    """Moves the finished folder into place; the same rows written again replace their folder."""
+    if final.exists():
+        shutil.rmtree(final)
+    partial_dir.rename(final)
 
 
 @task(name="curate-dataset")
-def curate_dataset(inputs: list[str], out_dir: str, settings: CurateConfig) -> dict[str, Any]:
-    """Writes the kept rows, the quarantine and `report.json`; returns the report plus the paths."""
+def curate_dataset(
+    inputs: list[str], out_dir: str, settings: CurateConfig, eval_paths: list[str] | None = None
+) -> dict[str, Any]:
+    """Runs the configured steps over every input; writes the dataset folder, quarantine, report and card.
+
+    `eval_paths` (the run's eval split) and `settings.decontaminate_paths` are what the
+    decontaminate step indexes. Returns the report plus the paths of what was written.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "sft": out / "sft.jsonl",
-        "pref": out / "pref.jsonl",
-        "quarantine": out / "quarantine.jsonl",
-        "report": out / "report.json",
-    }
+    paths = {"quarantine": out / "quarantine.jsonl", "report": out / "report.json"}
+    partial_dir = out / ".dataset-partial"
+    if partial_dir.exists():
+        shutil.rmtree(partial_dir)  # left by a run that crashed
+    partial_dir.mkdir()
+    all_eval = list(dict.fromkeys([*(eval_paths or []), *settings.decontaminate_paths]))
+
     ledger = Ledger(paths["quarantine"])
-    pii: Counter[str] = Counter({"email": 0, "phone": 0})
-    rows_by_kind: Counter[str] = Counter()
+    state: dict[str, Any] = {}
+    sources: dict[str, dict[str, Any]] = {}
+    by_step: dict[str, Counter[str]] = {}
+    steps = build_steps(settings, all_eval, state)
     try:
-        rows = validate_rows(_read_all(inputs, ledger), ledger)
-        rows = dedup_exact(rows, ledger)
-        rows = dedup_minhash(
-            rows, ledger, settings.minhash_num_perm, settings.minhash_threshold, settings.shingle_words
-        )
-        rows = filter_length(rows, ledger, settings.min_chars, settings.max_chars)
-        if settings.mask_pii:
-            rows = mask_rows(rows, pii)
-        with (
-            open(paths["sft"], "w", encoding="utf-8", newline="\n") as sft,
-            open(paths["pref"], "w", encoding="utf-8", newline="\n") as pref,
-        ):
-            files = {"sft": sft, "pref": pref}
+        rows = _read_inputs(inputs, ledger, settings.format, sources)
+        for name in settings.steps:
+            rows = steps[name](rows, _StepLedger(ledger, name, by_step))  # type: ignore[arg-type]
+        with ExitStack() as stack:
+            writer = _DatasetWriter(partial_dir, stack)
             for row in ledger.count_kept(rows):
-                files[row.kind].write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
-                rows_by_kind[row.kind] += 1
+                writer.write(row)
+                sources[row.source]["kept"] += 1
+            dataset_hash = writer.finish()
     finally:
         ledger.close()
     ledger.check_balance()
 
-    dataset_hash = _sha256_files(paths["sft"], paths["pref"])
+    dataset_dir = out / f"dataset-{dataset_hash[:16]}"
+    _publish(partial_dir, dataset_dir)
+    by_step = {"read": ledger.dropped - sum(by_step.values(), Counter()), **by_step}  # read: what no step saw
     report: dict[str, Any] = {
         **ledger.summary(),
-        "pii": dict(sorted(pii.items())),
+        "format": dict(ledger.formats),
+        "sources": sources,
+        "steps": list(settings.steps),
+        "dropped_by_step": {step: dict(sorted(c.items())) for step, c in by_step.items() if c},
+        "pii": dict(sorted(state["pii"].items())),
+        "languages": dict(state["languages"].most_common()),
+        "decontamination": dict(sorted(state["decontamination"].items(), key=lambda kv: (-kv[1], kv[0]))),
+        "eval_items": state["eval_items"],
         "dataset_hash": dataset_hash,
         "dataset_hash_short": dataset_hash[:16],
-        "sft_rows": rows_by_kind["sft"],
-        "pref_rows": rows_by_kind["pref"],
+        **{f"{kind}_rows": writer.rows[kind] for kind in KINDS},
+        "synthetic_rows": writer.synthetic,
     }
+    card = write_data_card(report, settings, dataset_dir)
     paths["report"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report | {f"{name}_path": str(path) for name, path in paths.items()}
+    return report | {f"{name}_path": str(path) for name, path in paths.items()} | {
+        "sft_path": str(dataset_dir / "sft.jsonl"),
+        "pref_path": str(dataset_dir / "pref.jsonl"),
+        "card_path": str(card),
+        "dataset_dir": str(dataset_dir),
+    }
