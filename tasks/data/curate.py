@@ -35,11 +35,11 @@ from tasks.data.card import write_data_card
 from tasks.data.decontaminate import NgramIndex, build_ngram_index, decontaminate
 from tasks.data.dedup import dedup_exact, dedup_minhash
 from tasks.data.filters import filter_length
-from tasks.data.pii import mask_pii, mask_rows
-from tasks.data.quality import QualityConfig, gopher_repetition, quality_checks, repetition_reason
+from tasks.data.pii import mask_rows
+from tasks.data.quality import filter_quality
 from tasks.data.read import _objects_reader, read_rows  # the raw records of any supported file
-from tasks.data.records import Ledger, Row, apply_filter
-from tasks.data.validate import normalize_text, validate_rows
+from tasks.data.records import Ledger, Row
+from tasks.data.validate import validate_rows
 
 PARQUET_BATCH_ROWS = 1024
 KINDS = ("sft", "pref", "text")
@@ -67,55 +67,6 @@ class _StepLedger:
     def drop(self, row: Row | dict[str, Any] | str, row_id: str, reason: str, detail: str = "") -> None:
         self._counts[reason] += 1
         self._ledger.drop(row, row_id, reason, detail)
-
-
-# ------------------------------------------------------------------------------ local adapters
-# validate_rows, mask_rows and the repetition check know chats and preference pairs only; plain
-# text rows (pre-training data) get the same treatment here, row by row, so stream order holds.
-
-
-def _validate(rows: Iterable[Row], ledger: Ledger) -> Iterator[Row]:
-    for row in rows:
-        if row.kind != "text":
-            yield from validate_rows((row,), ledger)
-            continue
-        text = row.data.get("text")
-        if not isinstance(text, str):
-            ledger.drop(row, row.id, "wrong_type", f"text is a {type(text).__name__}, not a string")
-        elif not normalize_text(text):
-            ledger.drop(row, row.id, "empty_field", "text is empty")
-        else:
-            yield Row(id=row.id, kind="text", data={"text": normalize_text(text)}, source=row.source)
-
-
-def _mask(rows: Iterable[Row], counts: Counter[str]) -> Iterator[Row]:
-    for row in rows:
-        if row.kind != "text":
-            yield from mask_rows((row,), counts)
-            continue
-        text, found = mask_pii(row.data["text"])
-        counts.update(found)
-        yield Row(id=row.id, kind="text", data={"text": text}, source=row.source)
-
-
-def _filter_quality(rows: Iterable[Row], ledger: Ledger, cfg: QualityConfig, languages: Counter[str]) -> Iterator[Row]:
-    """`filter_quality`'s checks in its order; on text rows the repetition rules see the one text."""
-    checks = quality_checks(cfg, languages)
-
-    def check(row: Row) -> str | None:
-        for c in checks:
-            if row.kind == "text" and getattr(c, "func", None) is gopher_repetition:
-                reason = repetition_reason(row.data["text"], **c.keywords)
-            else:
-                reason = c(row)
-            if reason is not None:
-                return reason
-        return None
-
-    return apply_filter(rows, check, ledger, detail="quality")
-
-
-# -------------------------------------------------------------------------------- the steps
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -164,12 +115,12 @@ def build_steps(settings: CurateConfig, eval_paths: list[str], state: dict[str, 
         yield from decontaminate(rows, ledger, index, s.decontaminate_n, hits)
 
     return {
-        "validate": _validate,
+        "validate": validate_rows,
         "exact_dedup": dedup_exact,
         "near_dedup": partial(_near_dedup, settings=s),
         "length": partial(_length, settings=s),
-        "quality": partial(_filter_quality, cfg=s.quality, languages=languages),
-        "pii": (lambda rows, ledger: _mask(rows, pii)) if s.mask_pii else (lambda rows, ledger: iter(rows)),
+        "quality": partial(filter_quality, cfg=s.quality, language_counts=languages),
+        "pii": (lambda rows, ledger: mask_rows(rows, pii)) if s.mask_pii else (lambda rows, ledger: iter(rows)),
         "decontaminate": contamination,
     }
 

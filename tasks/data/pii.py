@@ -184,7 +184,7 @@ def mask_rows(rows: Iterable[Row], counts: Counter[str]) -> Iterator[Row]:
             data = {**row.data, "messages": messages}
         else:
             data = dict(row.data)
-            for key in ("prompt", "chosen", "rejected"):
+            for key in (("text",) if row.kind == "text" else ("prompt", "chosen", "rejected")):
                 data[key], c = mask_pii(data[key])
                 counts.update(c)
         yield Row(id=row.id, kind=row.kind, data=data, source=row.source)

@@ -99,6 +99,8 @@ def _segments(row: Row) -> list[str]:
     # chosen and rejected answers share text by design, and an answer may quote its prompt.
     if row.kind == "sft":
         return [m["content"] for m in row.data["messages"]]
+    if row.kind == "text":
+        return [row.data["text"]]
     return [row.data[k] for k in ("prompt", "chosen", "rejected")]
 
 
@@ -217,7 +219,7 @@ def c4_quality(
         boiler = sum(any(p in line for p in POLICY_PHRASES) for line in lines)
         if boiler / len(lines) > max_policy_lines_ratio:
             return "c4_policy"
-    if terminal_punct and (terminal_punct_on_chat or row.kind != "sft") and len(lines) >= terminal_punct_min_lines:
+    if terminal_punct and (terminal_punct_on_chat or row.kind == "text") and len(lines) >= terminal_punct_min_lines:
         if sum(line.endswith(TERMINAL_PUNCT) for line in lines) / len(lines) < min_terminal_punct_ratio:
             return "c4_terminal_punct"
     return None
@@ -274,7 +276,7 @@ class QualityConfig(BaseModel):
     c4_policy: bool = Field(True, description="Drop rows mostly made of cookie / privacy-policy lines.")
     max_policy_lines_ratio: float = Field(0.5, ge=0, le=1, description="Share of policy lines above which to drop.")
     c4_terminal_punct: bool = Field(True, description="C4: lines should end in terminal punctuation.")
-    terminal_punct_on_chat: bool = Field(False, description="Also apply it to chat (sft) rows: lists, code.")
+    terminal_punct_on_chat: bool = Field(False, description="Also apply it to chat and preference rows (off: answers are often lists, code or one line).")
     min_terminal_punct_ratio: float = Field(0.5, ge=0, le=1, description="Min share of lines ending . ! ? \" '.")
     terminal_punct_min_lines: int = Field(3, ge=1, description="Rows with fewer lines skip the rule.")
 

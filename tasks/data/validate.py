@@ -75,11 +75,21 @@ def _check_pref(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _check_text(data: dict) -> dict:
+    text = data.get("text")
+    if not isinstance(text, str):
+        raise _Invalid("wrong_type", f"text is a {type(text).__name__}, not a string")
+    text = normalize_text(text)
+    if not text:
+        raise _Invalid("empty_field", "text is empty")
+    return {**data, "text": text}
+
+
 def validate_rows(rows: Iterable[Row], ledger: Ledger) -> Iterator[Row]:
     """Yields rows with a trainable shape and normalised text; drops the rest with the first problem found."""
     for row in rows:
         try:
-            data = _check_sft(row.data) if row.kind == "sft" else _check_pref(row.data)
+            data = {"sft": _check_sft, "pref": _check_pref, "text": _check_text}[row.kind](row.data)
         except _Invalid as bad:
             ledger.drop(row, row.id, bad.reason, bad.detail)
             continue

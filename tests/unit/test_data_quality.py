@@ -117,7 +117,8 @@ def test_repetition_skips_short_texts_and_looks_inside_each_field() -> None:
         (_sft("Please enable JavaScript to view this page."), {}, "c4_javascript"),
         (_sft('Return {"name": "Ada"} as JSON.'), {"curly_brace": True}, "c4_curly_brace"),
         (_sft("Read our privacy policy.\nThis site uses cookies.\nWelcome home."), {}, "c4_policy"),
-        (_pref("first line\nsecond line\nthird line"), {}, "c4_terminal_punct"),
+        (Row(id="t", kind="text", data={"text": "first line\nsecond line\nthird line"}), {}, "c4_terminal_punct"),
+        (_pref("first line\nsecond line\nthird line"), {"terminal_punct_on_chat": True}, "c4_terminal_punct"),
         (_sft("first line\nsecond line\nthird line"), {"terminal_punct_on_chat": True}, "c4_terminal_punct"),
     ],
 )
@@ -197,3 +198,21 @@ def test_quality_config_is_strict_and_names_every_bad_field() -> None:
     off = QualityConfig(language_enabled=False, gopher_enabled=False, repetition_enabled=False,
                         c4_enabled=False, toxicity_enabled=False)
     assert quality_checks(off) == []
+
+
+def test_terminal_punctuation_spares_chat_and_pref_by_default():
+    assert c4_quality(_pref("first line\nsecond line\nthird line")) is None
+
+
+def test_text_rows_pass_through_validate_mask_and_repetition():
+    from tasks.data.pii import mask_rows
+    from tasks.data.validate import validate_rows
+
+    ledger = Ledger()
+    rows = [Row(id="a", kind="text", data={"text": "  Mail  me at a@b.org\n"}), Row(id="b", kind="text", data={"text": " "}),
+            Row(id="c", kind="text", data={"text": 3})]
+    counts: Counter[str] = Counter()
+    kept = list(mask_rows(validate_rows(rows, ledger), counts))
+    assert [r.data["text"] for r in kept] == ["Mail me at [EMAIL]"] and counts["email"] == 1
+    assert dict(ledger.dropped) == {"empty_field": 1, "wrong_type": 1}
+    assert gopher_repetition(kept[0]) is None
