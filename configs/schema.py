@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from tasks.data.synthetic import SyntheticConfig
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.data.quality import QualityConfig
@@ -35,7 +36,7 @@ class DataConfig(Strict):
         return self
 
 
-CurateStep = Literal["validate", "exact_dedup", "near_dedup", "length", "quality", "pii", "decontaminate"]
+CurateStep = Literal["validate", "synthesize", "exact_dedup", "near_dedup", "length", "quality", "pii", "decontaminate"]
 DEFAULT_CURATE_STEPS: list[CurateStep] = ["validate", "exact_dedup", "near_dedup", "length", "quality", "pii",
                                           "decontaminate"]
 
@@ -67,6 +68,8 @@ class CurateConfig(Strict):
     minhash_threshold: float = Field(0.8, gt=0.0, lt=1.0, description="Jaccard similarity of near-duplicates")
     shingle_words: int = Field(5, ge=1, le=20, description="word n-gram size of MinHash shingles")
     mask_pii: bool = Field(True, description="false skips the pii step even when `steps` lists it")
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig,
+                                       description="teacher-generated variants of the kept rows (the synthesize step)")
     quality: CurateQualityConfig = Field(default_factory=CurateQualityConfig)
     decontaminate_n: int = Field(13, ge=1, description="word n-gram a training row may not share with an eval item")
     decontaminate_paths: list[str] = Field(
@@ -85,6 +88,13 @@ class CurateConfig(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return steps
+
+    @model_validator(mode="after")
+    def _synthesize_listed(self) -> "CurateConfig":
+        if self.synthetic.enabled and "synthesize" not in self.steps:
+            raise ValueError("synthetic.enabled is true but 'synthesize' is not in steps; add it after validate "
+                             "(before the dedup and filter steps, so the variants pass them too)")
+        return self
 
     @model_validator(mode="after")
     def _range(self) -> "CurateConfig":

@@ -17,6 +17,7 @@ from configs.schema import CurateConfig
 STEP_DOC = {
     "read": "parse each record and map its layout onto a row",
     "validate": "check the shape a trainer needs; normalise Unicode and whitespace",
+    "synthesize": "a teacher model writes variants of kept rows; they pass every later step too",
     "exact_dedup": "drop a row whose normalised, lower-cased text was seen before (per kind)",
     "near_dedup": "drop a row whose verified Jaccard with an earlier kept row reaches the threshold",
     "length": "drop rows outside the character range",
@@ -48,6 +49,10 @@ def _step_settings(step: str, s: CurateConfig) -> str:
         return f"{s.min_chars} <= characters <= {s.max_chars}"
     if step == "pii":
         return "on" if s.mask_pii else "off (mask_pii: false)"
+    if step == "synthesize":
+        syn = s.synthetic
+        return (f"teacher {syn.teacher}, {', '.join(syn.operations)}, {syn.variants_per_seed} per seed"
+                if syn.enabled else "off")
     if step == "decontaminate":
         return f"{s.decontaminate_n}-word n-grams"
     if step == "quality":

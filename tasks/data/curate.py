@@ -68,6 +68,14 @@ class _StepLedger:
         self._counts[reason] += 1
         self._ledger.drop(row, row_id, reason, detail)
 
+    @property
+    def read(self) -> int:  # the synthesize step adds the rows it creates to what was read
+        return self._ledger.read
+
+    @read.setter
+    def read(self, value: int) -> None:
+        self._ledger.read = value
+
 
 def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
@@ -114,8 +122,27 @@ def build_steps(settings: CurateConfig, eval_paths: list[str], state: dict[str, 
         index = _eval_index(eval_paths, s.decontaminate_n, eval_items)  # built when the stream first pulls
         yield from decontaminate(rows, ledger, index, s.decontaminate_n, hits)
 
+    synth_counts: Counter[str] = state.setdefault("synthetic", Counter())
+
+    def synthesize(rows: Iterable[Row], ledger: Ledger) -> Iterator[Row]:
+        """Passes every row on, keeps up to `max_seeds` sft rows as seeds, then yields their variants."""
+        cfg = s.synthetic
+        if not cfg.enabled:
+            yield from rows
+            return
+        seeds: list[Row] = []
+        for row in rows:
+            if row.kind == "sft" and (cfg.max_seeds is None or len(seeds) < cfg.max_seeds):
+                seeds.append(row)
+            yield row
+        from tasks.data.synthetic import generate_variants, make_teacher, register_templates
+
+        versions = register_templates(cfg.operations)
+        yield from generate_variants(seeds, cfg, make_teacher(cfg), versions, ledger, synth_counts)
+
     return {
         "validate": validate_rows,
+        "synthesize": synthesize,
         "exact_dedup": dedup_exact,
         "near_dedup": partial(_near_dedup, settings=s),
         "length": partial(_length, settings=s),
@@ -248,7 +275,7 @@ def curate_dataset(
             writer = _DatasetWriter(partial_dir, stack)
             for row in ledger.count_kept(rows):
                 writer.write(row)
-                sources[row.source]["kept"] += 1
+                sources.setdefault(row.source, {"format": "teacher", "read": 0, "kept": 0})["kept"] += 1
             dataset_hash = writer.finish()
     finally:
         ledger.close()
@@ -257,6 +284,8 @@ def curate_dataset(
     dataset_dir = out / f"dataset-{dataset_hash[:16]}"
     _publish(partial_dir, dataset_dir)
     by_step = {"read": ledger.dropped - sum(by_step.values(), Counter()), **by_step}  # read: what no step saw
+    if "synthetic" in sources:  # variants a teacher wrote count as read from the "synthetic" source
+        sources["synthetic"]["read"] = state.get("synthetic", {}).get("generated", 0)
     report: dict[str, Any] = {
         **ledger.summary(),
         "format": dict(ledger.formats),
@@ -271,6 +300,7 @@ def curate_dataset(
         "dataset_hash_short": dataset_hash[:16],
         **{f"{kind}_rows": writer.rows[kind] for kind in KINDS},
         "synthetic_rows": writer.synthetic,
+        "synthetic": dict(sorted(state.get("synthetic", {}).items())),
     }
     card = write_data_card(report, settings, dataset_dir)
     paths["report"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -300,3 +300,44 @@ def test_an_eval_set_in_any_shape_is_indexed_by_all_its_text(tmp_path: Path) -> 
     out = curate_dataset.fn([str(train)], str(tmp_path / "out"), CurateConfig(), [str(eval_path)])
     assert out["decontamination"] == {"odd-1": 1} and out["eval_items"] == {str(eval_path): 1}
     assert out["kept"] == 1
+
+
+def test_synthetic_variants_pass_the_same_steps_and_are_accounted_for(tmp_path: Path) -> None:
+    """A real (tiny, local) teacher rewrites seeds; every variant is kept with its lineage or dropped with a reason."""
+    import pytest
+
+    from configs.schema import TinyModelConfig
+    from tasks.model.tiny import build_tiny_model
+
+    teacher = build_tiny_model(TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=5, vocab_size=400),
+                               tmp_path / "models")
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(_sft(f"s{i}", f"Tom has {i} apples and buys {i + 2} more. How many apples now?",
+                                 f"{i} + {i + 2} = {2 * i + 2}. The answer is {2 * i + 2}.") + "\n" for i in range(4)))
+    settings = CurateConfig.model_validate({
+        "steps": ["validate", "synthesize", "exact_dedup", "near_dedup", "length", "pii"],
+        "synthetic": {"enabled": True, "teacher": f"local:{teacher}", "operations": ["rephrase"], "variants_per_seed": 2,
+                      "max_new_tokens": 24},
+    })
+    report = curate_dataset.fn([str(path)], str(tmp_path / "out"), settings)
+    assert report["read"] == 4 + 8  # four input rows, two variants of each
+    assert report["kept"] + sum(report["dropped"].values()) == report["read"]
+    assert report["synthetic"]["generated"] == 8
+    quarantined = [json.loads(line) for line in Path(report["quarantine_path"]).read_text().splitlines()]
+    synthetic_drops = [q for q in quarantined if q["id"].startswith("syn-rephrase-")]
+    kept = [json.loads(line) for line in Path(report["sft_path"]).read_text().splitlines()]
+    variants = [r for r in kept if r["id"].startswith("syn-")]
+    assert len(variants) + len(synthetic_drops) == 8 and report["synthetic_rows"] == len(variants)
+    for row in variants:
+        assert row["synthetic"]["teacher"] == f"local:{teacher}" and row["synthetic"]["seed_id"] in {"s0", "s1", "s2", "s3"}
+        assert row["synthetic"]["template"].startswith("synth-rephrase/")
+    if not variants:
+        pytest.skip(f"the tiny teacher produced no usable variant: {[q['reason'] for q in synthetic_drops]}")
+
+
+def test_synthetic_enabled_needs_the_step() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="'synthesize' is not in steps"):
+        CurateConfig.model_validate({"synthetic": {"enabled": True, "teacher": "local:/x"}})
