@@ -68,6 +68,11 @@ class CurateConfig(Strict):
     minhash_threshold: float = Field(0.8, gt=0.0, lt=1.0, description="Jaccard similarity of near-duplicates")
     shingle_words: int = Field(5, ge=1, le=20, description="word n-gram size of MinHash shingles")
     mask_pii: bool = Field(True, description="false skips the pii step even when `steps` lists it")
+    shards: int = Field(1, ge=1, description="split the inputs into this many record ranges, curated in parallel; "
+                        "with more than 1, exact and near dedup run after the other steps, over all shards")
+    task_runner: Literal["threads", "dask"] = Field("threads", description="where shards run: a thread pool, or Dask")
+    dask_address: str | None = Field(None, description="scheduler of an existing Dask cluster (tcp://host:8786); "
+                                     "none starts a local in-process cluster")
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig,
                                        description="teacher-generated variants of the kept rows (the synthesize step)")
     quality: CurateQualityConfig = Field(default_factory=CurateQualityConfig)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from configs.schema import RunConfig
 from llmops.home import llmops_home
 from registry import tracking
-from tasks.data.curate import curate_dataset
+from tasks.data.curate import curate_dataset, curate_shard, merge_shards, plan_shards
 from tasks.data.demo import generate_demo_data
 
 
@@ -49,7 +49,13 @@ def curate_flow(config: RunConfig, parent_run_id: str | None = None) -> dict:
             inputs, eval_path = [demo["train"], demo["pref"]], demo["eval"]
         tracking.log_params(run_id, {"data": data.model_dump(), "curate": config.curate.model_dump()})
         out_dir = llmops_home() / "data" / "curated" / run_id
-        report = curate_dataset(inputs, str(out_dir), config.curate, eval_paths=[eval_path])
+        if config.curate.shards > 1:
+            eval_paths = list(dict.fromkeys([eval_path, *config.curate.decontaminate_paths]))
+            specs = plan_shards(inputs, config.curate.shards, config.curate.format)
+            shards = curate_shard.map(specs, unmapped(config.curate), unmapped(eval_paths), unmapped(str(out_dir / "shards")))
+            report = merge_shards([f.result() for f in shards], str(out_dir), config.curate)
+        else:
+            report = curate_dataset(inputs, str(out_dir), config.curate, eval_paths=[eval_path])
 
         metrics = {"rows_read": report["read"], "rows_kept": report["kept"],
                    "rows_dropped": sum(report["dropped"].values())}
@@ -77,3 +83,10 @@ def curate_flow(config: RunConfig, parent_run_id: str | None = None) -> dict:
                                  description=f"Data card of dataset-{report['dataset_hash_short']}")
         get_run_logger().info(f"curated {report['read']} rows: kept {report['kept']}, dropped {report['dropped']}")
         return {**report, "run_id": run_id, "eval_path": eval_path, "eval_hash": eval_hash}
+
+
+def run_curate(config: RunConfig, parent_run_id: str | None = None) -> dict:
+    """The curate flow on the task runner the config names (threads, or a Dask cluster)."""
+    from flows.runners import with_runner
+
+    return with_runner(curate_flow, config.curate)(config, parent_run_id=parent_run_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from prefect import flow
 
 from configs.schema import RunConfig
-from flows.curate import curate_flow
+from flows.curate import run_curate
 from flows.evaluate import evaluate_flow
 from flows.promote import promote_flow
 from flows.train import train_flow
@@ -19,7 +19,7 @@ from registry import tracking
 def nightly_flow(config: RunConfig) -> dict:
     with tracking.stage_run(config.registry.experiment, config.name, tags={"llmops.pipeline": "nightly"}) as run_id:
         tracking.log_json(run_id, config.model_dump(), "config/resolved.json")
-        curated = curate_flow(config, parent_run_id=run_id)
+        curated = run_curate(config, parent_run_id=run_id)
         trained = train_flow(config, curated, parent_run_id=run_id)
         evaluated = evaluate_flow(config, curated["eval_path"], trained["base"], trained["model_dir"],
                                   parent_run_id=run_id)

@@ -169,9 +169,9 @@ def cmd_curate(args) -> int:
         inputs = [str(Path(p).resolve()) for p in args.inputs]
         overrides += [f"data.inputs={json.dumps(inputs)}", f"data.eval_path={json.dumps(str(eval_path))}"]
     config = load_config(args.config, overrides)
-    from flows.curate import curate_flow
+    from flows.curate import run_curate
 
-    r = curate_flow(config)
+    r = run_curate(config)
     where = {"dataset": r["dataset_dir"], "report": r["report_path"], "quarantine": r["quarantine_path"],
              "data card": r["card_path"]}
     if args.output:
@@ -212,10 +212,10 @@ def _curate_summary(r: dict, fmt: str, where: dict) -> str:
 
 def cmd_train(args) -> int:
     config = _load(args)
-    from flows.curate import curate_flow
+    from flows.curate import run_curate
     from flows.train import train_flow
 
-    curated = curate_flow(config)
+    curated = run_curate(config)
     t = train_flow(config, curated)
     print(f"trained model: {t['model_dir']}\nMLflow run: {t['run_id']}  (logged model {t['model_uri']})")
     print(f"next: llmops promote --train-run {t['run_id']}")

@@ -37,7 +37,7 @@ from tasks.data.dedup import dedup_exact, dedup_minhash
 from tasks.data.filters import filter_length
 from tasks.data.pii import mask_rows
 from tasks.data.quality import filter_quality
-from tasks.data.read import _objects_reader, read_rows  # the raw records of any supported file
+from tasks.data.read import _objects_reader, count_records, detect_file_format, read_rows  # the raw records of any supported file
 from tasks.data.records import Ledger, Row
 from tasks.data.validate import validate_rows
 
@@ -248,37 +248,142 @@ def _publish(partial_dir: Path, final: Path) -> None:
 def curate_dataset(
     inputs: list[str], out_dir: str, settings: CurateConfig, eval_paths: list[str] | None = None
 ) -> dict[str, Any]:
-    """Runs the configured steps over every input; writes the dataset folder, quarantine, report and card.
-
-    `eval_paths` (the run's eval split) and `settings.decontaminate_paths` are what the
-    decontaminate step indexes. Returns the report plus the paths of what was written.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"quarantine": out / "quarantine.jsonl", "report": out / "report.json"}
-    partial_dir = out / ".dataset-partial"
-    if partial_dir.exists():
-        shutil.rmtree(partial_dir)  # left by a run that crashed
-    partial_dir.mkdir()
-    all_eval = list(dict.fromkeys([*(eval_paths or []), *settings.decontaminate_paths]))
-
-    ledger = Ledger(paths["quarantine"])
+    """Runs the configured steps, in order, over every input as one stream; writes the dataset
+    folder, quarantine, report and card. `eval_paths` (the run's eval split) and
+    `settings.decontaminate_paths` are what the decontaminate step indexes."""
+    out = _prepare(out_dir)
+    ledger = Ledger(out / "quarantine.jsonl")
     state: dict[str, Any] = {}
     sources: dict[str, dict[str, Any]] = {}
     by_step: dict[str, Counter[str]] = {}
-    steps = build_steps(settings, all_eval, state)
+    steps = build_steps(settings, _eval_list(settings, eval_paths), state)
     try:
         rows = _read_inputs(inputs, ledger, settings.format, sources)
         for name in settings.steps:
             rows = steps[name](rows, _StepLedger(ledger, name, by_step))  # type: ignore[arg-type]
-        with ExitStack() as stack:
-            writer = _DatasetWriter(partial_dir, stack)
-            for row in ledger.count_kept(rows):
-                writer.write(row)
-                sources.setdefault(row.source, {"format": "teacher", "read": 0, "kept": 0})["kept"] += 1
-            dataset_hash = writer.finish()
+        return _write_and_report(out, ledger, rows, settings, state, sources, by_step)
     finally:
         ledger.close()
+
+
+# --------------------------------------------------------------------------------- shards
+
+# Steps that must see every earlier row: with shards they run once, over all shards' kept rows in
+# input order, after the row-by-row steps ran on each shard in parallel.
+GLOBAL_STEPS = ("exact_dedup", "near_dedup")
+
+
+def plan_shards(inputs: list[str], shards: int, fmt: str) -> list[dict[str, Any]]:
+    """Splits the inputs into about `shards` contiguous record ranges, never across files; each
+    file's format is detected once here so that all its shards read it alike."""
+    counts = [(str(Path(p)), count_records(Path(p))) for p in inputs]
+    size = max(1, -(-sum(n for _, n in counts) // max(1, shards)))
+    specs: list[dict[str, Any]] = []
+    for path, n in counts:
+        file_fmt = detect_file_format(Path(path)) if fmt == "auto" else fmt
+        for start in range(0, max(n, 1), size):
+            specs.append({"order": len(specs), "path": path, "format": file_fmt, "start": start, "stop": min(n, start + size)})
+    return specs
+
+
+@task(name="curate-shard")
+def curate_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[str], work_dir: str) -> dict[str, Any]:
+    """The row-by-row steps (all but exact and near dedup), in config order, on one record range."""
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    name = f"shard-{spec['order']:05d}"
+    quarantine, kept_path = work / f"{name}.quarantine.jsonl", work / f"{name}.jsonl"
+    ledger = Ledger(quarantine)
+    state: dict[str, Any] = {}
+    by_step: dict[str, Counter[str]] = {}
+    steps = build_steps(settings, eval_paths, state)
+    try:
+        rows = read_rows(Path(spec["path"]), ledger, spec["format"], spec["start"], spec["stop"])
+        for step in settings.steps:
+            if step not in GLOBAL_STEPS:
+                rows = steps[step](rows, _StepLedger(ledger, step, by_step))  # type: ignore[arg-type]
+        with open(kept_path, "w", encoding="utf-8") as f:
+            for row in ledger.count_kept(rows):
+                f.write(json.dumps({"id": row.id, "kind": row.kind, "source": row.source, "data": row.data},
+                                   ensure_ascii=False) + "\n")
+    finally:
+        ledger.close()
+    ledger.check_balance()
+    return {**spec, "read": ledger.read, "kept": ledger.kept, "dropped": dict(ledger.dropped),
+            "by_step": {k: dict(v) for k, v in by_step.items()}, "kept_path": str(kept_path),
+            "quarantine_path": str(quarantine),
+            "state": {k: (dict(v) if isinstance(v, Counter) else v) for k, v in state.items()}}
+
+
+@task(name="merge-shards")
+def merge_shards(shards: list[dict[str, Any]], out_dir: str, settings: CurateConfig) -> dict[str, Any]:
+    """Exact and near dedup over every shard's kept rows in input order, then the same outputs as
+    `curate_dataset`: the result does not depend on which worker ran which shard."""
+    shards = sorted(shards, key=lambda sh: sh["order"])
+    out = _prepare(out_dir)
+    ledger = Ledger(out / "quarantine.jsonl")
+    state: dict[str, Any] = {"pii": Counter(), "languages": Counter(), "decontamination": Counter(),
+                             "synthetic": Counter(), "eval_items": {}}
+    sources: dict[str, dict[str, Any]] = {}
+    by_step: dict[str, Counter[str]] = {}
+    for sh in shards:
+        ledger.absorb(sh["read"], sh["dropped"], Path(sh["quarantine_path"]))
+        ledger.formats[sh["path"]] = sh["format"]
+        source = sources.setdefault(sh["path"], {"format": sh["format"], "read": 0, "kept": 0})
+        source["read"] += sh["read"]
+        for step, counts in sh["by_step"].items():
+            by_step.setdefault(step, Counter()).update(counts)
+        for key, value in sh["state"].items():
+            if key == "eval_items":
+                state["eval_items"] = value or state["eval_items"]
+            else:
+                state[key].update(value)
+    steps = build_steps(settings, [], {})
+
+    def kept_rows() -> Iterator[Row]:
+        for sh in shards:
+            with open(sh["kept_path"], encoding="utf-8") as f:
+                for line in f:
+                    r = json.loads(line)
+                    yield Row(id=r["id"], kind=r["kind"], data=r["data"], source=r["source"])
+
+    try:
+        rows: Iterator[Row] = kept_rows()
+        for step in settings.steps:
+            if step in GLOBAL_STEPS:
+                rows = steps[step](rows, _StepLedger(ledger, step, by_step))  # type: ignore[arg-type]
+        return _write_and_report(out, ledger, rows, settings, state, sources, by_step)
+    finally:
+        ledger.close()
+
+
+# --------------------------------------------------------------------------------- outputs
+
+
+def _prepare(out_dir: str) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    partial_dir = out / ".dataset-partial"
+    if partial_dir.exists():
+        shutil.rmtree(partial_dir)  # left by a run that crashed
+    partial_dir.mkdir()
+    return out
+
+
+def _eval_list(settings: CurateConfig, eval_paths: list[str] | None) -> list[str]:
+    return list(dict.fromkeys([*(eval_paths or []), *settings.decontaminate_paths]))
+
+
+def _write_and_report(out: Path, ledger: Ledger, rows: Iterable[Row], settings: CurateConfig, state: dict[str, Any],
+                      sources: dict[str, dict[str, Any]], by_step: dict[str, Counter[str]]) -> dict[str, Any]:
+    partial_dir = out / ".dataset-partial"
+    with ExitStack() as stack:
+        writer = _DatasetWriter(partial_dir, stack)
+        for row in ledger.count_kept(rows):
+            writer.write(row)
+            sources.setdefault(row.source, {"format": "teacher", "read": 0, "kept": 0})["kept"] += 1
+        dataset_hash = writer.finish()
+    ledger.close()
     ledger.check_balance()
 
     dataset_dir = out / f"dataset-{dataset_hash[:16]}"
@@ -291,11 +396,12 @@ def curate_dataset(
         "format": dict(ledger.formats),
         "sources": sources,
         "steps": list(settings.steps),
+        "shards": settings.shards,
         "dropped_by_step": {step: dict(sorted(c.items())) for step, c in by_step.items() if c},
-        "pii": dict(sorted(state["pii"].items())),
-        "languages": dict(state["languages"].most_common()),
-        "decontamination": dict(sorted(state["decontamination"].items(), key=lambda kv: (-kv[1], kv[0]))),
-        "eval_items": state["eval_items"],
+        "pii": dict(sorted(state.get("pii", {}).items())),
+        "languages": dict(Counter(state.get("languages", {})).most_common()),
+        "decontamination": dict(sorted(state.get("decontamination", {}).items(), key=lambda kv: (-kv[1], kv[0]))),
+        "eval_items": state.get("eval_items", {}),
         "dataset_hash": dataset_hash,
         "dataset_hash_short": dataset_hash[:16],
         **{f"{kind}_rows": writer.rows[kind] for kind in KINDS},
@@ -303,6 +409,7 @@ def curate_dataset(
         "synthetic": dict(sorted(state.get("synthetic", {}).items())),
     }
     card = write_data_card(report, settings, dataset_dir)
+    paths = {"quarantine": out / "quarantine.jsonl", "report": out / "report.json"}
     paths["report"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report | {f"{name}_path": str(path) for name, path in paths.items()} | {
         "sft_path": str(dataset_dir / "sft.jsonl"),

@@ -39,13 +39,21 @@ def _kind_and_data(obj: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def _jsonl_objects(path: Path, ledger: Ledger | None) -> Iterator[tuple[str, dict[str, Any]]]:
+def _jsonl_objects(path: Path, ledger: Ledger | None, start: int = 0, stop: int | None = None
+                   ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(fallback id, object) per good line. With a ledger, counts every non-blank line and drops bad ones;
-    without one (peeking at the format), skips bad lines silently."""
+    without one (peeking at the format), skips bad lines silently. `start`/`stop` select records
+    (non-blank lines, from 0) so that shards of one file are read, and counted, by different workers."""
+    index = -1
     with _open_binary(path) as f:
         for lineno, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
+            index += 1
+            if index < start:
+                continue
+            if stop is not None and index >= stop:
+                break
             if ledger is not None:
                 ledger.read += 1
             fallback_id = f"{path.name}:{lineno}"
@@ -84,20 +92,30 @@ def read_jsonl(path: Path, ledger: Ledger) -> Iterator[Row]:
         yield Row(id=row_id, kind=kind, data=data, source=str(path))
 
 
-def _parquet_objects(path: Path, ledger: Ledger | None) -> Iterator[tuple[str, dict[str, Any]]]:
+def _parquet_objects(path: Path, ledger: Ledger | None, start: int = 0, stop: int | None = None
+                     ) -> Iterator[tuple[str, dict[str, Any]]]:
     import pyarrow.parquet as pq
 
     with pq.ParquetFile(path) as pf:
         index = 0
         for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            if index + batch.num_rows <= start:
+                index += batch.num_rows
+                continue
+            if stop is not None and index >= stop:
+                break
             for obj in batch.to_pylist():
+                if index < start or (stop is not None and index >= stop):
+                    index += 1
+                    continue
                 if ledger is not None:
                     ledger.read += 1
                 yield f"{path.name}:{index}", obj
                 index += 1
 
 
-def _dataset_objects(path: Path, ledger: Ledger | None) -> Iterator[tuple[str, dict[str, Any]]]:
+def _dataset_objects(path: Path, ledger: Ledger | None, start: int = 0, stop: int | None = None
+                     ) -> Iterator[tuple[str, dict[str, Any]]]:
     import datasets
 
     ds = datasets.load_from_disk(str(path))  # memory-mapped Arrow: rows are read as iterated
@@ -106,7 +124,9 @@ def _dataset_objects(path: Path, ledger: Ledger | None) -> Iterator[tuple[str, d
             f"{path} holds a DatasetDict with splits {sorted(ds)}; "
             f"pass one split's folder, e.g. {path / next(iter(ds))}"
         )
-    for index, obj in enumerate(ds):
+    stop = len(ds) if stop is None else min(stop, len(ds))
+    for index in range(start, stop):
+        obj = ds[index]
         if ledger is not None:
             ledger.read += 1
         yield f"{path.name}:{index}", obj
@@ -144,7 +164,23 @@ def detect_file_format(path: Path) -> str:
     return detect_format(objs) if objs else "unknown"
 
 
-def read_rows(path: Path, ledger: Ledger, fmt: str = "auto") -> Iterator[Row]:
+def count_records(path: Path) -> int:
+    """How many records a file holds (what `start`/`stop` index), without parsing them."""
+    path = Path(path)
+    reader = _objects_reader(path)
+    if reader is _jsonl_objects:
+        with _open_binary(path) as f:
+            return sum(1 for raw in f if raw.strip())
+    if reader is _parquet_objects:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    import datasets
+
+    return len(datasets.load_from_disk(str(path)))
+
+
+def read_rows(path: Path, ledger: Ledger, fmt: str = "auto", start: int = 0, stop: int | None = None) -> Iterator[Row]:
     """Yields one `Row` per record that fits `fmt`; every other record is dropped with its reason.
 
     Detection and the checks on the file happen here, before the first row, so a wrong file fails
@@ -157,7 +193,7 @@ def read_rows(path: Path, ledger: Ledger, fmt: str = "auto") -> Iterator[Row]:
     if fmt == "auto":
         fmt = detect_file_format(path)
     ledger.formats[str(path)] = fmt
-    return _mapped_rows(path, objects(path, ledger), fmt, ledger)
+    return _mapped_rows(path, objects(path, ledger, start, stop), fmt, ledger)
 
 
 def _mapped_rows(

@@ -63,6 +63,15 @@ class Ledger:
             self.kept += 1
             yield row
 
+    def absorb(self, read: int, dropped: dict[str, int], quarantine_path: Path | None = None) -> None:
+        """Takes over a shard's accounting: its reads, its drops and its quarantine lines, in order."""
+        self.read += read
+        self.dropped.update(dropped)
+        if self._file is not None and quarantine_path is not None and quarantine_path.exists():
+            with open(quarantine_path, encoding="utf-8") as f:
+                for line in f:
+                    self._file.write(line)
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()

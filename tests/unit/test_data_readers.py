@@ -357,3 +357,20 @@ def test_real_gsm8k_sample_reads_as_qa() -> None:
     assert ledger.read == 500 and ledger.kept == 500
     assert Counter(r.kind for r in rows) == {"sft": 500}
     assert rows[0].data["messages"][1]["content"].endswith("#### 72")
+
+
+def test_record_ranges_split_a_file_without_losing_or_double_counting(tmp_path):
+    from tasks.data.read import count_records, read_rows
+    from tasks.data.records import Ledger
+
+    path = tmp_path / "x.jsonl"
+    lines = [json.dumps({"text": f"row {i}"}) for i in range(10)]
+    lines.insert(4, "{broken")
+    path.write_text("\n".join(lines[:6]) + "\n\n" + "\n".join(lines[6:]) + "\n")
+    assert count_records(path) == 11
+    seen, reads, drops = [], 0, 0
+    for start in range(0, 11, 4):
+        ledger = Ledger()
+        seen += [r.data["text"] for r in read_rows(path, ledger, "text", start, start + 4)]
+        reads, drops = reads + ledger.read, drops + sum(ledger.dropped.values())
+    assert seen == [f"row {i}" for i in range(10)] and reads == 11 and drops == 1
