@@ -63,8 +63,9 @@ def curate_flow(config: RunConfig, parent_run_id: str | None = None) -> dict:
         metrics |= {f"dropped.{reason}": n for reason, n in report["dropped"].items()}
         metrics |= {f"pii.{kind}": n for kind, n in report["pii"].items()}
         metrics |= {f"language.{lang}": n for lang, n in report["languages"].items()}
+        metrics["near_duplicate_clusters"] = report["near_duplicate_clusters"]
         tracking.log_metrics(run_id, metrics)
-        for key in ("report_path", "quarantine_path", "card_path"):
+        for key in ("report_path", "quarantine_path", "card_path", "clusters_path"):
             tracking.client().log_artifact(run_id, report[key], "curation")
         _log_parquet_folder(run_id, report["dataset_dir"], report["dataset_hash"])
         tracking.log_dataset(run_id, report["sft_path"], "curated-sft", report["dataset_hash"], "training")

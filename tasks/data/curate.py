@@ -144,7 +144,7 @@ def build_steps(settings: CurateConfig, eval_paths: list[str], state: dict[str, 
         "validate": validate_rows,
         "synthesize": synthesize,
         "exact_dedup": dedup_exact,
-        "near_dedup": partial(_near_dedup, settings=s),
+        "near_dedup": partial(_near_dedup, settings=s, report=state.setdefault("clusters", {})),
         "length": partial(_length, settings=s),
         "quality": partial(filter_quality, cfg=s.quality, language_counts=languages),
         "pii": (lambda rows, ledger: mask_rows(rows, pii)) if s.mask_pii else (lambda rows, ledger: iter(rows)),
@@ -152,8 +152,9 @@ def build_steps(settings: CurateConfig, eval_paths: list[str], state: dict[str, 
     }
 
 
-def _near_dedup(rows: Iterable[Row], ledger: Ledger, settings: CurateConfig) -> Iterator[Row]:
-    return dedup_minhash(rows, ledger, settings.minhash_num_perm, settings.minhash_threshold, settings.shingle_words)
+def _near_dedup(rows: Iterable[Row], ledger: Ledger, settings: CurateConfig, report: dict[str, Any]) -> Iterator[Row]:
+    return dedup_minhash(rows, ledger, settings.minhash_num_perm, settings.minhash_threshold, settings.shingle_words,
+                         report=report)
 
 
 def _length(rows: Iterable[Row], ledger: Ledger, settings: CurateConfig) -> Iterator[Row]:
@@ -338,7 +339,7 @@ def merge_shards(shards: list[dict[str, Any]], out_dir: str, settings: CurateCon
                 state["eval_items"] = value or state["eval_items"]
             else:
                 state[key].update(value)
-    steps = build_steps(settings, [], {})
+    steps = build_steps(settings, [], state)
 
     def kept_rows() -> Iterator[Row]:
         for sh in shards:
@@ -409,7 +410,9 @@ def _write_and_report(out: Path, ledger: Ledger, rows: Iterable[Row], settings: 
         "synthetic": dict(sorted(state.get("synthetic", {}).items())),
     }
     card = write_data_card(report, settings, dataset_dir)
-    paths = {"quarantine": out / "quarantine.jsonl", "report": out / "report.json"}
+    paths = {"quarantine": out / "quarantine.jsonl", "report": out / "report.json", "clusters": out / "clusters.json"}
+    paths["clusters"].write_text(json.dumps(state.get("clusters") or {}, indent=1) + "\n", encoding="utf-8")
+    report["near_duplicate_clusters"] = (state.get("clusters") or {}).get("clusters", 0)
     paths["report"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report | {f"{name}_path": str(path) for name, path in paths.items()} | {
         "sft_path": str(dataset_dir / "sft.jsonl"),

@@ -341,3 +341,16 @@ def test_synthetic_enabled_needs_the_step() -> None:
 
     with pytest.raises(ValidationError, match="'synthesize' is not in steps"):
         CurateConfig.model_validate({"synthetic": {"enabled": True, "teacher": "local:/x"}})
+
+
+def test_near_duplicate_cluster_report_is_written(tmp_path: Path) -> None:
+    words = "the quick brown fox jumps over the lazy dog near the quiet river bank today".split()
+    path = tmp_path / "in.jsonl"
+    lines = [_sft("a", " ".join(words), "It is a sentence about a fox and a dog."),
+             _sft("b", " ".join(words), "It is a sentence about a fox and a dog. Indeed."),
+             _sft("c", "An unrelated question about apples and pears in a basket?", "Pears.")]
+    path.write_text("\n".join(lines) + "\n")
+    report = curate_dataset.fn([str(path)], str(tmp_path / "out"), CurateConfig())
+    clusters = json.loads(Path(report["clusters_path"]).read_text())
+    assert report["dropped"].get("near_duplicate") == 1 and report["near_duplicate_clusters"] == clusters["clusters"] == 1
+    assert json.dumps(clusters["examples"]).count('"b"') == 1 and clusters["largest_clusters"]
