@@ -234,3 +234,19 @@ def test_monitor_detects_a_broken_champion_and_rolls_back(first, tiny_overrides)
     from registry.tracking import client
 
     assert client().get_model_version(MODEL, str(champion.version)).tags["monitor.regression"] == "true"
+
+
+def test_untrained_base_as_challenger_is_rejected_with_statistics(first, tiny_overrides):
+    """Real scores: the base model challenges the champion on the same items and loses."""
+    from flows.evaluate import evaluate_flow
+    from registry.gate import decide
+
+    config = load_config(None, tiny_overrides + [f"registry.model_name={MODEL}", "registry.experiment=nightly-test",
+                                                 'gate.rules={"arithmetic/exact_match": {}, "arithmetic/chrf": {"max_regression": 0.0}}'])
+    base = first["train"]["base"]
+    evaluated = evaluate_flow(config, first["curate"]["eval_path"], base=base, candidate_dir=base)
+    result = decide(config.gate, evaluated["results"])
+    assert result.decision == "reject"
+    chrf = result.comparisons["arithmetic/chrf"]
+    assert chrf["delta"] < 0 and chrf["ci_high"] < 0 and chrf["n"] == 24 and chrf["mde"] > 0
+    assert any(r.startswith("arithmetic/exact_match.gain_over_base") for r in result.reasons())
