@@ -140,3 +140,19 @@ def make_loss_callback(run_id: str | None, prefix: str):
             MlflowClient().log_batch(run_id, metrics=metrics)
 
     return MlflowStepLogger()
+
+
+def run_and_save(trainer, tokenizer, out: Path, name: str, logger) -> dict:
+    """Trains, saves the result (adapter or weights, with the tokenizer) as `out/name`, and writes a summary."""
+    import time
+
+    start = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - start
+    final = out / name
+    trainer.model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    summary = {"path": str(final), "train_loss": float(result.training_loss), "seconds": seconds,
+               "steps": int(result.global_step), "history": logger.history}
+    (out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

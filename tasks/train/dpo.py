@@ -8,13 +8,12 @@ the reference.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from prefect import task
 
 from configs.schema import TrainConfig
-from tasks.train.common import load_base_model, load_tokenizer, make_loss_callback, pref_examples, use_cpu
+from tasks.train.common import load_base_model, load_tokenizer, make_loss_callback, pref_examples, run_and_save, use_cpu
 
 
 def load_sft_policy(sft_dir: str, cfg: TrainConfig):
@@ -57,21 +56,7 @@ def train_dpo_fn(sft_dir: str, data_path: str, template: str, cfg: TrainConfig, 
         processing_class=tokenizer,
         callbacks=[logger],
     )
-    start = time.perf_counter()
-    result = trainer.train()
-    seconds = time.perf_counter() - start
-    final = out / "dpo"
-    trainer.model.save_pretrained(final)
-    tokenizer.save_pretrained(final)
-    summary = {
-        "path": str(final),
-        "train_loss": float(result.training_loss),
-        "seconds": seconds,
-        "steps": int(result.global_step),
-        "history": logger.history,
-    }
-    (out / "dpo_summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return run_and_save(trainer, tokenizer, out, "dpo", logger)
 
 
 @task(name="train-dpo")

@@ -7,14 +7,13 @@ tokenizer, which DPO, evaluation and the registry all read.
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 from prefect import task
 
 from configs.schema import TrainConfig
 from tasks.train.common import (
+    run_and_save,
     build_lora_config, load_base_model, load_tokenizer, make_loss_callback, sft_examples, use_cpu,
 )
 
@@ -54,21 +53,7 @@ def train_sft_fn(base: str, data_path: str, template: str, cfg: TrainConfig, out
         peft_config=None if cfg.method == "full" else build_lora_config(cfg),
         callbacks=[logger],
     )
-    start = time.perf_counter()
-    result = trainer.train()
-    seconds = time.perf_counter() - start
-    final = out / "sft"
-    trainer.model.save_pretrained(final)
-    tokenizer.save_pretrained(final)
-    summary = {
-        "path": str(final),
-        "train_loss": float(result.training_loss),
-        "seconds": seconds,
-        "steps": int(result.global_step),
-        "history": logger.history,
-    }
-    (out / "sft_summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return run_and_save(trainer, tokenizer, out, "sft", logger)
 
 
 @task(name="train-sft")
