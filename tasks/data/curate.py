@@ -335,6 +335,8 @@ def merge_shards(shards: list[dict[str, Any]], out_dir: str, settings: CurateCon
         for step, counts in sh["by_step"].items():
             by_step.setdefault(step, Counter()).update(counts)
         for key, value in sh["state"].items():
+            if key == "clusters":  # near dedup runs here, over all shards, not in the shards
+                continue
             if key == "eval_items":
                 state["eval_items"] = value or state["eval_items"]
             else:

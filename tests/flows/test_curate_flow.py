@@ -61,7 +61,7 @@ def test_curate_flow_on_the_demo_data(prefect_harness, tiny_overrides):
     assert {"curated-parquet", "curated-sft", "curated-pref", "eval"} <= set(inputs)
     assert r["dataset_dir"] in inputs["curated-parquet"].source
     artifacts = {a.path for a in client().list_artifacts(r["run_id"], "curation")}
-    assert artifacts == {"curation/report.json", "curation/quarantine.jsonl", "curation/DATACARD.md"}
+    assert artifacts == {"curation/report.json", "curation/quarantine.jsonl", "curation/DATACARD.md", "curation/clusters.json"}
 
 
 def _comparable(report: dict) -> dict:
