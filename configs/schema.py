@@ -66,6 +66,9 @@ class CurateConfig(Strict):
     max_chars: int = Field(4000, ge=1, description="rows with more text are dropped as too_long")
     minhash_num_perm: int = Field(128, ge=16, le=1024)
     minhash_threshold: float = Field(0.8, gt=0.0, lt=1.0, description="Jaccard similarity of near-duplicates")
+    minhash_bands: int | None = Field(None, ge=1, description="LSH bands; with minhash_rows, replaces the banding "
+                                      "chosen from the threshold (bands x rows must not exceed minhash_num_perm)")
+    minhash_rows: int | None = Field(None, ge=1, description="rows (permutations) per LSH band")
     shingle_words: int = Field(5, ge=1, le=20, description="word n-gram size of MinHash shingles")
     mask_pii: bool = Field(True, description="false skips the pii step even when `steps` lists it")
     shards: int = Field(1, ge=1, description="split the inputs into this many record ranges, curated in parallel; "
@@ -93,6 +96,15 @@ class CurateConfig(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return steps
+
+    @model_validator(mode="after")
+    def _banding(self) -> "CurateConfig":
+        if (self.minhash_bands is None) != (self.minhash_rows is None):
+            raise ValueError("minhash_bands and minhash_rows go together: set both, or neither")
+        if self.minhash_bands and self.minhash_bands * self.minhash_rows > self.minhash_num_perm:
+            raise ValueError(f"minhash_bands x minhash_rows ({self.minhash_bands * self.minhash_rows}) exceeds "
+                             f"minhash_num_perm ({self.minhash_num_perm})")
+        return self
 
     @model_validator(mode="after")
     def _synthesize_listed(self) -> "CurateConfig":

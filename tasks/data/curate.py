@@ -154,7 +154,7 @@ def build_steps(settings: CurateConfig, eval_paths: list[str], state: dict[str, 
 
 def _near_dedup(rows: Iterable[Row], ledger: Ledger, settings: CurateConfig, report: dict[str, Any]) -> Iterator[Row]:
     return dedup_minhash(rows, ledger, settings.minhash_num_perm, settings.minhash_threshold, settings.shingle_words,
-                         report=report)
+                         report=report, bands=settings.minhash_bands, rows_per_band=settings.minhash_rows)
 
 
 def _length(rows: Iterable[Row], ledger: Ledger, settings: CurateConfig) -> Iterator[Row]:

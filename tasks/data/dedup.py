@@ -310,13 +310,15 @@ def dedup_minhash(
     *,
     processes: int = 1,
     report: dict[str, Any] | None = None,
+    bands: int | None = None,
+    rows_per_band: int | None = None,
 ) -> Iterator[Row]:
     """Drops a row whose verified Jaccard with an earlier kept row of its kind reaches `threshold`.
 
     Reads ahead one chunk of rows (times the workers in flight). Pass a dict as `report` to receive
     `NearDedup.report()` (cluster sizes, example pairs) once the rows are exhausted.
     """
-    near = NearDedup(threshold, num_perm, shingle_words, seed, processes=processes)
+    near = NearDedup(threshold, num_perm, shingle_words, seed, processes=processes, bands=bands, rows=rows_per_band)
     pending: deque[Row] = deque()
 
     def records() -> Iterator[tuple[str, str, str]]:

@@ -354,3 +354,18 @@ def test_near_duplicate_cluster_report_is_written(tmp_path: Path) -> None:
     clusters = json.loads(Path(report["clusters_path"]).read_text())
     assert report["dropped"].get("near_duplicate") == 1 and report["near_duplicate_clusters"] == clusters["clusters"] == 1
     assert json.dumps(clusters["examples"]).count('"b"') == 1 and clusters["largest_clusters"]
+
+
+def test_explicit_lsh_banding_is_used_and_checked(tmp_path: Path) -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="go together"):
+        CurateConfig(minhash_bands=16)
+    with pytest.raises(ValidationError, match="exceeds"):
+        CurateConfig(minhash_bands=32, minhash_rows=8)
+    path = tmp_path / "in.jsonl"
+    path.write_text(_sft("a", "one two three four five six seven eight nine ten", "eleven twelve thirteen.") + "\n")
+    report = curate_dataset.fn([str(path)], str(tmp_path / "out"), CurateConfig(minhash_bands=32, minhash_rows=4))
+    clusters = json.loads(Path(report["clusters_path"]).read_text())
+    assert (clusters["bands"], clusters["rows"]) == (32, 4)
