@@ -34,6 +34,8 @@ def setup_environment() -> Path:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "true",
+        # lm-eval and evaluate log from helper threads outside any run context; keep those local.
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_TRACKING_URI": tracking_uri(),
         # No model hub is reachable: fail fast instead of retrying for half a minute.
