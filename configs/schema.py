@@ -69,6 +69,7 @@ class CurateConfig(Strict):
     minhash_bands: int | None = Field(None, ge=1, description="LSH bands; with minhash_rows, replaces the banding "
                                       "chosen from the threshold (bands x rows must not exceed minhash_num_perm)")
     minhash_rows: int | None = Field(None, ge=1, description="rows (permutations) per LSH band")
+    dedup_processes: int = Field(1, ge=1, le=64, description="worker processes computing MinHash signatures")
     shingle_words: int = Field(5, ge=1, le=20, description="word n-gram size of MinHash shingles")
     mask_pii: bool = Field(True, description="false skips the pii step even when `steps` lists it")
     shards: int = Field(1, ge=1, description="split the inputs into this many record ranges, curated in parallel; "

@@ -154,7 +154,8 @@ def build_steps(settings: CurateConfig, eval_paths: list[str], state: dict[str, 
 
 def _near_dedup(rows: Iterable[Row], ledger: Ledger, settings: CurateConfig, report: dict[str, Any]) -> Iterator[Row]:
     return dedup_minhash(rows, ledger, settings.minhash_num_perm, settings.minhash_threshold, settings.shingle_words,
-                         report=report, bands=settings.minhash_bands, rows_per_band=settings.minhash_rows)
+                         report=report, bands=settings.minhash_bands, rows_per_band=settings.minhash_rows,
+                         processes=settings.dedup_processes)
 
 
 def _length(rows: Iterable[Row], ledger: Ledger, settings: CurateConfig) -> Iterator[Row]:

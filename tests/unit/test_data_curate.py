@@ -369,3 +369,10 @@ def test_explicit_lsh_banding_is_used_and_checked(tmp_path: Path) -> None:
     report = curate_dataset.fn([str(path)], str(tmp_path / "out"), CurateConfig(minhash_bands=32, minhash_rows=4))
     clusters = json.loads(Path(report["clusters_path"]).read_text())
     assert (clusters["bands"], clusters["rows"]) == (32, 4)
+
+
+def test_parallel_signature_workers_give_the_same_dataset(tmp_path: Path) -> None:
+    inputs, _ = _write_all_reasons(tmp_path)
+    one = curate_dataset.fn(inputs, str(tmp_path / "one"), CurateConfig())
+    two = curate_dataset.fn(inputs, str(tmp_path / "two"), CurateConfig(dedup_processes=2))
+    assert one["dataset_hash"] == two["dataset_hash"] and one["dropped"] == two["dropped"]
