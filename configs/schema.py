@@ -244,6 +244,10 @@ class RegistryConfig(Strict):
     model_name: str = Field("tiny-arith", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     prompt_name: str = Field("arith-qa", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     experiment: str = "llmops"
+    intended_use: str = Field(
+        "Answers short arithmetic word problems (addition and subtraction) with a final line \"The answer is N.\". "
+        "Built by the llmops nightly pipeline as a demonstration of the platform; not for any decision that matters.",
+        description="the model card's Intended use section")
 
 
 class RunConfig(Strict):

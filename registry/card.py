@@ -18,15 +18,13 @@ def render_model_card(
         f"# {model_name} v{version}",
         "",
         "## Intended use",
-        "Answers short arithmetic word problems (addition and subtraction) with a final line "
-        "\"The answer is N.\". Built by the llmops nightly pipeline as a demonstration of the platform; "
-        "not for any decision that matters.",
+        config["registry"]["intended_use"],
         "",
         "## Data",
         f"- Curated dataset hash: `{lineage.get('dataset_hash', '?')}`",
         f"- Rows read {data_report.get('read', '?')}, kept {data_report.get('kept', '?')}; dropped by reason: "
         + (", ".join(f"{k} {v}" for k, v in sorted(data_report.get("dropped", {}).items())) or "none"),
-        f"- PII masked: " + (", ".join(f"{k} {v}" for k, v in sorted(data_report.get("pii", {}).items())) or "none"),
+        "- PII masked: " + (", ".join(f"{k} {v}" for k, v in sorted(data_report.get("pii", {}).items())) or "none"),
         "",
         "## Training",
         f"- Base model: `{config['model']['base']}`",

@@ -97,7 +97,7 @@ def render_data_card(report: dict[str, Any], settings: CurateConfig) -> str:
     out = [
         f"# Data card: dataset-{report['dataset_hash_short']}",
         "",
-        f"Curated by `llmops curate`. Content hash (sha256 of sft.jsonl, NUL, pref.jsonl"
+        "Curated by `llmops curate`. Content hash (sha256 of sft.jsonl, NUL, pref.jsonl"
         + (", NUL, the text rows as JSON lines" if report["text_rows"] else "") + f"): `{report['dataset_hash']}`.",
         "",
         "## Contents",
