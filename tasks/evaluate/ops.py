@@ -74,7 +74,7 @@ def measure_generation(model, tokenizer, prompts: list[str], max_new_tokens: int
 
     Records: `output`, `latency_s` (the batch's wall time), `ttft_s` (the batch's one-token
     generate), `input_tokens`, `output_tokens`, `batch_size`. With `chat`, each prompt is sent as
-    one user turn through the tokenizer's chat template, as `generate_answers` does.
+    one user turn through the tokenizer's chat template.
     """
     import torch
 

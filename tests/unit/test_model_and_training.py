@@ -51,7 +51,9 @@ def test_pretraining_lowers_the_loss(tmp_path):
 
 @pytest.mark.parametrize("method", ["lora", "qlora", "full"])
 def test_sft_then_dpo(base, demo, tmp_path, method):
-    from tasks.evaluate.generate import generate_answers, load_for_eval
+    from tasks.evaluate.generate import load_for_eval
+    from tasks.evaluate.ops import measure_generation
+    from tasks.train.common import apply_template
     from tasks.train.dpo import train_dpo_fn
     from tasks.train.sft import train_sft_fn
 
@@ -64,8 +66,8 @@ def test_sft_then_dpo(base, demo, tmp_path, method):
     dpo = train_dpo_fn(sft["path"], demo["pref"], QUESTION_TEMPLATE, cfg, str(tmp_path))
     assert dpo["steps"] == 2 and any("dpo/rewards/margins" in h for h in dpo["history"])
     model, tok = load_for_eval(dpo["path"])
-    out = generate_answers(model, tok, ["Tom has 2 apples. Tom gets 3 more apples. How many apples does Tom have now?"],
-                           QUESTION_TEMPLATE, max_new_tokens=4, batch_size=1)
+    question = "Tom has 2 apples. Tom gets 3 more apples. How many apples does Tom have now?"
+    out = measure_generation(model, tok, [apply_template(QUESTION_TEMPLATE, question)], max_new_tokens=4, batch_size=1)
     assert len(out) == 1 and 0 < out[0]["output_tokens"] <= 4
 
 
