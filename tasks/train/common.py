@@ -25,6 +25,23 @@ def use_cpu(cfg: TrainConfig) -> bool:
     return not torch.cuda.is_available()
 
 
+def shared_trainer_args(cfg: TrainConfig, out: Path, max_steps: int, log_points: int) -> dict[str, Any]:
+    """The trainer settings SFT and DPO share: schedule, logging, no checkpoints, device and precision."""
+    return {
+        "output_dir": str(out / "checkpoints"),
+        "max_steps": max_steps,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": max(1, max_steps // 20),
+        "logging_steps": max(1, max_steps // log_points),
+        "save_strategy": "no",
+        "report_to": "none",  # losses go to MLflow by run id (make_loss_callback)
+        "seed": cfg.seed,
+        "use_cpu": use_cpu(cfg),
+        "bf16": cfg.precision == "bf16",
+        "fp16": cfg.precision == "fp16",
+    }
+
+
 def torch_dtype(cfg: TrainConfig):
     import torch
 

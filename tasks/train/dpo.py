@@ -13,7 +13,9 @@ from pathlib import Path
 from prefect import task
 
 from configs.schema import TrainConfig
-from tasks.train.common import load_base_model, load_tokenizer, make_loss_callback, pref_examples, run_and_save, use_cpu
+from tasks.train.common import (
+    load_base_model, load_tokenizer, make_loss_callback, pref_examples, run_and_save, shared_trainer_args,
+)
 
 
 def load_sft_policy(sft_dir: str, cfg: TrainConfig):
@@ -32,21 +34,11 @@ def train_dpo_fn(sft_dir: str, data_path: str, template: str, cfg: TrainConfig, 
     out = Path(out_dir)
     tokenizer = load_tokenizer(sft_dir)
     args = DPOConfig(
-        output_dir=str(out / "checkpoints"),
-        max_steps=cfg.dpo.max_steps,
+        **shared_trainer_args(cfg, out, cfg.dpo.max_steps, log_points=30),
         learning_rate=cfg.dpo.learning_rate,
         per_device_train_batch_size=cfg.dpo.batch_size,
         beta=cfg.dpo.beta,
         max_length=cfg.dpo.max_length,
-        lr_scheduler_type="cosine",
-        warmup_steps=max(1, cfg.dpo.max_steps // 20),
-        logging_steps=max(1, cfg.dpo.max_steps // 30),
-        save_strategy="no",
-        report_to="none",
-        seed=cfg.seed,
-        use_cpu=use_cpu(cfg),
-        bf16=cfg.precision == "bf16",
-        fp16=cfg.precision == "fp16",
     )
     logger = make_loss_callback(run_id, "dpo")
     trainer = DPOTrainer(

@@ -13,8 +13,7 @@ from prefect import task
 
 from configs.schema import TrainConfig
 from tasks.train.common import (
-    run_and_save,
-    build_lora_config, load_base_model, load_tokenizer, make_loss_callback, sft_examples, use_cpu,
+    build_lora_config, load_base_model, load_tokenizer, make_loss_callback, run_and_save, sft_examples, shared_trainer_args,
 )
 
 
@@ -26,21 +25,11 @@ def train_sft_fn(base: str, data_path: str, template: str, cfg: TrainConfig, out
     tokenizer = load_tokenizer(base)
     model = load_base_model(base, cfg)
     args = SFTConfig(
-        output_dir=str(out / "checkpoints"),
-        max_steps=cfg.sft.max_steps,
+        **shared_trainer_args(cfg, out, cfg.sft.max_steps, log_points=50),
         learning_rate=cfg.sft.learning_rate,
         per_device_train_batch_size=cfg.sft.batch_size,
         gradient_accumulation_steps=cfg.sft.grad_accum,
         max_length=cfg.sft.max_length,
-        lr_scheduler_type="cosine",
-        warmup_steps=max(1, cfg.sft.max_steps // 20),
-        logging_steps=max(1, cfg.sft.max_steps // 50),
-        save_strategy="no",
-        report_to="none",
-        seed=cfg.seed,
-        use_cpu=use_cpu(cfg),
-        bf16=cfg.precision == "bf16",
-        fp16=cfg.precision == "fp16",
         disable_tqdm=False,
         dataset_num_proc=None,
     )
