@@ -37,7 +37,7 @@ from tasks.data.dedup import dedup_exact, dedup_minhash
 from tasks.data.filters import filter_length
 from tasks.data.pii import mask_rows
 from tasks.data.quality import filter_quality
-from tasks.data.read import _objects_reader, count_records, detect_file_format, read_rows  # the raw records of any supported file
+from tasks.data.read import count_records, detect_file_format, read_objects, read_rows
 from tasks.data.records import Ledger, Row
 from tasks.data.validate import validate_rows
 
@@ -100,7 +100,7 @@ def _eval_index(paths: list[str], n: int, items: dict[str, int]) -> NgramIndex:
     def texts() -> Iterator[tuple[str, str]]:
         for path in paths:
             items[path] = 0
-            for fallback_id, obj in _objects_reader(Path(path))(Path(path), None):  # bad lines skipped
+            for fallback_id, obj in read_objects(Path(path)):
                 items[path] += 1
                 yield str(obj.get("id") or fallback_id), "\n".join(_strings(obj))
 

@@ -152,6 +152,13 @@ def _objects_reader(path: Path):
     raise ValueError(f"cannot read {path}: use .jsonl, .json, .jsonl.gz, .parquet or a datasets save_to_disk folder")
 
 
+def read_objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(fallback id, raw record) for every good record of any supported file, bad ones skipped
+    uncounted: for reading reference sets (eval items) whatever their layout."""
+    path = Path(path)
+    return _objects_reader(path)(path, None)
+
+
 def detect_file_format(path: Path) -> str:
     """The format of a file from its first rows (see `formats.detect_format`), without counting anything.
 
@@ -159,7 +166,7 @@ def detect_file_format(path: Path) -> str:
     as bad JSON or UTF-8 anyway, so no format is needed.
     """
     path = Path(path)
-    with closing(_objects_reader(path)(path, None)) as peek:  # closes the file now, not at garbage collection
+    with closing(read_objects(path)) as peek:  # closes the file now, not at garbage collection
         objs = [obj for _, obj in islice(peek, DETECT_ROWS)]
     return detect_format(objs) if objs else "unknown"
 
