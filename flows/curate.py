@@ -21,22 +21,6 @@ from tasks.data.curate import curate_dataset, curate_shard, merge_shards, plan_s
 from tasks.data.demo import generate_demo_data
 
 
-def _log_parquet_folder(run_id: str, folder: str, digest: str) -> None:
-    """The Parquet dataset folder as an MLflow dataset input: its path and content hash, no rows loaded."""
-    import warnings
-
-    from mlflow.data.dataset_source_registry import resolve_dataset_source
-    from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.entities import DatasetInput, InputTag
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a local path matches two equivalent source types; MLflow says so
-        source = resolve_dataset_source(folder)
-    dataset = MetaDataset(source, name="curated-parquet", digest=digest[:36])
-    tracking.client().log_inputs(run_id, datasets=[
-        DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])])
-
-
 @flow(name="curate")
 def curate_flow(config: RunConfig, parent_run_id: str | None = None) -> dict:
     data = config.data
@@ -67,7 +51,7 @@ def curate_flow(config: RunConfig, parent_run_id: str | None = None) -> dict:
         tracking.log_metrics(run_id, metrics)
         for key in ("report_path", "quarantine_path", "card_path", "clusters_path"):
             tracking.client().log_artifact(run_id, report[key], "curation")
-        _log_parquet_folder(run_id, report["dataset_dir"], report["dataset_hash"])
+        tracking.log_dataset(run_id, report["dataset_dir"], "curated-parquet", report["dataset_hash"], "training")
         tracking.log_dataset(run_id, report["sft_path"], "curated-sft", report["dataset_hash"], "training")
         if Path(report["pref_path"]).stat().st_size:
             tracking.log_dataset(run_id, report["pref_path"], "curated-pref", report["dataset_hash"], "training")
