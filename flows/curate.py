@@ -11,14 +11,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from configs.schema import RunConfig
 from llmops.home import llmops_home
 from registry import tracking
-from tasks.data.curate import curate_dataset, curate_shard, merge_shards, plan_shards
-from tasks.data.demo import generate_demo_data
+from registry.prompts import register_synthetic_templates
+from tasks.data import curate as library
+from tasks.data.curate import plan_shards
+from tasks.data.demo import write_demo_data
+
+generate_demo_data = task(write_demo_data, name="generate-demo-data")
+curate_dataset = task(library.curate_dataset, name="curate-dataset")
+curate_shard = task(library.curate_shard, name="curate-shard")
+merge_shards = task(library.merge_shards, name="merge-shards")
 
 
 @flow(name="curate")
@@ -28,18 +35,21 @@ def curate_flow(config: RunConfig, parent_run_id: str | None = None) -> dict:
         if data.inputs:
             inputs, eval_path = list(data.inputs), data.eval_path
         else:
-            demo = generate_demo_data(str(llmops_home() / "data" / f"demo-seed{data.seed}"), data.seed,
+            demo = generate_demo_data(llmops_home() / "data" / f"demo-seed{data.seed}", data.seed,
                                       data.demo_train_rows, data.demo_pref_rows, data.demo_eval_rows)
             inputs, eval_path = [demo["train"], demo["pref"]], demo["eval"]
         tracking.log_params(run_id, {"data": data.model_dump(), "curate": config.curate.model_dump()})
         out_dir = llmops_home() / "data" / "curated" / run_id
+        synthetic = config.curate.synthetic
+        versions = register_synthetic_templates(synthetic.operations) if synthetic.enabled else None
         if config.curate.shards > 1:
             eval_paths = list(dict.fromkeys([eval_path, *config.curate.decontaminate_paths]))
             specs = plan_shards(inputs, config.curate.shards, config.curate.format)
-            shards = curate_shard.map(specs, unmapped(config.curate), unmapped(eval_paths), unmapped(str(out_dir / "shards")))
+            shards = curate_shard.map(specs, unmapped(config.curate), unmapped(eval_paths), unmapped(str(out_dir / "shards")),
+                                      unmapped(versions))
             report = merge_shards([f.result() for f in shards], str(out_dir), config.curate)
         else:
-            report = curate_dataset(inputs, str(out_dir), config.curate, eval_paths=[eval_path])
+            report = curate_dataset(inputs, str(out_dir), config.curate, eval_paths=[eval_path], template_versions=versions)
 
         metrics = {"rows_read": report["read"], "rows_kept": report["kept"],
                    "rows_dropped": sum(report["dropped"].values())}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from configs.schema import RunConfig
@@ -16,7 +16,10 @@ from registry import tracking
 from registry.models import download_model_dir, version_by_alias
 from registry.stats import paired_mean_diff
 from tasks.evaluate.plot import plot_scores
-from tasks.evaluate.run import evaluate_harness, evaluate_model
+from tasks.evaluate import run as library
+
+evaluate_model = task(library.evaluate_model, name="evaluate-model")
+evaluate_harness = task(library.evaluate_harness, name="evaluate-harness")
 from tasks.evaluate.suites import DATA_DIR, load_suite
 
 NEEDS_EVAL_SPLIT = {"arithmetic", "held-out"}

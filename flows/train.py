@@ -7,22 +7,37 @@ from __future__ import annotations
 
 import json
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 
 from configs.schema import RunConfig
 from llmops.home import llmops_home
 from registry import tracking
 from registry.prompts import register_prompt_template
 from tasks.data.demo import QUESTION_TEMPLATE
-from tasks.model.tiny import build_base_model
-from tasks.train.dpo import train_dpo
-from tasks.train.export import log_trained_model
-from tasks.train.sft import train_sft
+from registry.artifacts import log_trained_model as _log_trained_model
+from tasks.model.tiny import build_tiny_model
+from tasks.train.dpo import train_dpo as _train_dpo
+from tasks.train.sft import train_sft as _train_sft
+
+build_base_model = task(build_tiny_model, name="build-base-model")
+
+
+@task(name="train-sft")
+def train_sft(base: str, data_path: str, template: str, cfg, out_dir: str, run_id: str) -> dict:
+    return _train_sft(base, data_path, template, cfg, out_dir, tracking.metric_sink(run_id))
+
+
+@task(name="train-dpo")
+def train_dpo(sft_dir: str, data_path: str, template: str, cfg, out_dir: str, run_id: str) -> dict:
+    return _train_dpo(sft_dir, data_path, template, cfg, out_dir, tracking.metric_sink(run_id))
+
+
+log_trained_model = task(_log_trained_model, name="log-trained-model")
 
 
 def resolve_base(config: RunConfig) -> str:
     if config.model.base == "embedded":
-        return build_base_model(config.model.tiny, str(llmops_home() / "models"))
+        return str(build_base_model(config.model.tiny, llmops_home() / "models"))
     return config.model.base
 
 

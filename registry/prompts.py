@@ -21,3 +21,10 @@ def load_prompt_template(name: str, version: int) -> str:
     import mlflow
 
     return mlflow.genai.load_prompt(f"prompts:/{name}/{version}").template
+
+
+def register_synthetic_templates(operations) -> dict[str, int]:
+    """Registers `synth-<op>` for each synthetic-data operation; a version is added only when the text changed."""
+    from tasks.data.synthetic import TEMPLATES
+
+    return {op: register_prompt_template(f"synth-{op}", TEMPLATES[op], f"synthetic data: {op}") for op in operations}

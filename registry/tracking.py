@@ -84,6 +84,20 @@ def log_metrics(run_id: str, metrics: dict[str, float], step: int = 0) -> None:
     client().log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
 
+def metric_sink(run_id: str):
+    """A step sink for the training library: each logged step's figures go to this run, by id."""
+
+    def sink(step: int, figures: dict[str, float]) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        client().log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in figures.items()])
+
+    return sink
+
+
 def log_json(run_id: str, payload: Any, artifact_file: str) -> None:
     client().log_text(run_id, json.dumps(payload, indent=1, default=str), artifact_file)
 

@@ -28,8 +28,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from prefect import task
-
 from configs.schema import CurateConfig
 from tasks.data.card import write_data_card
 from tasks.data.decontaminate import NgramIndex, build_ngram_index, decontaminate
@@ -111,7 +109,8 @@ Step = Callable[[Iterable[Row], Ledger], Iterator[Row]]
 
 
 def build_steps(settings: CurateConfig, eval_paths: list[str], state: dict[str, Any]) -> dict[str, Step]:
-    """The step functions by config name. `state` receives what the report needs from them."""
+    """The step functions by config name. `state` receives what the report needs from them, and may
+    hold `template_versions` (the synthetic templates' registry versions) going in."""
     s = settings
     pii: Counter[str] = state.setdefault("pii", Counter({"email": 0, "phone": 0}))
     languages: Counter[str] = state.setdefault("languages", Counter())
@@ -135,9 +134,9 @@ def build_steps(settings: CurateConfig, eval_paths: list[str], state: dict[str, 
             if row.kind == "sft" and (cfg.max_seeds is None or len(seeds) < cfg.max_seeds):
                 seeds.append(row)
             yield row
-        from tasks.data.synthetic import generate_variants, make_teacher, register_templates
+        from tasks.data.synthetic import generate_variants, local_template_versions, make_teacher
 
-        versions = register_templates(cfg.operations)
+        versions = state.get("template_versions") or local_template_versions(cfg.operations)
         yield from generate_variants(seeds, cfg, make_teacher(cfg), versions, ledger, synth_counts)
 
     return {
@@ -246,16 +245,16 @@ def _publish(partial_dir: Path, final: Path) -> None:
     partial_dir.rename(final)
 
 
-@task(name="curate-dataset")
 def curate_dataset(
-    inputs: list[str], out_dir: str, settings: CurateConfig, eval_paths: list[str] | None = None
+    inputs: list[str], out_dir: str, settings: CurateConfig, eval_paths: list[str] | None = None,
+    template_versions: dict[str, int | str] | None = None,
 ) -> dict[str, Any]:
     """Runs the configured steps, in order, over every input as one stream; writes the dataset
     folder, quarantine, report and card. `eval_paths` (the run's eval split) and
     `settings.decontaminate_paths` are what the decontaminate step indexes."""
     out = _prepare(out_dir)
     ledger = Ledger(out / "quarantine.jsonl")
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"template_versions": template_versions}
     sources: dict[str, dict[str, Any]] = {}
     by_step: dict[str, Counter[str]] = {}
     steps = build_steps(settings, _eval_list(settings, eval_paths), state)
@@ -288,15 +287,15 @@ def plan_shards(inputs: list[str], shards: int, fmt: str) -> list[dict[str, Any]
     return specs
 
 
-@task(name="curate-shard")
-def curate_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[str], work_dir: str) -> dict[str, Any]:
+def curate_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[str], work_dir: str,
+                 template_versions: dict[str, int | str] | None = None) -> dict[str, Any]:
     """The row-by-row steps (all but exact and near dedup), in config order, on one record range."""
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     name = f"shard-{spec['order']:05d}"
     quarantine, kept_path = work / f"{name}.quarantine.jsonl", work / f"{name}.jsonl"
     ledger = Ledger(quarantine)
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"template_versions": template_versions}
     by_step: dict[str, Counter[str]] = {}
     steps = build_steps(settings, eval_paths, state)
     try:
@@ -317,7 +316,6 @@ def curate_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[
             "state": {k: (dict(v) if isinstance(v, Counter) else v) for k, v in state.items()}}
 
 
-@task(name="merge-shards")
 def merge_shards(shards: list[dict[str, Any]], out_dir: str, settings: CurateConfig) -> dict[str, Any]:
     """Exact and near dedup over every shard's kept rows in input order, then the same outputs as
     `curate_dataset`: the result does not depend on which worker ran which shard."""
@@ -336,7 +334,7 @@ def merge_shards(shards: list[dict[str, Any]], out_dir: str, settings: CurateCon
         for step, counts in sh["by_step"].items():
             by_step.setdefault(step, Counter()).update(counts)
         for key, value in sh["state"].items():
-            if key == "clusters":  # near dedup runs here, over all shards, not in the shards
+            if key in ("clusters", "template_versions"):  # near dedup runs here, not in the shards
                 continue
             if key == "eval_items":
                 state["eval_items"] = value or state["eval_items"]

@@ -161,10 +161,3 @@ def write_demo_data(out_dir: Path, seed: int, n_train: int, n_pref: int, n_eval:
         paths[key].write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {k: str(v) for k, v in paths.items()}
 
-
-from prefect import task  # noqa: E402  (kept below the pure functions, which need no Prefect)
-
-
-@task(name="generate-demo-data")
-def generate_demo_data(out_dir: str, seed: int, n_train: int, n_pref: int, n_eval: int) -> dict[str, str]:
-    return write_demo_data(Path(out_dir), seed, n_train, n_pref, n_eval)

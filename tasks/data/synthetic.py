@@ -1,7 +1,7 @@
 """Synthetic data: a teacher model rewrites seed instructions into new rows, which then face the same filters.
 
-Each operation is a prompt template kept in MLflow's prompt registry (`synth-<op>`), so every
-synthetic row can name the exact text that asked for it (`data["synthetic"]["template"]`):
+Each operation is a prompt template (`synth-<op>`; a flow keeps them in MLflow's prompt registry), so
+every synthetic row can name the exact text that asked for it (`data["synthetic"]["template"]`):
 
 - `rephrase`: the first user turn asked in other words; the seed's answer is kept, since the
   question has not changed.
@@ -110,11 +110,15 @@ class SyntheticConfig(BaseModel):
 # ------------------------------------------------------------------------------ templates
 
 
-def register_templates(operations: Iterable[str] = OPERATIONS) -> dict[str, int]:
-    """Registers `synth-<op>` for each operation; a version is added only when the text changed."""
-    from registry.prompts import register_prompt_template
+def local_template_versions(operations: Iterable[str] = OPERATIONS) -> dict[str, str]:
+    """Each template named by a short hash of its text, for runs without a prompt registry.
 
-    return {op: register_prompt_template(f"synth-{op}", TEMPLATES[op], f"synthetic data: {op}") for op in operations}
+    A flow registers the templates in MLflow (`registry.prompts.register_synthetic_templates`) and
+    passes those versions instead; either way the recorded version names exactly the text used.
+    """
+    import hashlib
+
+    return {op: "sha-" + hashlib.sha256(TEMPLATES[op].encode()).hexdigest()[:10] for op in operations}
 
 
 def fill(template: str, instruction: str, answer: str) -> str:
@@ -317,7 +321,7 @@ def _parse(op: str, reply: str) -> tuple[str, str | None] | str:
 
 
 def _variant(seed: Row, op: str, k: int, instruction: str, answer: str | None, cfg: SyntheticConfig,
-             versions: dict[str, int]) -> Row:
+             versions: dict[str, int | str]) -> Row:
     i, _, _ = _first_turns(seed)  # type: ignore[misc]
     messages = seed.data["messages"]
     if answer is None:  # rephrase: the rest of the chat stays as it was
@@ -329,18 +333,18 @@ def _variant(seed: Row, op: str, k: int, instruction: str, answer: str | None, c
                source="synthetic")
 
 
-def generate_variants(seed_rows: Iterable[Row], cfg: SyntheticConfig, teacher: Teacher, template_versions: dict[str, int],
+def generate_variants(seed_rows: Iterable[Row], cfg: SyntheticConfig, teacher: Teacher, template_versions: dict[str, int | str],
                       ledger: Ledger, counts: Counter[str] | None = None, *, batch_size: int = 16) -> Iterator[Row]:
     """Yields the teacher's variants of each sft seed (`variants_per_seed` per operation), in seed order.
 
     Every reply counts as one row read on `ledger`, then is yielded or dropped with its reason.
     `counts` receives: seeds, seeds_skipped (not sft, or no user turn with an answer after it),
-    generated, yielded, and one entry per drop reason. `template_versions` must be what
-    `register_templates()` returned, so the recorded version names the text used.
+    generated, yielded, and one entry per drop reason. `template_versions` names each
+    template's version (registry versions, or `local_template_versions()`), recorded on each row.
     """
     missing = [op for op in cfg.operations if op not in template_versions]
     if missing:
-        raise ValueError(f"no registered template version for {missing}; call register_templates() first")
+        raise ValueError(f"no template version for {missing}; pass local_template_versions() or the registry's")
     counts = Counter() if counts is None else counts
 
     def flush(jobs: list[tuple[Row, str, int, str]]) -> Iterator[Row]:
@@ -380,16 +384,16 @@ def generate_variants(seed_rows: Iterable[Row], cfg: SyntheticConfig, teacher: T
 
 
 def synthesize(seed_rows: Iterable[Row], existing_rows: Iterable[Row], cfg: SyntheticConfig, ledger: Ledger, *,
-               teacher: Teacher | None = None, template_versions: dict[str, int] | None = None,
+               teacher: Teacher | None = None, template_versions: dict[str, int | str] | None = None,
                counts: Counter[str] | None = None) -> Iterator[Row]:
     """The existing rows unchanged, then (when enabled) the variants of `seed_rows`, for the curate steps.
 
     Variants come last so that dedup, which keeps the first of a cluster, prefers a real row. The
-    teacher is loaded and the templates registered only when the stream reaches the variants.
+    teacher is loaded only when the stream reaches the variants.
     `ledger` must be the run's `Ledger` itself: variants add to its `read`.
     """
     yield from existing_rows
     if not cfg.enabled:
         return
-    versions = template_versions if template_versions is not None else register_templates(cfg.operations)
+    versions = template_versions if template_versions is not None else local_template_versions(cfg.operations)
     yield from generate_variants(seed_rows, cfg, teacher or make_teacher(cfg), versions, ledger, counts)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from prefect import task
-
 from configs.schema import EvalConfig
 from tasks.data.demo import QUESTION_TEMPLATE
 from tasks.evaluate.cache import ItemCache, model_key
@@ -25,7 +23,7 @@ TEMPLATES = {"arithmetic": QUESTION_TEMPLATE, "held-out": QUESTION_TEMPLATE}
 MIN_NEW_TOKENS = {"json-format": 64, "safety": 32}
 
 
-def evaluate_model_fn(model_dir: str, suites: list[Suite], cfg: EvalConfig, cache_root: str) -> dict:
+def evaluate_model(model_dir: str, suites: list[Suite], cfg: EvalConfig, cache_root: str) -> dict:
     key = model_key(model_dir)
     loaded = None
     out: dict[str, dict] = {}
@@ -70,17 +68,13 @@ def bleu_stats(outputs: list[str], references: list[str]) -> list[list[float]]:
     return [[float(x) for x in bleu._extract_corpus_statistics([o], [[r]])[0]] for o, r in zip(outputs, references)]
 
 
-@task(name="evaluate-model")
-def evaluate_model(model_dir: str, suites: list[Suite], cfg: EvalConfig, cache_root: str) -> dict:
-    return evaluate_model_fn(model_dir, suites, cfg, cache_root)
-
 
 def harness_metric_name(key: str) -> str:
     """lm-eval's `exact_match,flexible-extract` as a gate-friendly `exact_match_flexible-extract`."""
     return key.replace(",", "_")
 
 
-def evaluate_harness_fn(model_dir: str, tasks: list[str], eval_path: str, limit: int | None) -> dict:
+def evaluate_harness(model_dir: str, tasks: list[str], eval_path: str, limit: int | None) -> dict:
     """lm-eval tasks as extra suites, with per-item scores so the gate can pair them."""
     from tasks.evaluate.harness import run_harness
 
@@ -95,7 +89,3 @@ def evaluate_harness_fn(model_dir: str, tasks: list[str], eval_path: str, limit:
                      "outputs": [i["response"] for i in items], "ops": {}, "probes": None, "bleu_stats": None}
     return out
 
-
-@task(name="evaluate-harness")
-def evaluate_harness(model_dir: str, tasks: list[str], eval_path: str, limit: int | None) -> dict:
-    return evaluate_harness_fn(model_dir, tasks, eval_path, limit)

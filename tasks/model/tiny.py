@@ -15,8 +15,6 @@ import math
 import shutil
 from pathlib import Path
 
-from prefect import task
-
 from configs.schema import TinyModelConfig
 from tasks.data import demo
 
@@ -144,7 +142,3 @@ def build_tiny_model(cfg: TinyModelConfig, models_dir: Path) -> Path:
     tmp.rename(out)
     return out
 
-
-@task(name="build-base-model")
-def build_base_model(cfg: TinyModelConfig, models_dir: str) -> str:
-    return str(build_tiny_model(cfg, Path(models_dir)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from configs.schema import TrainConfig
 
@@ -34,7 +34,7 @@ def shared_trainer_args(cfg: TrainConfig, out: Path, max_steps: int, log_points:
         "warmup_steps": max(1, max_steps // 20),
         "logging_steps": max(1, max_steps // log_points),
         "save_strategy": "no",
-        "report_to": "none",  # losses go to MLflow by run id (make_loss_callback)
+        "report_to": "none",  # figures go to the caller's sink (make_step_logger)
         "seed": cfg.seed,
         "use_cpu": use_cpu(cfg),
         "bf16": cfg.precision == "bf16",
@@ -128,15 +128,18 @@ def pref_examples(path: str, template: str) -> list[dict]:
     ]
 
 
-def make_loss_callback(run_id: str | None, prefix: str):
-    """A trainer callback that sends each logged step's figures to one MLflow run, by id.
+StepSink = Callable[[int, dict[str, float]], None]
 
-    trl's own MLflow reporting starts or joins the fluent "active run", which is thread-local and
-    so not reliable inside Prefect task runs; logging by run id always lands in the right run.
+
+def make_step_logger(prefix: str, sink: StepSink | None = None):
+    """A trainer callback that keeps each logged step's figures and hands them to `sink`.
+
+    The library stays free of any tracking client: a flow passes a sink that writes to its MLflow
+    run by id (`registry.tracking.metric_sink`), a script passes none and reads `history`.
     """
     from transformers import TrainerCallback
 
-    class MlflowStepLogger(TrainerCallback):
+    class StepLogger(TrainerCallback):
         def __init__(self):
             self.history: list[dict] = []
 
@@ -145,18 +148,10 @@ def make_loss_callback(run_id: str | None, prefix: str):
                 return
             figures = {f"{prefix}/{k}": float(v) for k, v in logs.items() if isinstance(v, (int, float))}
             self.history.append({"step": state.global_step, **figures})
-            if run_id is None:
-                return
-            import time
+            if sink is not None:
+                sink(state.global_step, figures)
 
-            from mlflow import MlflowClient
-            from mlflow.entities import Metric
-
-            now = int(time.time() * 1000)
-            metrics = [Metric(k, v, now, state.global_step) for k, v in figures.items()]
-            MlflowClient().log_batch(run_id, metrics=metrics)
-
-    return MlflowStepLogger()
+    return StepLogger()
 
 
 def run_and_save(trainer, tokenizer, out: Path, name: str, logger) -> dict:

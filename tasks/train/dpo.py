@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from prefect import task
-
 from configs.schema import TrainConfig
 from tasks.train.common import (
-    load_base_model, load_tokenizer, make_loss_callback, pref_examples, run_and_save, shared_trainer_args,
+    load_base_model, load_tokenizer, make_step_logger, pref_examples, run_and_save, shared_trainer_args, StepSink,
 )
 
 
@@ -27,7 +25,7 @@ def load_sft_policy(sft_dir: str, cfg: TrainConfig):
     return PeftModel.from_pretrained(load_base_model(base, cfg), sft_dir, is_trainable=True)
 
 
-def train_dpo_fn(sft_dir: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str, run_id: str | None = None) -> dict:
+def train_dpo(sft_dir: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str, on_log: StepSink | None = None) -> dict:
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
@@ -40,7 +38,7 @@ def train_dpo_fn(sft_dir: str, data_path: str, template: str, cfg: TrainConfig, 
         beta=cfg.dpo.beta,
         max_length=cfg.dpo.max_length,
     )
-    logger = make_loss_callback(run_id, "dpo")
+    logger = make_step_logger("dpo", on_log)
     trainer = DPOTrainer(
         model=load_sft_policy(sft_dir, cfg),
         args=args,
@@ -50,7 +48,3 @@ def train_dpo_fn(sft_dir: str, data_path: str, template: str, cfg: TrainConfig, 
     )
     return run_and_save(trainer, tokenizer, out, "dpo", logger)
 
-
-@task(name="train-dpo")
-def train_dpo(sft_dir: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str, run_id: str | None = None) -> dict:
-    return train_dpo_fn(sft_dir, data_path, template, cfg, out_dir, run_id)

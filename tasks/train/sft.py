@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
-
 from configs.schema import TrainConfig
 from tasks.train.common import (
-    build_lora_config, load_base_model, load_tokenizer, make_loss_callback, run_and_save, sft_examples, shared_trainer_args,
+    build_lora_config, load_base_model, load_tokenizer, make_step_logger, run_and_save, sft_examples, shared_trainer_args, StepSink,
 )
 
 
-def train_sft_fn(base: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str, run_id: str | None = None) -> dict:
+def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str, on_log: StepSink | None = None) -> dict:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -33,7 +31,7 @@ def train_sft_fn(base: str, data_path: str, template: str, cfg: TrainConfig, out
         disable_tqdm=False,
         dataset_num_proc=None,
     )
-    logger = make_loss_callback(run_id, "sft")
+    logger = make_step_logger("sft", on_log)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -44,7 +42,3 @@ def train_sft_fn(base: str, data_path: str, template: str, cfg: TrainConfig, out
     )
     return run_and_save(trainer, tokenizer, out, "sft", logger)
 
-
-@task(name="train-sft")
-def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str, run_id: str | None = None) -> dict:
-    return train_sft_fn(base, data_path, template, cfg, out_dir, run_id)

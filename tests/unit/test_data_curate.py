@@ -49,7 +49,7 @@ def _write_inputs(tmp_path: Path) -> list[str]:
 
 def test_curate_end_to_end(tmp_path: Path) -> None:
     inputs = _write_inputs(tmp_path)
-    out = curate_dataset.fn(inputs, str(tmp_path / "out"), CurateConfig(min_chars=20))
+    out = curate_dataset(inputs, str(tmp_path / "out"), CurateConfig(min_chars=20))
 
     assert out["read"] == 11
     assert out["dropped"] == {
@@ -84,10 +84,10 @@ def test_curate_end_to_end(tmp_path: Path) -> None:
 
 def test_curate_is_deterministic_and_pii_optional(tmp_path: Path) -> None:
     inputs = _write_inputs(tmp_path)
-    a = curate_dataset.fn(inputs, str(tmp_path / "a"), CurateConfig(min_chars=20))
-    b = curate_dataset.fn(inputs, str(tmp_path / "b"), CurateConfig(min_chars=20))
+    a = curate_dataset(inputs, str(tmp_path / "a"), CurateConfig(min_chars=20))
+    b = curate_dataset(inputs, str(tmp_path / "b"), CurateConfig(min_chars=20))
     assert a["dataset_hash"] == b["dataset_hash"]
-    c = curate_dataset.fn(inputs, str(tmp_path / "c"), CurateConfig(min_chars=20, mask_pii=False))
+    c = curate_dataset(inputs, str(tmp_path / "c"), CurateConfig(min_chars=20, mask_pii=False))
     assert c["pii"] == {"email": 0, "phone": 0}
     assert c["dataset_hash"] != a["dataset_hash"]
     assert "sam@example.com" in Path(c["sft_path"]).read_text()
@@ -148,7 +148,7 @@ EVERY_REASON = {
 
 def test_every_reason_by_name_and_the_balance(tmp_path: Path) -> None:
     inputs, eval_path = _write_all_reasons(tmp_path)
-    out = curate_dataset.fn(inputs, str(tmp_path / "out"), CurateConfig(min_chars=20, max_chars=600), [eval_path])
+    out = curate_dataset(inputs, str(tmp_path / "out"), CurateConfig(min_chars=20, max_chars=600), [eval_path])
 
     assert out["dropped"] == EVERY_REASON
     assert out["read"] == 20 and out["kept"] == 4
@@ -183,7 +183,7 @@ def test_parquet_per_kind_matches_the_report_and_text_rows_are_cleaned(tmp_path:
     import pyarrow.parquet as pq
 
     inputs, eval_path = _write_all_reasons(tmp_path)
-    out = curate_dataset.fn(inputs, str(tmp_path / "out"), CurateConfig(min_chars=20, max_chars=600), [eval_path])
+    out = curate_dataset(inputs, str(tmp_path / "out"), CurateConfig(min_chars=20, max_chars=600), [eval_path])
     folder = Path(out["dataset_dir"])
     assert folder.name == f"dataset-{out['dataset_hash'][:16]}" and folder.parent == tmp_path / "out"
     assert Path(out["sft_path"]).parent == folder and Path(out["pref_path"]).parent == folder
@@ -206,7 +206,7 @@ def test_parquet_per_kind_matches_the_report_and_text_rows_are_cleaned(tmp_path:
 def test_only_present_kinds_get_parquet_and_pref_jsonl_is_always_written(tmp_path: Path) -> None:
     chat = tmp_path / "qa.jsonl"
     chat.write_text(json.dumps({"question": "What is 2 + 5?", "answer": "2 + 5 = 7. The answer is 7."}) + "\n")
-    out = curate_dataset.fn([str(chat)], str(tmp_path / "out"), CurateConfig())
+    out = curate_dataset([str(chat)], str(tmp_path / "out"), CurateConfig())
     folder = Path(out["dataset_dir"])
     assert sorted(p.name for p in folder.iterdir()) == ["DATACARD.md", "pref.jsonl", "sft.jsonl", "sft.parquet"]
     assert Path(out["pref_path"]).read_text() == "" and out["format"] == {str(chat): "qa"}
@@ -216,7 +216,7 @@ def test_only_present_kinds_get_parquet_and_pref_jsonl_is_always_written(tmp_pat
 def test_data_card_names_thresholds_counts_and_sources(tmp_path: Path) -> None:
     inputs, eval_path = _write_all_reasons(tmp_path)
     settings = CurateConfig(min_chars=20, max_chars=600, minhash_threshold=0.75)
-    out = curate_dataset.fn(inputs, str(tmp_path / "out"), settings, [eval_path])
+    out = curate_dataset(inputs, str(tmp_path / "out"), settings, [eval_path])
     card = Path(out["card_path"]).read_text()
     assert Path(out["card_path"]) == Path(out["dataset_dir"]) / "DATACARD.md"
     assert out["dataset_hash"] in card
@@ -239,26 +239,26 @@ def test_decontamination_drops_a_copied_13_word_span(tmp_path: Path) -> None:
         _sft("copy13", "Please help: " + " ".join(words[10:23]) + " thanks", "Here is how to think about it."),
         _sft("copy12", "Please help: " + " ".join(words[10:22]) + " thanks", "Here is how to think about it."),
     ]) + "\n")
-    out = curate_dataset.fn([str(train)], str(tmp_path / "out"), CurateConfig(), [str(eval_path)])
+    out = curate_dataset([str(train)], str(tmp_path / "out"), CurateConfig(), [str(eval_path)])
     assert out["dropped"] == {"eval_contamination": 1} and out["decontamination"] == {"e1": 1}
     assert [json.loads(line)["id"] for line in Path(out["sft_path"]).read_text().splitlines()] == ["copy12"]
     # Extra eval sets come from the config; without any eval set nothing is dropped.
-    extra = curate_dataset.fn([str(train)], str(tmp_path / "o2"), CurateConfig(decontaminate_paths=[str(eval_path)]))
+    extra = curate_dataset([str(train)], str(tmp_path / "o2"), CurateConfig(decontaminate_paths=[str(eval_path)]))
     assert extra["dropped"] == {"eval_contamination": 1}
-    assert curate_dataset.fn([str(train)], str(tmp_path / "o3"), CurateConfig())["dropped"] == {}
+    assert curate_dataset([str(train)], str(tmp_path / "o3"), CurateConfig())["dropped"] == {}
 
 
 def test_steps_run_in_the_configured_order(tmp_path: Path) -> None:
     train = tmp_path / "train.jsonl"
     train.write_text(_sft("a", "2+2", "4") + "\n" + _sft("b", "2+2", "4") + "\n")  # short, and copies
-    dedup_first = curate_dataset.fn([str(train)], str(tmp_path / "a"),
+    dedup_first = curate_dataset([str(train)], str(tmp_path / "a"),
                                     CurateConfig(steps=["validate", "exact_dedup", "length"]))
     assert dedup_first["dropped"] == {"exact_duplicate": 1, "too_short": 1}
-    length_first = curate_dataset.fn([str(train)], str(tmp_path / "b"),
+    length_first = curate_dataset([str(train)], str(tmp_path / "b"),
                                      CurateConfig(steps=["validate", "length", "exact_dedup"]))
     assert length_first["dropped"] == {"too_short": 2}
     assert length_first["steps"] == ["validate", "length", "exact_dedup"]
-    only_validate = curate_dataset.fn([str(train)], str(tmp_path / "c"), CurateConfig(steps=["validate"]))
+    only_validate = curate_dataset([str(train)], str(tmp_path / "c"), CurateConfig(steps=["validate"]))
     assert only_validate["kept"] == 2 and only_validate["languages"] == {}
 
 
@@ -286,7 +286,7 @@ def test_default_quality_keeps_short_instruction_rows(tmp_path: Path) -> None:
     from tasks.data.demo import write_demo_data
 
     demo = write_demo_data(tmp_path / "demo", 0, 160, 48, 24)
-    out = curate_dataset.fn([demo["train"], demo["pref"]], str(tmp_path / "out"), CurateConfig(), [demo["eval"]])
+    out = curate_dataset([demo["train"], demo["pref"]], str(tmp_path / "out"), CurateConfig(), [demo["eval"]])
     assert not any(r.startswith(("gopher_", "language_", "c4_", "rep_", "toxic")) for r in out["dropped"])
     assert out["kept"] >= 0.85 * out["read"] and out["languages"] == {"en": out["kept"]}
 
@@ -297,7 +297,7 @@ def test_an_eval_set_in_any_shape_is_indexed_by_all_its_text(tmp_path: Path) -> 
     eval_path.write_text(json.dumps({"id": "odd-1", "prompt": EVAL_ITEM, "meta": {"tags": ["x"]}}) + "\n{broken\n")
     train = tmp_path / "train.jsonl"
     train.write_text(_sft("leak", EVAL_ITEM, "72") + "\n" + _sft("ok", "What is 7 + 8?", "The answer is 15.") + "\n")
-    out = curate_dataset.fn([str(train)], str(tmp_path / "out"), CurateConfig(), [str(eval_path)])
+    out = curate_dataset([str(train)], str(tmp_path / "out"), CurateConfig(), [str(eval_path)])
     assert out["decontamination"] == {"odd-1": 1} and out["eval_items"] == {str(eval_path): 1}
     assert out["kept"] == 1
 
@@ -319,7 +319,7 @@ def test_synthetic_variants_pass_the_same_steps_and_are_accounted_for(tmp_path: 
         "synthetic": {"enabled": True, "teacher": f"local:{teacher}", "operations": ["rephrase"], "variants_per_seed": 2,
                       "max_new_tokens": 24},
     })
-    report = curate_dataset.fn([str(path)], str(tmp_path / "out"), settings)
+    report = curate_dataset([str(path)], str(tmp_path / "out"), settings)
     assert report["read"] == 4 + 8  # four input rows, two variants of each
     assert report["kept"] + sum(report["dropped"].values()) == report["read"]
     assert report["synthetic"]["generated"] == 8
@@ -350,7 +350,7 @@ def test_near_duplicate_cluster_report_is_written(tmp_path: Path) -> None:
              _sft("b", " ".join(words), "It is a sentence about a fox and a dog. Indeed."),
              _sft("c", "An unrelated question about apples and pears in a basket?", "Pears.")]
     path.write_text("\n".join(lines) + "\n")
-    report = curate_dataset.fn([str(path)], str(tmp_path / "out"), CurateConfig())
+    report = curate_dataset([str(path)], str(tmp_path / "out"), CurateConfig())
     clusters = json.loads(Path(report["clusters_path"]).read_text())
     assert report["dropped"].get("near_duplicate") == 1 and report["near_duplicate_clusters"] == clusters["clusters"] == 1
     assert json.dumps(clusters["examples"]).count('"b"') == 1 and clusters["largest_clusters"]
@@ -366,13 +366,13 @@ def test_explicit_lsh_banding_is_used_and_checked(tmp_path: Path) -> None:
         CurateConfig(minhash_bands=32, minhash_rows=8)
     path = tmp_path / "in.jsonl"
     path.write_text(_sft("a", "one two three four five six seven eight nine ten", "eleven twelve thirteen.") + "\n")
-    report = curate_dataset.fn([str(path)], str(tmp_path / "out"), CurateConfig(minhash_bands=32, minhash_rows=4))
+    report = curate_dataset([str(path)], str(tmp_path / "out"), CurateConfig(minhash_bands=32, minhash_rows=4))
     clusters = json.loads(Path(report["clusters_path"]).read_text())
     assert (clusters["bands"], clusters["rows"]) == (32, 4)
 
 
 def test_parallel_signature_workers_give_the_same_dataset(tmp_path: Path) -> None:
     inputs, _ = _write_all_reasons(tmp_path)
-    one = curate_dataset.fn(inputs, str(tmp_path / "one"), CurateConfig())
-    two = curate_dataset.fn(inputs, str(tmp_path / "two"), CurateConfig(dedup_processes=2))
+    one = curate_dataset(inputs, str(tmp_path / "one"), CurateConfig())
+    two = curate_dataset(inputs, str(tmp_path / "two"), CurateConfig(dedup_processes=2))
     assert one["dataset_hash"] == two["dataset_hash"] and one["dropped"] == two["dropped"]

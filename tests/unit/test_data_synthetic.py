@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from configs.schema import TinyModelConfig
 from tasks.data.records import Ledger, Row
 from tasks.data.synthetic import (TEMPLATES, HttpTeacher, LocalTeacher, SyntheticConfig, TeacherError,
-                                  generate_variants, make_teacher, register_templates, synthesize)
+                                  generate_variants, local_template_versions, make_teacher, synthesize)
 
 QUESTIONS = {
     "s1": "Tom has 3 apples. Tom gets 4 more apples. How many apples does Tom have now?",
@@ -181,10 +181,10 @@ def test_http_teacher_errors_name_the_url_and_status(stub):
 
 
 def test_templates_register_once_in_mlflow():
-    from registry.prompts import load_prompt_template
+    from registry.prompts import load_prompt_template, register_synthetic_templates as register_templates
 
-    first = register_templates()
-    assert register_templates() == first and set(first) == {"rephrase", "harder", "simpler"}
+    first = register_templates(["rephrase", "harder", "simpler"])
+    assert register_templates(["rephrase", "harder", "simpler"]) == first and set(first) == {"rephrase", "harder", "simpler"}
     for op, version in first.items():
         assert load_prompt_template(f"synth-{op}", version) == TEMPLATES[op]
 
@@ -197,7 +197,7 @@ def test_synthesize_appends_variants_after_the_real_rows(stub):
     ledger.read += len(existing)  # what the reader would have counted
     ledger.check_balance()
     assert [r.id for r in rows] == ["x", "syn-rephrase-s2-0"]
-    assert rows[1].data["synthetic"]["template"] == f"synth-rephrase/{register_templates(['rephrase'])['rephrase']}"
+    assert rows[1].data["synthetic"]["template"] == f"synth-rephrase/{local_template_versions(['rephrase'])['rephrase']}"
 
     off = cfg.model_copy(update={"enabled": False})
     assert list(synthesize(_seeds(), iter(existing), off, Ledger(), teacher=None)) == existing

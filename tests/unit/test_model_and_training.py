@@ -54,8 +54,8 @@ def test_sft_then_dpo(base, demo, tmp_path, method):
     from tasks.evaluate.generate import load_for_eval
     from tasks.evaluate.ops import measure_generation
     from tasks.train.common import apply_template
-    from tasks.train.dpo import train_dpo_fn
-    from tasks.train.sft import train_sft_fn
+    from tasks.train.dpo import train_dpo as train_dpo_fn
+    from tasks.train.sft import train_sft as train_sft_fn
 
     cfg = TrainConfig.model_validate({"method": method, "device": "cpu", "sft": {"max_steps": 6, "batch_size": 4},
                                       "dpo": {"max_steps": 2, "batch_size": 2}})

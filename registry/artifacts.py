@@ -8,13 +8,11 @@ local folder rather than a hub name it saves the adapter alone and reloads a bro
 
 from __future__ import annotations
 
-from prefect import task
-
 # Given explicitly: MLflow's inference of a pipeline's requirements imports torchvision.
 PIP_REQUIREMENTS = ["torch==2.13.0", "transformers==5.24.0", "accelerate==1.15.0"]
 
 
-def log_trained_model_fn(run_id: str, adapter_dir: str, prompt_uri: str | None = None) -> str:
+def log_trained_model(run_id: str, adapter_dir: str, prompt_uri: str | None = None) -> str:
     import mlflow
     import transformers
 
@@ -32,7 +30,3 @@ def log_trained_model_fn(run_id: str, adapter_dir: str, prompt_uri: str | None =
         )
     return info.model_uri
 
-
-@task(name="log-trained-model")
-def log_trained_model(run_id: str, adapter_dir: str, prompt_uri: str | None = None) -> str:
-    return log_trained_model_fn(run_id, adapter_dir, prompt_uri)

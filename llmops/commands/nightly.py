@@ -1,0 +1,44 @@
+"""`llmops nightly`: curate -> train -> evaluate -> promote, as one flow run."""
+
+from __future__ import annotations
+
+
+from llmops.commands.common import add_config_args, load, tracking_uri
+
+
+def register(sub) -> None:
+    p = sub.add_parser("nightly", help="curate -> train -> evaluate -> promote, as one flow run")
+    add_config_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    config = load(args)
+    from flows.nightly import nightly_flow
+
+    result = nightly_flow(config)
+    promoted, primary = result["promote"], config.gate.primary
+    print("\n== nightly finished ==")
+    print(_score_table(result["evaluate"]["summary"]))
+    ci = (f" (95% CI [{result['gain_ci_low']:+.3f}, {result['gain_ci_high']:+.3f}])"
+          if result.get("gain_ci_low") is not None else "")
+    print(f"gain over base on {primary}: {result['gain_over_base']:+.3f}{ci}")
+    print(f"registry: {promoted['model_name']} v{promoted['version']} -> {promoted['decision']}")
+    for name, c in promoted["gate"]["comparisons"].items():
+        mde = f", detectable at this size: {c['mde']:.3f}" if c.get("mde") else ""
+        print(f"  {name}: delta {c['delta']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], "
+              f"p={c.get('p_adjusted', c['p_value']):.4f}{mde}")
+    for check in promoted["gate"]["checks"]:
+        if not check["passed"] or check["name"] == "inconclusive":
+            print(f"  {check['name']}: {check['detail']}")
+    print(f"MLflow parent run: {result['run_id']}  (tracking: {tracking_uri()})")
+    return 0
+
+
+def _score_table(summary: dict) -> str:
+    who = list(summary)
+    keys = sorted({k for per in summary.values() for k in per})
+    width = max(len(k) for k in keys) if keys else 10
+    lines = [" " * width + "  " + "".join(f"{w:>11}" for w in who)]
+    lines += [f"{k:<{width}}  " + "".join(f"{summary[w][k]:>11.3f}" if k in summary[w] else " " * 11 for w in who) for k in keys]
+    return "\n".join(lines)
