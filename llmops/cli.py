@@ -48,15 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_environment()
-    quiet_libraries()
-    from configs.load import ConfigError
+    from llmops.errors import UserError
 
     try:
-        return args.run(args)
-    except ConfigError as err:
+        setup_environment()
+        quiet_libraries()
+        from configs.load import ConfigError
+
+        try:
+            return args.run(args)
+        except ConfigError as err:  # every problem of a config, one per line, all at once
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    except UserError as err:
+        if args.debug:
+            raise
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
