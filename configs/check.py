@@ -43,6 +43,16 @@ def check_machine(cfg: RunConfig) -> list[str]:
         problems.append("train.precision: fp16 needs a GPU; use precision: fp32")
     if train.method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
         problems.append("train.method: qlora needs bitsandbytes; pip install bitsandbytes, or use method: lora")
+    if train.liger and importlib.util.find_spec("liger_kernel") is None:
+        problems.append("train.liger: Liger kernels need the liger-kernel package (GPU only); pip install liger-kernel, "
+                        "or set train.liger: false")
+    if cfg.model.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        problems.append("model.attn_implementation: flash_attention_2 needs the flash-attn package; pip install "
+                        "flash-attn, or use sdpa")
+    if cfg.eval.device == "cuda" and gpus == 0:
+        problems.append("eval.device: cuda asked for, but this machine has no GPU; set eval.device: auto or cpu")
+    if cfg.eval.precision in ("bf16", "fp16") and gpus == 0:
+        problems.append(f"eval.precision: {cfg.eval.precision} generation is for GPUs; set eval.precision: auto")
     problems += _check_base(cfg.model.base)
     for i, path in enumerate(cfg.data.inputs):
         if not Path(path).exists():

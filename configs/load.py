@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from configs.check import check_machine
+from configs.consistency import cross_section_problems
 from configs.schema import RunConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "nightly.yaml"
@@ -66,8 +67,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         config = RunConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(source, format_validation_error(err)) from None
-    if check:
-        problems = check_machine(config)
-        if problems:
-            raise ConfigError(source, problems)
+    problems = cross_section_problems(config) + check_machine(config) if check else []
+    if problems:
+        raise ConfigError(source, problems)
     return config
+
+
+def check_run_config(config: RunConfig, source: str = "the run's config") -> RunConfig:
+    """What `load_config` checks beyond the schema, for a config that arrived another way (a
+    deployment's form): every cross-section and machine problem at once, before any work."""
+    problems = cross_section_problems(config) + check_machine(config)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def default_config() -> RunConfig:
+    """The bundled nightly config, schema-checked only: what a deployment's form starts from."""
+    return load_config(DEFAULT_CONFIG, check=False)

@@ -140,6 +140,8 @@ class TinyModelConfig(Strict):
 
 class ModelConfig(Strict):
     base: str = Field("embedded", description="'embedded' (the tiny local model), a local path, or a hub name")
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa", description="attention kernel for training and evaluation; flash_attention_2 needs the flash-attn package")
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
 
 
@@ -153,17 +155,21 @@ class LoraConfig(Strict):
 class SftConfig(Strict):
     max_steps: int = Field(200, ge=1)
     learning_rate: float = Field(3e-3, gt=0)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="sequences per device and step (packed sequences with packing)")
     grad_accum: int = Field(1, ge=1)
-    max_length: int = Field(128, ge=16)
+    max_length: int = Field(128, ge=16, description="tokens per sequence; with packing, the length rows are packed to")
 
 
-class DpoConfig(Strict):
+class PreferenceConfig(Strict):
+    """Preference tuning after SFT, from the SFT result: DPO, ORPO or KTO (trl's trainers)."""
+
     enabled: bool = True
+    method: Literal["dpo", "orpo", "kto"] = Field(
+        "dpo", description="dpo: against a frozen reference; orpo: odds-ratio, no reference; kto: unpaired good/bad labels")
     max_steps: int = Field(60, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
     batch_size: int = Field(8, ge=1)
-    beta: float = Field(0.1, gt=0)
+    beta: float = Field(0.1, gt=0, description="DPO/KTO temperature; ORPO's lambda (weight of the odds-ratio term)")
     max_length: int = Field(128, ge=16)
 
 
@@ -173,10 +179,23 @@ class TrainConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_gpus: int = Field(0, ge=0, description="GPUs to train on; 0 means CPU")
     quant_bits: Literal[4, 8] = Field(4, description="bitsandbytes bits for qlora")
+    packing: bool = Field(False, description="pack rows into max_length sequences without padding (trl's padding-free "
+                                             "best-fit packing); short rows otherwise leave a GPU mostly idle")
+    activation_checkpointing: bool = Field(False, description="recompute activations in the backward pass: less memory, ~30% more compute")
+    liger: bool = Field(False, description="Liger kernels (fused RMSNorm, RoPE, SwiGLU, cross-entropy); needs liger-kernel")
+    save_steps: int | None = Field(None, ge=1, description="checkpoint every N optimizer steps; default: every 10% of the steps. "
+                                                           "Re-running the same command after a crash resumes from the last one")
     seed: int = 0
     lora: LoraConfig = Field(default_factory=LoraConfig)
     sft: SftConfig = Field(default_factory=SftConfig)
-    dpo: DpoConfig = Field(default_factory=DpoConfig)
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, raw):
+        if isinstance(raw, dict) and "dpo" in raw:
+            raise ValueError("train.dpo is now train.preference (with method: dpo, orpo or kto); rename the section")
+        return raw
 
     @model_validator(mode="after")
     def _device(self) -> "TrainConfig":
@@ -196,6 +215,9 @@ class EvalConfig(Strict):
     limit: int | None = Field(None, ge=1, description="evaluate only the first N items of each suite")
     cost: dict = Field(default_factory=dict, description="tasks.evaluate.ops.CostConfig: model_price, price_table, gpu_hour_usd")
     harness_tasks: list[str] = Field(default_factory=list, description="lm-eval tasks to run as well (e.g. llmops_arith)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where models generate; auto: the GPU when there is one")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on a GPU that has it, else fp16 on a GPU, fp32 on the CPU")
 
     @model_validator(mode="after")
     def _cost(self) -> "EvalConfig":
@@ -240,10 +262,38 @@ class MonitorConfig(Strict):
     rollback_on_regression: bool = Field(False, description="move champion back to `previous` on a regression")
 
 
+class PromptConfig(Strict):
+    """The prompt is data: the text that wraps each user turn, versioned in MLflow's prompt registry."""
+
+    name: str = Field("llmops-prompt", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                      description="prompt registry name this template is versioned under")
+    template: str = Field("{{question}}", min_length=1,
+                          description="text around each user turn, with {{question}} where the turn goes; "
+                                      "or a registered one: prompts:/NAME@ALIAS or prompts:/NAME/VERSION")
+    fields: list[str] = Field(default_factory=lambda: ["question"], description="the placeholders the template fills")
+    max_tokens: int | None = Field(None, ge=1, description="token budget of the template around the question "
+                                   "(checked by the prompt gate)")
+
+    @model_validator(mode="after")
+    def _fields(self) -> "PromptConfig":
+        from tasks.prompts import template_fields, template_problems
+
+        if self.template.startswith("prompts:/"):
+            return self
+        problems = template_problems(self.template)
+        if not problems and sorted(set(template_fields(self.template))) != sorted(set(self.fields)):
+            problems.append(f"fields {self.fields} do not match the template's placeholders {template_fields(self.template)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class RegistryConfig(Strict):
     model_name: str = Field("tiny-arith", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    prompt_name: str = Field("arith-qa", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     experiment: str = "llmops"
+    log_merged: bool = Field(False, description="also log a merged, servable copy of every trained model (large for big "
+                                                "models); by default the adapter is logged with a reference to its base")
+    merge_on_promotion: bool = Field(False, description="log a merged, servable copy when a version becomes champion")
     intended_use: str = Field(
         "Answers short arithmetic word problems (addition and subtraction) with a final line \"The answer is N.\". "
         "Built by the llmops nightly pipeline as a demonstration of the platform; not for any decision that matters.",
@@ -261,4 +311,12 @@ class RunConfig(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, raw):
+        if isinstance(raw, dict) and isinstance(raw.get("registry"), dict) and "prompt_name" in raw["registry"]:
+            raise ValueError("registry.prompt_name is now prompt.name (beside prompt.template); move it there")
+        return raw

@@ -1,29 +1,48 @@
 """Nightly: curate, train, evaluate, promote, as one Prefect flow run and one parent MLflow run.
 
     llmops nightly --config configs/nightly.yaml
+
+The same four flows a person can start one by one, joined by the references each records: the
+dataset hash, the train run and the version it registered, the evaluate run. If evaluation or the
+gate fails, the version this run registered is removed again, so a failed night leaves the
+registry as it was.
 """
 
 from __future__ import annotations
 
 from prefect import flow
 
+from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
 from flows.curate import run_curate
 from flows.evaluate import evaluate_flow
 from flows.promote import promote_flow
 from flows.train import train_flow
-from registry import tracking
+from registry import models, tracking
+from registry.promotion import unregister_candidate
 
 
 @flow(name="nightly")
-def nightly_flow(config: RunConfig) -> dict:
-    with tracking.stage_run(config.registry.experiment, config.name, tags={"llmops.pipeline": "nightly"}) as run_id:
+def nightly_flow(config: RunConfig = default_config()) -> dict:
+    """Curate, train, evaluate and promote, as one run.
+
+    Args:
+        config: the run config (the form starts from configs/nightly.yaml); every section is used.
+    """
+    check_run_config(config)
+    reg = config.registry
+    with tracking.stage_run(reg.experiment, config.name, tags={"llmops.pipeline": "nightly"}) as run_id:
         tracking.log_json(run_id, config.model_dump(), "config/resolved.json")
         curated = run_curate(config, parent_run_id=run_id)
-        trained = train_flow(config, curated, parent_run_id=run_id)
-        evaluated = evaluate_flow(config, curated["eval_path"], trained["base"], trained["model_dir"],
-                                  parent_run_id=run_id)
-        promoted = promote_flow(config, trained, evaluated, curated, parent_run_id=run_id)
+        challenger_before = models.aliases_of(reg.model_name).get("challenger") if reg.model_name in models.registered_names() else None
+        trained = train_flow(config, dataset=curated["dataset_hash"], parent_run_id=run_id)
+        try:
+            evaluated = evaluate_flow(config, model=f"{reg.model_name}/{trained['version']}",
+                                      dataset=curated["dataset_hash"], parent_run_id=run_id)
+            promoted = promote_flow(config, train_run=trained["run_id"], evaluation=evaluated["run_id"], parent_run_id=run_id)
+        except BaseException:
+            undo_registration(reg.model_name, trained["version"], challenger_before)
+            raise
         primary = config.gate.primary
         cand, base = evaluated["summary"]["candidate"][primary], evaluated["summary"]["base"][primary]
         gain = promoted["gate"]["comparisons"].get(f"{primary}.vs_base", {})
@@ -32,3 +51,11 @@ def nightly_flow(config: RunConfig) -> dict:
                    "promoted": 1.0 if promoted["decision"] == "promote" else 0.0}
         tracking.log_metrics(run_id, {k: v for k, v in summary.items() if v is not None})
         return {"run_id": run_id, "curate": curated, "train": trained, "evaluate": evaluated, "promote": promoted, **summary}
+
+
+def undo_registration(name: str, version: int, challenger_before: int | None) -> None:
+    """Removes the version this night registered, unless a decision already stands on it."""
+    info = models.get_version(name, version)
+    if info is None or "champion" in info.aliases or info.tags.get("gate.decision"):
+        return
+    unregister_candidate(info, challenger_before)

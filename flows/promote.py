@@ -1,11 +1,14 @@
-"""Promote: register the candidate, mark it `challenger`, and move `champion` only through the gate.
+"""Promote: gate the version a training run registered, and move `champion` only if it passes.
 
-Uncached by design: the decision depends on the registry's state at the moment it is made. If
-anything fails after the version was registered, the version is deleted again, so a failed run
-leaves the registry as it was. When the gate cannot decide (`needs-approval`) and a Prefect
-server is in use, the flow run pauses for a release manager's answer in the Prefect UI.
+    llmops promote --train-run RUN_ID
 
-    llmops promote --config configs/nightly.yaml --train-run RUN_ID
+Uncached by design: the decision depends on the registry's state at the moment it is made. The
+evidence is an evaluation of that version against the current champion on the config's suites:
+the newest finished one when it still fits (same suites and items, same champion), else a fresh
+one. Every registry write (tags, card, audit record, aliases) then happens in one transaction-like
+routine (registry/promotion.py), so a failure leaves the registry as it was. When the gate cannot
+decide (`needs-approval`) and a Prefect server is in use, the flow run pauses for a release
+manager's answer in the Prefect UI.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.input import RunInput
 
+from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
+from flows.evaluate import evaluate_flow, load_suites, stored_results, suites_signature
+from llmops.errors import UserError
 from registry import models, tracking
-from registry.audit import record_decision
 from registry.card import render_model_card
 from registry.gate import GateResult, decide
-from tasks.data.demo import QUESTION_TEMPLATE
+from registry.promotion import apply_decision
+from registry.prompts import load_prompt
 
 
 class Approval(RunInput):
@@ -52,60 +58,128 @@ def ask_release_manager(name: str, version: int, gate: GateResult, timeout_s: in
         return None
 
 
+def trained_version(config: RunConfig, train_run: str) -> models.VersionInfo:
+    if not train_run:
+        raise UserError("train_run", "is empty", "give the MLflow run id of a train run (printed by `llmops train`)")
+    found = models.versions_of_run(config.registry.model_name, train_run)
+    if not found:
+        raise UserError(f"train run {train_run!r}", f"registered no version of {config.registry.model_name!r}",
+                        "check the run id (MLflow UI, experiment " + config.registry.experiment + ") and registry.model_name")
+    return found[0]
+
+
+def fitting_evaluation(config: RunConfig, version: models.VersionInfo, evaluation: str) -> str | None:
+    """The newest finished evaluation of `version` that still fits: same suites and items, same champion."""
+    champion = models.version_by_alias(version.name, "champion")
+    expected = suites_signature(load_suites(config, _eval_path_of(config, version)))
+    query = (f"tags.`llmops.stage` = 'evaluate' and attributes.status = 'FINISHED' and "
+             f"tags.`llmops.model_name` = '{version.name}' and tags.`llmops.model_version` = '{version.version}'")
+    if evaluation:
+        query += f" and attributes.run_id = '{evaluation}'"
+    runs = tracking.client().search_runs([tracking.ensure_experiment(config.registry.experiment)], query,
+                                         order_by=["attributes.start_time DESC"], max_results=10)
+    for run in runs:
+        compared = run.data.tags.get("llmops.compared_version")
+        same_champion = compared == (str(champion.version) if champion and champion.version != version.version else None)
+        if run.data.tags.get("llmops.suites") == expected and same_champion:
+            return run.info.run_id
+    return None
+
+
+def _eval_path_of(config: RunConfig, version: models.VersionInfo) -> str:
+    from flows.evaluate import eval_split
+
+    return eval_split("", version, config)
+
+
 @flow(name="promote")
-def promote_flow(config: RunConfig, trained: dict, evaluated: dict, curated: dict,
+def promote_flow(config: RunConfig = default_config(), train_run: str = "", evaluation: str = "",
                  parent_run_id: str | None = None) -> dict:
+    """Gate the version a training run registered: promote it to champion, reject it, or ask a person.
+
+    Args:
+        config: the run config; `gate` and `registry` are what this stage reads.
+        train_run: MLflow run id of the train run whose registered version is to be judged.
+        evaluation: an evaluate run id to use as the evidence; empty = the newest that fits, or a new one.
+        parent_run_id: MLflow run to nest this run under (set by nightly; leave empty).
+    """
+    check_run_config(config)
     reg, logger = config.registry, get_run_logger()
-    results = evaluated["results"]
+    version = trained_version(config, train_run)
+    eval_run = fitting_evaluation(config, version, evaluation)
+    if eval_run is None:
+        if evaluation:
+            logger.warning(f"evaluation {evaluation} does not fit (other suites, or the champion changed): evaluating again")
+        eval_run = evaluate_flow(config, model=f"{version.name}/{version.version}", parent_run_id=parent_run_id)["run_id"]
+    results = stored_results(eval_run)
     if "candidate" not in results:
-        raise ValueError("the evaluation holds no candidate scores; evaluate the trained model before promoting it")
+        raise UserError(f"evaluation {eval_run}", "holds no candidate scores", "evaluate the version before promoting it")
+    summary = {who: {f"{s}/{m}": v for s, r in per.items() for m, v in r["means"].items()} for who, per in results.items()}
     gate = decide(config.gate, results)
-    with tracking.stage_run(reg.experiment, "promote", parent_run_id) as run_id:
-        lineage = {
-            "dataset_hash": curated["dataset_hash"],
-            "eval_hash": curated.get("eval_hash", ""),
-            "config_hash": tracking.config_hash(config.model_dump()),
-            "git_commit": tracking.git_commit(),
-            "train_run_id": trained["run_id"],
-            "eval_run_id": evaluated["run_id"],
-            "prompt": f"{reg.prompt_name}/{trained['prompt_version']}",
-            "base_model": trained["base"],
-        }
-        version = models.register_version(reg.model_name, trained["model_uri"], trained["run_id"],
-                                          {f"lineage.{k}": v for k, v in lineage.items()})
-        try:
-            models.set_alias(reg.model_name, "challenger", version.version)
-            models.tag_version(reg.model_name, version.version,
-                               gate.tags() | {"gate.evidence_run_id": evaluated["run_id"], "gate.decided_by": "gate"})
-            card = render_model_card(reg.model_name, version.version, config.model_dump(), lineage, curated,
-                                     evaluated["summary"], gate.to_dict(), QUESTION_TEMPLATE)
-            tracking.client().log_text(run_id, card, "model_card.md")
-            tracking.log_json(run_id, gate.to_dict(), "gate.json")
-            models.describe_version(reg.model_name, version.version, card)
-            decision, by, why = gate.decision, "gate", "; ".join(gate.reasons()) or "all gate checks passed"
-            if decision == "needs-approval" and server_in_use():
-                answer = ask_release_manager(reg.model_name, version.version, gate, config.gate.approval_timeout_s)
-                if answer is not None:
-                    decision = "promote" if answer.approve else "reject"
-                    by, why = f"user:{answer.approver or 'release-manager'}", answer.reason or "(no reason given)"
-                    models.tag_version(reg.model_name, version.version, {"gate.approval": decision, "gate.decided_by": by,
-                                                                         "gate.reason": why})
-            replaced = models.move_champion(reg.model_name, version.version) if decision == "promote" else None
-            record_decision(reg.model_name, version.version, decision, by, why, evidence_run_id=evaluated["run_id"],
-                            metrics={k: {"delta": c["delta"], "ci_low": c["ci_low"], "ci_high": c["ci_high"],
-                                         "p_value": c["p_value"]} for k, c in gate.comparisons.items()})
-        except BaseException:
-            models.delete_version(reg.model_name, version.version)
-            raise
+    with tracking.stage_run(reg.experiment, "promote", parent_run_id, {"llmops.model_version": str(version.version)}) as run_id:
+        prompt = load_prompt(version.tags["lineage.prompt"]) if version.tags.get("lineage.prompt") else None
+        lineage = {k.removeprefix("lineage."): v for k, v in version.tags.items() if k.startswith("lineage.")}
+        lineage["eval_run_id"] = eval_run
+        curated = tracking.client().get_run(lineage["curate_run_id"]).data.metrics if lineage.get("curate_run_id") else {}
+        card = render_model_card(reg.model_name, version.version, _trained_config(version, config), lineage, _data_report(curated),
+                                 summary, gate.to_dict(), prompt.template if prompt else "")
+        tracking.client().log_text(run_id, card, "model_card.md")
+        tracking.log_json(run_id, gate.to_dict(), "gate.json")
+        decision, by, why = gate.decision, "gate", "; ".join(gate.reasons()) or "all gate checks passed"
+        tags = gate.tags() | {"gate.evidence_run_id": eval_run, "gate.decided_by": "gate"}
+        if decision == "needs-approval" and server_in_use():
+            answer = ask_release_manager(reg.model_name, version.version, gate, config.gate.approval_timeout_s)
+            if answer is not None:
+                decision = "promote" if answer.approve else "reject"
+                by, why = f"user:{answer.approver or 'release-manager'}", answer.reason or "(no reason given)"
+                tags |= {"gate.approval": decision, "gate.decided_by": by, "gate.reason": why}
+        metrics = {k: {"delta": c["delta"], "ci_low": c["ci_low"], "ci_high": c["ci_high"], "p_value": c["p_value"]}
+                   for k, c in gate.comparisons.items()}
+        replaced = apply_decision(reg.model_name, version.version, decision, by, why, evidence_run_id=eval_run,
+                                  tags=tags, card=card, metrics=metrics)
         tracking.log_params(run_id, {"model_name": reg.model_name, "version": version.version, "decision": decision})
         tracking.log_metrics(run_id, {"promoted": 1.0 if decision == "promote" else 0.0})
         create_markdown_artifact(card, key="model-card", description=f"{reg.model_name} v{version.version}: {decision}")
         if decision == "promote":
             logger.info(f"promoted {reg.model_name} v{version.version} to champion" + (f" (replacing v{replaced})" if replaced else ""))
+            if reg.merge_on_promotion:
+                _log_merged_copy(run_id, version)
         elif decision == "needs-approval":
             logger.warning(f"{reg.model_name} v{version.version} needs approval; the champion stays. To approve: "
                            f"llmops promote --model {reg.model_name} --version {version.version} --reason '...'")
         else:
             logger.info(f"kept the champion: v{version.version} rejected: " + "; ".join(gate.reasons()))
-        return {"run_id": run_id, "model_name": reg.model_name, "version": version.version,
-                "decision": decision, "gate": gate.to_dict(), "replaced": replaced}
+        return {"run_id": run_id, "model_name": reg.model_name, "version": version.version, "decision": decision,
+                "gate": gate.to_dict(), "replaced": replaced, "evaluation": eval_run, "summary": summary}
+
+
+def _trained_config(version: models.VersionInfo, config: RunConfig) -> dict:
+    """The config the version was trained with (its train run logged it), for the card's training section."""
+    import json
+
+    import mlflow
+
+    try:
+        trained = json.loads(mlflow.artifacts.load_text(f"runs:/{version.run_id}/config/resolved.json"))
+    except Exception:  # a version registered some other way: the current config is the best description
+        return config.model_dump()
+    return trained | {"registry": config.model_dump()["registry"]}
+
+
+def _data_report(curate_metrics: dict) -> dict:
+    """The curate run's counts as the model card shows them."""
+    return {"read": int(curate_metrics.get("rows_read", 0)), "kept": int(curate_metrics.get("rows_kept", 0)),
+            "dropped": {k.removeprefix("dropped."): int(v) for k, v in curate_metrics.items() if k.startswith("dropped.")},
+            "pii": {k.removeprefix("pii."): int(v) for k, v in curate_metrics.items() if k.startswith("pii.")}}
+
+
+def _log_merged_copy(run_id: str, version: models.VersionInfo) -> None:
+    """A self-contained copy of the new champion, for serving (registry.merge_on_promotion)."""
+    from registry.artifacts import log_merged_model
+
+    from llmops.home import llmops_home
+
+    folder = models.download_model_dir(version, llmops_home() / "cache" / "models" / f"{version.name}-v{version.version}")
+    uri = log_merged_model(run_id, folder, f"prompts:/{version.tags['lineage.prompt']}" if version.tags.get("lineage.prompt") else None,
+                           version.tags.get("lineage.base_model"))
+    models.tag_version(version.name, version.version, {"llmops.merged_model_uri": uri})

@@ -36,12 +36,14 @@ def actor() -> str:
 
 
 def read_audit(model_name: str) -> list[dict[str, Any]]:
+    """Every decision so far. A store that cannot be read raises: an empty answer here would be
+    written back and erase the history."""
     import mlflow
 
-    try:
-        text = mlflow.artifacts.load_text(f"runs:/{_audit_run_id(model_name)}/audit.jsonl")
-    except Exception:  # no decision recorded yet
+    run_id = _audit_run_id(model_name)
+    if "audit.jsonl" not in {a.path for a in client().list_artifacts(run_id)}:
         return []
+    text = mlflow.artifacts.load_text(f"runs:/{run_id}/audit.jsonl")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
@@ -52,6 +54,19 @@ def record_decision(model_name: str, version: int | None, action: str, by: str, 
         "model": model_name, "version": version, "action": action, "by": by, "why": why,
         "evidence_run_id": evidence_run_id, "metrics": metrics or {},
     }
-    entries = read_audit(model_name) + [entry]
-    client().log_text(_audit_run_id(model_name), "".join(json.dumps(e) + "\n" for e in entries), "audit.jsonl")
+    _write(model_name, read_audit(model_name) + [entry])
     return entry
+
+
+def remove_decision(model_name: str, entry: dict[str, Any]) -> None:
+    """Takes back an entry whose decision was undone (registry/promotion.py), so the log tells no untruth."""
+    entries = read_audit(model_name)
+    for i in range(len(entries) - 1, -1, -1):
+        if entries[i] == entry:
+            del entries[i]
+            break
+    _write(model_name, entries)
+
+
+def _write(model_name: str, entries: list[dict[str, Any]]) -> None:
+    client().log_text(_audit_run_id(model_name), "".join(json.dumps(e) + "\n" for e in entries), "audit.jsonl")

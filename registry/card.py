@@ -14,6 +14,7 @@ def render_model_card(
     scores: dict[str, dict[str, float]], gate: dict[str, Any], prompt: str,
 ) -> str:
     train = config["train"]
+    pref = train.get("preference") or {"enabled": False}
     lines = [
         f"# {model_name} v{version}",
         "",
@@ -29,9 +30,10 @@ def render_model_card(
         "## Training",
         f"- Base model: `{config['model']['base']}`",
         f"- Method: {train['method']} (r={train['lora']['r']}, alpha={train['lora']['alpha']}), precision {train['precision']}",
-        f"- SFT: {train['sft']['max_steps']} steps, lr {train['sft']['learning_rate']}; "
-        + (f"DPO: {train['dpo']['max_steps']} steps, beta {train['dpo']['beta']}" if train["dpo"]["enabled"] else "no DPO"),
-        f"- Prompt template (`{lineage.get('prompt', '?')}`): `{prompt}`",
+        f"- SFT: {train['sft']['max_steps']} steps, lr {train['sft']['learning_rate']}"
+        + (", packed" if train.get("packing") else "") + "; "
+        + (f"{pref['method'].upper()}: {pref['max_steps']} steps, beta {pref['beta']}" if pref["enabled"] else "no preference tuning"),
+        f"- Prompt version `{lineage.get('prompt', '?')}` (trained and evaluated with it): `{prompt}`",
         f"- Training run: `{lineage.get('train_run_id', '?')}`; config hash `{lineage.get('config_hash', '?')[:12]}`; "
         f"git commit `{lineage.get('git_commit', '') or 'unknown'}`",
         "",

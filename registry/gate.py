@@ -118,6 +118,37 @@ def compare(results: dict, key: str, other: str, margin: float) -> dict[str, Any
     return comp
 
 
+def non_inferiority(policy: GateConfig, results: dict, other: str,
+                    label: str = "vs_champion") -> tuple[dict[str, dict[str, Any]], list[Check], list[str]]:
+    """The candidate against `other` on every rule: one-sided tests at each margin, Holm across rules.
+
+    A rule fails when the whole interval lies below -max_regression (a regression beyond the margin
+    the data show), passes when non-inferiority is shown, and is inconclusive otherwise. The
+    promotion gate asks this of a challenger against the champion; the monitor asks it of the
+    champion now against the champion when it was promoted.
+    """
+    comparisons = {key: compare(results, key, other, margin=-rule.max_regression) for key, rule in policy.rules.items()}
+    adjusted = stats.holm({k: comparisons[k]["p_value_margin"] for k in policy.rules}, alpha=policy.alpha)
+    checks: list[Check] = []
+    inconclusive: list[str] = []
+    for key, rule in policy.rules.items():
+        comp = comparisons[key]
+        comp["p_adjusted"] = adjusted[key]["p_adjusted"]
+        span = f"delta {comp['delta']:+.3f} [{comp['ci_low']:+.3f}, {comp['ci_high']:+.3f}]"
+        evidence = (comp["delta"], comp["ci_low"], comp["ci_high"], comp["p_value"])
+        if comp["ci_high"] < -rule.max_regression:
+            checks.append(Check(f"{key}.{label}", False, f"{span} is a regression beyond the margin "
+                                f"-{rule.max_regression:.3f}", *evidence))
+        elif adjusted[key]["reject"]:
+            checks.append(Check(f"{key}.{label}", True, f"{span}: non-inferior at margin -{rule.max_regression:.3f} "
+                                f"(Holm p={comp['p_adjusted']:.4f})", *evidence))
+        else:
+            mde = f", minimum detectable effect {comp['mde']:.3f}" if comp.get("mde") else ""
+            inconclusive.append(f"{key}: {span} cannot rule out a regression beyond -{rule.max_regression:.3f} "
+                                f"(Holm p={comp['p_adjusted']:.4f}{mde})")
+    return comparisons, checks, inconclusive
+
+
 def decide(policy: GateConfig, results: dict) -> GateResult:
     checks: list[Check] = []
     comparisons: dict[str, dict[str, Any]] = {}
@@ -158,23 +189,10 @@ def decide(policy: GateConfig, results: dict) -> GateResult:
 
     inconclusive: list[str] = []
     if "champion" in results:
-        for key, rule in policy.rules.items():
-            comparisons[key] = compare(results, key, "champion", margin=-rule.max_regression)
-        adjusted = stats.holm({k: comparisons[k]["p_value_margin"] for k in policy.rules}, alpha=policy.alpha)
-        for key, rule in policy.rules.items():
-            comp = comparisons[key]
-            comp["p_adjusted"] = adjusted[key]["p_adjusted"]
-            span = f"delta {comp['delta']:+.3f} [{comp['ci_low']:+.3f}, {comp['ci_high']:+.3f}]"
-            if comp["ci_high"] < -rule.max_regression:
-                checks.append(Check(f"{key}.vs_champion", False, f"{span} is a regression beyond the margin "
-                                    f"-{rule.max_regression:.3f}", comp["delta"], comp["ci_low"], comp["ci_high"], comp["p_value"]))
-            elif adjusted[key]["reject"]:
-                checks.append(Check(f"{key}.vs_champion", True, f"{span}: non-inferior at margin -{rule.max_regression:.3f} "
-                                    f"(Holm p={comp['p_adjusted']:.4f})", comp["delta"], comp["ci_low"], comp["ci_high"], comp["p_value"]))
-            else:
-                mde = f", minimum detectable effect {comp['mde']:.3f}" if comp.get("mde") else ""
-                inconclusive.append(f"{key}: {span} cannot rule out a regression beyond -{rule.max_regression:.3f} "
-                                    f"(Holm p={comp['p_adjusted']:.4f}{mde})")
+        found, rule_checks, open_questions = non_inferiority(policy, results, "champion")
+        comparisons |= found
+        checks += rule_checks
+        inconclusive += open_questions
         if policy.require_improvement:
             comp = compare(results, policy.primary, "champion", margin=0.0)
             if comp["p_value_margin"] >= policy.alpha:

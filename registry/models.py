@@ -1,8 +1,12 @@
-"""Model versions and their aliases. Every write to the MLflow model registry happens here.
+"""Model versions, their aliases and how a person names them. Plain reads and single writes live
+here; changes that must happen together (a promotion, a rollback) go through registry/promotion.py.
 
 Aliases: `challenger` marks the newest candidate, `champion` the model in service, `previous` the
 champion it replaced (what a rollback returns to). A version carries lineage tags (dataset hash,
-config hash, git commit, training run) and its model card as description.
+config hash, git commit, training run, prompt version) and its model card as description.
+
+A person names a model as `NAME@ALIAS`, `NAME/VERSION` (either may start with `models:/`), or a
+folder on disk; `resolve_model` turns any of them into a folder the loader can read.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmops.errors import UserError
 from registry.tracking import client
 
 ALIASES = ("champion", "challenger", "previous")
@@ -17,6 +22,7 @@ ALIASES = ("champion", "challenger", "previous")
 
 @dataclass
 class VersionInfo:
+    name: str
     version: int
     run_id: str
     source: str
@@ -26,7 +32,13 @@ class VersionInfo:
 
 
 def _info(mv) -> VersionInfo:
-    return VersionInfo(int(mv.version), mv.run_id or "", mv.source, list(mv.aliases or []), dict(mv.tags or {}), mv.creation_timestamp)
+    return VersionInfo(mv.name, int(mv.version), mv.run_id or "", mv.source, list(mv.aliases or []),
+                       dict(mv.tags or {}), mv.creation_timestamp)
+
+
+def _missing(exc) -> bool:
+    return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc).lower() \
+        or "does not exist" in str(exc).lower()
 
 
 def version_by_alias(name: str, alias: str) -> VersionInfo | None:
@@ -34,8 +46,21 @@ def version_by_alias(name: str, alias: str) -> VersionInfo | None:
 
     try:
         return _info(client().get_model_version_by_alias(name, alias))
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if _missing(exc) or "alias" in str(exc).lower():
+            return None
+        raise
+
+
+def get_version(name: str, version: int) -> VersionInfo | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _info(client().get_model_version(name, str(version)))
+    except MlflowException as exc:
+        if _missing(exc):
+            return None
+        raise
 
 
 def list_versions(name: str) -> list[VersionInfo]:
@@ -49,29 +74,27 @@ def registered_names() -> list[str]:
     return sorted(m.name for m in client().search_registered_models())
 
 
-def register_version(name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> VersionInfo:
-    """Registers a logged model as a new version of `name` (creating `name` on first use)."""
-    from mlflow.exceptions import MlflowException
-
-    c = client()
-    try:
-        c.get_registered_model(name)
-    except MlflowException:
-        c.create_registered_model(name, description="Fine-tuned by llmops; see each version's model card.")
-    mv = c.create_model_version(name, source=model_uri, run_id=run_id, tags=tags)
-    return _info(c.get_model_version(name, mv.version))
+def versions_of_run(name: str, run_id: str) -> list[VersionInfo]:
+    return sorted((_info(mv) for mv in client().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")),
+                  key=lambda v: -v.version)
 
 
-def delete_version(name: str, version: int) -> None:
-    """Undoes a registration whose promotion step failed, so a failed run leaves no trace."""
-    c = client()
-    c.delete_model_version(name, str(version))
-    if not c.search_model_versions(f"name = '{name}'"):
-        c.delete_registered_model(name)
+def aliases_of(name: str) -> dict[str, int]:
+    """alias -> version for the aliases llmops manages (absent aliases are left out)."""
+    out = {}
+    for alias in ALIASES:
+        v = version_by_alias(name, alias)
+        if v is not None:
+            out[alias] = v.version
+    return out
 
 
 def set_alias(name: str, alias: str, version: int) -> None:
     client().set_registered_model_alias(name, alias, str(version))
+
+
+def delete_alias(name: str, alias: str) -> None:
+    client().delete_registered_model_alias(name, alias)
 
 
 def tag_version(name: str, version: int, tags: dict[str, str]) -> None:
@@ -80,69 +103,69 @@ def tag_version(name: str, version: int, tags: dict[str, str]) -> None:
         c.set_model_version_tag(name, str(version), key, str(value))
 
 
+def untag_version(name: str, version: int, keys: list[str]) -> None:
+    c = client()
+    for key in keys:
+        c.delete_model_version_tag(name, str(version), key)
+
+
 def describe_version(name: str, version: int, description: str) -> None:
     client().update_model_version(name, str(version), description=description)
 
 
-def move_champion(name: str, version: int) -> int | None:
-    """Makes `version` the champion; the champion it replaces keeps alias `previous`."""
-    current = version_by_alias(name, "champion")
-    if current is not None and current.version != version:
-        set_alias(name, "previous", current.version)
-    set_alias(name, "champion", version)
-    return current.version if current else None
-
-
-def promote_version(name: str, version: int, by: str, why: str, evidence_run_id: str | None = None) -> int | None:
-    """A release manager's promotion: moves `champion`, keeps `previous`, records the decision."""
-    from registry.audit import record_decision
-
-    replaced = move_champion(name, version)
-    tag_version(name, version, {"gate.decision": "promote", "gate.decided_by": by, "gate.reason": why})
-    record_decision(name, version, "promote", by, why, evidence_run_id, {"replaced": replaced})
-    return replaced
-
-
-def rollback(name: str, by: str, why: str) -> tuple[int, int]:
-    """Moves `champion` back to `previous`; returns (demoted version, restored version)."""
-    from registry.audit import record_decision
-
-    current, previous = version_by_alias(name, "champion"), version_by_alias(name, "previous")
-    if current is None or previous is None:
-        raise ValueError(f"{name} has no {'champion' if current is None else 'previous'} version to roll back "
-                         "(see `llmops models`)")
-    set_alias(name, "champion", previous.version)
-    client().delete_registered_model_alias(name, "previous")
-    tag_version(name, current.version, {"rollback.by": by, "rollback.reason": why})
-    record_decision(name, previous.version, "rollback", by, why, metrics={"demoted": current.version})
-    return current.version, previous.version
+# ------------------------------------------------------------------------------ references
 
 
 def parse_model_ref(ref: str) -> tuple[str, str] | None:
-    """`models:/name@alias` or `models:/name/3` or `name@alias` -> (name, alias-or-version)."""
-    body = ref.removeprefix("models:/")
+    """`models:/name@alias`, `models:/name/3`, `name@alias` or `name/3` -> (name, alias-or-version)."""
+    body = ref.strip().removeprefix("models:/")
     if "@" in body:
         name, alias = body.split("@", 1)
-        return name, alias
+        return (name, alias) if name and alias else None
     if "/" in body and body.rsplit("/", 1)[1].isdigit():
         name, version = body.rsplit("/", 1)
         return name, version
     return None
 
 
-def resolve_version(ref: str) -> VersionInfo | None:
+def resolve_version(ref: str) -> VersionInfo:
+    """The version a reference names; a `UserError` that lists what exists when it names nothing."""
     parsed = parse_model_ref(ref)
     if parsed is None:
-        return None
+        raise UserError(f"model {ref!r}", "is not a model reference or a folder on this machine",
+                        "use NAME@ALIAS (e.g. tiny-arith@champion), NAME/VERSION, or a model folder")
     name, which = parsed
-    if which.isdigit():
-        return _info(client().get_model_version(name, which))
-    return version_by_alias(name, which)
+    found = get_version(name, int(which)) if which.isdigit() else version_by_alias(name, which)
+    if found is not None:
+        return found
+    from mlflow.exceptions import MlflowException
+
+    try:
+        existing = list_versions(name)
+    except MlflowException:
+        existing = []
+    if not existing:
+        known = ", ".join(registered_names()) or "none yet"
+        raise UserError(f"model {ref!r}", f"no registered model named {name!r} (registered: {known})",
+                        "see `llmops models`, or run `llmops nightly` to register one")
+    have = ", ".join(f"v{v.version}" + (f" ({','.join(v.aliases)})" if v.aliases else "") for v in existing)
+    what = f"version {which}" if which.isdigit() else f"alias @{which}"
+    raise UserError(f"model {ref!r}", f"{name} has no {what} (it has {have})", "see `llmops models`")
 
 
 def download_model_dir(version: VersionInfo, dest: Path) -> str:
-    """Fetches a version's adapter (or full model) folder, as logged by the training run."""
+    """Fetches a version's trained folder (an adapter, or full weights), as its training run logged it."""
     import mlflow
 
+    if (dest / "adapter").is_dir() and any((dest / "adapter").iterdir()):
+        return str(dest / "adapter")  # already here: versions never change their files
     dest.mkdir(parents=True, exist_ok=True)
     return mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="adapter", dst_path=str(dest))
+
+
+def resolve_model(ref: str, cache_dir: Path) -> tuple[VersionInfo | None, str]:
+    """(version or None, folder) for a registry reference or a folder path."""
+    if Path(ref).expanduser().is_dir():
+        return None, str(Path(ref).expanduser().resolve())
+    version = resolve_version(ref)
+    return version, download_model_dir(version, cache_dir / f"{version.name}-v{version.version}")

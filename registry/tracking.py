@@ -38,16 +38,24 @@ def ensure_experiment(name: str) -> str:
 
 
 @contextlib.contextmanager
-def stage_run(experiment: str, name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None) -> Iterator[str]:
-    """Starts a run by id, ends it FINISHED or FAILED; yields the run id."""
+def stage_run(experiment: str, name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None,
+              resume_run_id: str | None = None) -> Iterator[str]:
+    """Starts a run by id (or continues `resume_run_id`, an unfinished run of the same work), ends it
+    FINISHED or FAILED; yields the run id."""
     all_tags = {"llmops.stage": name, "mlflow.runName": name, **(tags or {})}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     commit = git_commit()
     if commit:
         all_tags["mlflow.source.git.commit"] = commit
-    run = client().create_run(ensure_experiment(experiment), tags=all_tags, run_name=name)
-    run_id = run.info.run_id
+    if resume_run_id:
+        run_id = resume_run_id
+        client().update_run(run_id, status="RUNNING")
+        for key, value in all_tags.items():
+            if key != "mlflow.parentRunId":  # a resumed run stays where it was first nested
+                client().set_tag(run_id, key, value)
+    else:
+        run_id = client().create_run(ensure_experiment(experiment), tags=all_tags, run_name=name).info.run_id
     try:
         yield run_id
     except BaseException:
@@ -128,6 +136,26 @@ def file_hash(*paths: str | Path) -> str:
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
+    return digest.hexdigest()
+
+
+def path_hash(path: str | Path) -> str:
+    """A file's sha256, or a folder's over its files' relative names and contents."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_hash(path)
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{f.relative_to(path)}\0{file_hash(f)}\0".encode())
+    return digest.hexdigest()
+
+
+def source_hash(package: str) -> str:
+    """The project's own code under `package` (e.g. tasks/data): a cache key part that changes with the code."""
+    root = Path(__file__).resolve().parents[1] / package
+    digest = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        digest.update(f"{f.relative_to(root)}\0".encode() + f.read_bytes())
     return digest.hexdigest()
 
 

@@ -51,6 +51,6 @@ def tiny_overrides() -> list[str]:
     return [
         "data.demo_train_rows=160", "data.demo_pref_rows=48", "data.demo_eval_rows=24",
         "model.tiny.pretrain_steps=60", "model.tiny.hidden_size=64", "model.tiny.num_layers=2",
-        "train.sft.max_steps=40", "train.sft.batch_size=8", "train.dpo.max_steps=6", "train.dpo.batch_size=4",
+        "train.sft.max_steps=40", "train.sft.batch_size=8", "train.preference.max_steps=6", "train.preference.batch_size=4",
         "eval.max_new_tokens=16",
     ]

@@ -147,13 +147,10 @@ class LocalTeacher:
 
     def __init__(self, model_path: str, *, max_new_tokens: int = 96, temperature: float = 0.7, seed: int = 0,
                  batch_size: int = 8):
-        import torch
+        from tasks.model.load import Placement, cuda_available, load_for_generation
 
-        from tasks.evaluate.generate import load_for_eval
-
-        self.model, self.tokenizer = load_for_eval(model_path)
-        if torch.cuda.is_available():
-            self.model.to("cuda")
+        placement = Placement(device="cuda", precision="bf16") if cuda_available() else Placement()
+        self.model, self.tokenizer = load_for_generation(model_path, placement)
         self.max_new_tokens, self.temperature, self.seed, self.batch_size = max_new_tokens, temperature, seed, batch_size
 
     def _render(self, prompt: str) -> str:

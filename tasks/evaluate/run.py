@@ -1,8 +1,10 @@
 """Evaluating one model on several suites: generate (resumably), score, summarise.
 
-Generation results are cached per item, keyed by the model's content hash and the suite's
-version, so an evaluation interrupted at item 900 of 1,000 resumes at 900, and a champion that was
-already scored on a frozen suite is not generated again.
+Generation results are cached per item, keyed by the model's content hash, the prompt template,
+the precision it generated in and the suite's version, so an evaluation interrupted at item 900 of
+1,000 resumes at 900, and a champion that was already scored on a frozen suite is not generated
+again. The model is loaded once, on the device the placement names, and released at the end, so
+the next model evaluated has the GPU to itself.
 """
 
 from __future__ import annotations
@@ -10,35 +12,63 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+import hashlib
+
 from configs.schema import EvalConfig
-from tasks.data.demo import QUESTION_TEMPLATE
 from tasks.evaluate.cache import ItemCache, model_key
+from tasks.model.load import Placement, generation_placement
 from tasks.evaluate.ops import CostConfig, measure_generation, summarise_ops
 from tasks.evaluate.safety import summarise_probes
 from tasks.evaluate.suites import Suite, score_outputs
-from tasks.train.common import apply_template
+from tasks.prompts import IDENTITY, render_prompt
 
-# The registered prompt template frames the task the model was trained on; other suites are asked plainly.
-TEMPLATES = {"arithmetic": QUESTION_TEMPLATE, "held-out": QUESTION_TEMPLATE}
+# The model's prompt template frames the task suites it was trained for; the bundled suites are asked plainly.
+TASK_SUITES = {"arithmetic", "held-out"}
 MIN_NEW_TOKENS = {"json-format": 64, "safety": 32}
 
 
-def evaluate_model(model_dir: str, suites: list[Suite], cfg: EvalConfig, cache_root: str) -> dict:
+def cache_key(model_dir: str, placement: Placement, template: str = IDENTITY) -> str:
+    """The model's content key, plus what else changes its answers: the number format, and the prompt
+    template (for the task suites it frames)."""
     key = model_key(model_dir)
+    placement = generation_placement(model_dir, placement)
+    if (placement.precision, placement.quant_bits) != ("fp32", None):
+        key += f"-{placement.precision}-{placement.quant_bits or 16}"
+    if template != IDENTITY:
+        key += "-p" + hashlib.sha256(template.encode()).hexdigest()[:8]
+    return key
+
+
+def evaluate_model(model_dir: str, suites: list[Suite], cfg: EvalConfig, cache_root: str,
+                   placement: Placement | None = None, template: str = IDENTITY, base: str | None = None) -> dict:
+    """Scores one model on every suite. `template` is the model's prompt (applied to the task suites);
+    `base` overrides the base an adapter names (a local copy of it)."""
+    placement = placement or Placement()
+    keys = {True: cache_key(model_dir, placement, template), False: cache_key(model_dir, placement)}
+    try:
+        out = _evaluate_suites(model_dir, suites, cfg, Path(cache_root), keys, placement, template, base)
+    finally:
+        from tasks.model.load import release
+
+        release()
+    return {"model_key": keys[True], "suites": out, "placement": generation_placement(model_dir, placement).to_dict()}
+
+
+def _evaluate_suites(model_dir, suites, cfg, cache_root, keys, placement, template, base) -> dict[str, dict]:
     loaded = None
     out: dict[str, dict] = {}
     for suite in suites:
-        cache = ItemCache(Path(cache_root), key, suite)
+        cache = ItemCache(cache_root, keys[suite.name in TASK_SUITES], suite)
         pending = cache.pending_items()
         if pending and loaded is None:
-            from tasks.evaluate.generate import load_for_eval
+            from tasks.model.load import load_for_generation
 
-            loaded = load_for_eval(model_dir)
-        template = TEMPLATES.get(suite.name, "{{question}}")
+            loaded = load_for_generation(model_dir, placement, base)
+        suite_template = template if suite.name in TASK_SUITES else IDENTITY
         max_new = max(cfg.max_new_tokens, MIN_NEW_TOKENS.get(suite.name, 0))
         for start in range(0, len(pending), cfg.batch_size):
             chunk = pending[start : start + cfg.batch_size]
-            records = measure_generation(*loaded, [apply_template(template, i["question"]) for i in chunk], max_new, cfg.batch_size)
+            records = measure_generation(*loaded, [render_prompt(suite_template, i["question"]) for i in chunk], max_new, cfg.batch_size)
             cache.put_many([{"id": item["id"], **rec} for item, rec in zip(chunk, records)])
         rows = cache.results()
         scores = score_outputs(suite, [r["output"] for r in rows])
@@ -57,7 +87,8 @@ def evaluate_model(model_dir: str, suites: list[Suite], cfg: EvalConfig, cache_r
             "resumed_items": len(suite.items) - len(pending),
             "bleu_stats": bleu_stats([r["output"] for r in rows], refs) if all(refs) else None,
         }
-    return {"model_key": key, "suites": out}
+    del loaded  # the caller's release() then frees the GPU for the next model
+    return out
 
 
 def bleu_stats(outputs: list[str], references: list[str]) -> list[list[float]]:

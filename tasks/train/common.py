@@ -1,89 +1,54 @@
-"""Helpers every training method shares: loading the base model, the LoRA config, data, logging.
+"""Helpers every training method shares: trainer settings, the LoRA config, data, logging, saving.
 
-Methods are complete functions (`train_sft`, `train_dpo`) that call these helpers; there is no
-trainer class hierarchy. The same loading code takes the embedded model's folder, any local
-model folder, or a hub name (on a machine that can reach one).
+Methods are complete functions (`train_sft`, `train_preference`) that call these helpers; there is
+no trainer class hierarchy. Models are loaded by `tasks.model.load`, the one loader.
+
+Every method is resumable: checkpoints go to `<out>/checkpoints-<name>` every `save_steps` (10 %
+of the steps by default), a call that finds one continues from it, and a call that finds the
+method's finished result returns it without training again. So re-running a killed run with the
+same output folder finishes it with the same number of optimizer steps.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 from configs.schema import TrainConfig
+from tasks.model.load import BASE_RECORD, TRAINING_RECORD, Placement, read_record
+from tasks.prompts import render_prompt
+
+StepSink = Callable[[int, dict[str, float]], None]
 
 
-def use_cpu(cfg: TrainConfig) -> bool:
-    """trl defaults to bf16 on GPU machines and fails on CPU unless told `use_cpu=True`."""
-    if cfg.device == "cpu":
-        return True
-    if cfg.device == "cuda":
-        return False
-    import torch
-
-    return not torch.cuda.is_available()
+def default_save_steps(cfg: TrainConfig, max_steps: int) -> int:
+    return cfg.save_steps or max(1, max_steps // 10)
 
 
-def shared_trainer_args(cfg: TrainConfig, out: Path, max_steps: int, log_points: int) -> dict[str, Any]:
-    """The trainer settings SFT and DPO share: schedule, logging, no checkpoints, device and precision."""
+def shared_trainer_args(cfg: TrainConfig, placement: Placement, out: Path, name: str, max_steps: int,
+                        log_points: int) -> dict[str, Any]:
+    """The trainer settings every method shares: schedule, logging, checkpoints, device and precision."""
     return {
-        "output_dir": str(out / "checkpoints"),
+        "output_dir": str(out / f"checkpoints-{name}"),
         "max_steps": max_steps,
         "lr_scheduler_type": "cosine",
         "warmup_steps": max(1, max_steps // 20),
         "logging_steps": max(1, max_steps // log_points),
-        "save_strategy": "no",
+        "save_strategy": "steps",
+        "save_steps": default_save_steps(cfg, max_steps),
+        "save_total_limit": 2,
         "report_to": "none",  # figures go to the caller's sink (make_step_logger)
         "seed": cfg.seed,
-        "use_cpu": use_cpu(cfg),
+        "use_cpu": placement.device == "cpu",  # trl defaults to bf16 and fails on a CPU unless told
         "bf16": cfg.precision == "bf16",
         "fp16": cfg.precision == "fp16",
+        "activation_checkpointing": cfg.activation_checkpointing,
+        "activation_checkpointing_kwargs": {"use_reentrant": False} if cfg.activation_checkpointing else None,
+        "use_liger_kernel": cfg.liger,
+        "dataloader_pin_memory": placement.device == "cuda",
     }
-
-
-def torch_dtype(cfg: TrainConfig):
-    import torch
-
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
-
-
-def load_tokenizer(base: str):
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(base)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
-
-
-def load_base_model(base: str, cfg: TrainConfig):
-    """Loads the base model for training: full precision, or k-bit for QLoRA."""
-    from transformers import AutoModelForCausalLM
-
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(cfg)}
-    if cfg.method == "qlora":
-        import torch
-        from transformers import BitsAndBytesConfig
-
-        compute = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
-        kwargs["quantization_config"] = (
-            BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
-                               bnb_4bit_use_double_quant=True)
-            if cfg.quant_bits == 4 else BitsAndBytesConfig(load_in_8bit=True)
-        )
-        kwargs["dtype"] = compute
-        if torch.cuda.is_available():
-            import os
-
-            # Under `accelerate launch` each process must hold its k-bit copy on its own GPU.
-            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
-    if cfg.method == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    return model
 
 
 def build_lora_config(cfg: TrainConfig):
@@ -95,24 +60,22 @@ def build_lora_config(cfg: TrainConfig):
     )
 
 
-def apply_template(template: str, question: str) -> str:
-    """Fills the registered prompt template; the same function serves training and evaluation."""
-    return template.replace("{{question}}", question)
-
-
 def read_jsonl(path: str | Path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
 def sft_examples(path: str, template: str) -> list[dict]:
-    """Chat rows as conversational prompt/completion pairs: the loss is on the last answer only."""
+    """Chat rows as conversational prompt/completion pairs: the loss is on the last answer only.
+
+    The prompt template fills each user turn; the identity template `{{question}}` leaves rows as they are.
+    """
     examples = []
     for row in read_jsonl(path):
         messages = [dict(m) for m in row["messages"]]
         for m in messages:
             if m["role"] == "user":
-                m["content"] = apply_template(template, m["content"])
+                m["content"] = render_prompt(template, m["content"])
         examples.append({"prompt": messages[:-1], "completion": messages[-1:]})
     return examples
 
@@ -120,15 +83,12 @@ def sft_examples(path: str, template: str) -> list[dict]:
 def pref_examples(path: str, template: str) -> list[dict]:
     return [
         {
-            "prompt": [{"role": "user", "content": apply_template(template, row["prompt"])}],
+            "prompt": [{"role": "user", "content": render_prompt(template, row["prompt"])}],
             "chosen": [{"role": "assistant", "content": row["chosen"]}],
             "rejected": [{"role": "assistant", "content": row["rejected"]}],
         }
         for row in read_jsonl(path)
     ]
-
-
-StepSink = Callable[[int, dict[str, float]], None]
 
 
 def make_step_logger(prefix: str, sink: StepSink | None = None):
@@ -154,17 +114,80 @@ def make_step_logger(prefix: str, sink: StepSink | None = None):
     return StepLogger()
 
 
-def run_and_save(trainer, tokenizer, out: Path, name: str, logger) -> dict:
-    """Trains, saves the result (adapter or weights, with the tokenizer) as `out/name`, and writes a summary."""
-    import time
+def finished(out: Path, name: str) -> dict | None:
+    """The summary of a method that already finished in this folder (a re-run skips it)."""
+    path = out / f"{name}_summary.json"
+    return json.loads(path.read_text()) if path.exists() and (out / name).is_dir() else None
 
+
+def last_checkpoint(out: Path, name: str) -> str | None:
+    """The newest complete checkpoint. The trainer writes `trainer_state.json` last, so a folder
+    without a readable one was cut off by a crash mid-save: it is removed, and the one before used."""
+    import shutil
+
+    folder = out / f"checkpoints-{name}"
+    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]) if p.name.rsplit("-", 1)[1].isdigit() else -1,
+                   reverse=True) if folder.is_dir() else []
+    for checkpoint in found:
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+            return str(checkpoint)
+        except (OSError, ValueError):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    return None
+
+
+def base_reference(base: str) -> dict[str, Any]:
+    """How an adapter names its base: a local folder by path and content hash, a hub model by name and revision."""
+    folder = Path(base)
+    if folder.is_dir():
+        from tasks.evaluate.cache import model_key
+
+        return {"name_or_path": str(folder.resolve()), "local": True, "content_hash": model_key(folder)}
+    return {"name_or_path": base, "local": False, "revision": _hub_revision(base)}
+
+
+def _hub_revision(name: str) -> str | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        path = try_to_load_from_cache(name, "config.json")
+    except Exception:  # an odd cache layout must not stop training
+        return None
+    return Path(path).parent.name if isinstance(path, str) else None
+
+
+def run_and_save(trainer, tokenizer, out: Path, name: str, logger, meter, records: dict[str, Any]) -> dict:
+    """Trains (from the last checkpoint if there is one), saves the result as `out/name` with its
+    tokenizer and records, and writes `out/<name>_summary.json`."""
+    resume = last_checkpoint(out, name)
+    meter.start()
     start = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - start
     final = out / name
     trainer.model.save_pretrained(final)
     tokenizer.save_pretrained(final)
+    for filename, payload in records.items():
+        (final / filename).write_text(json.dumps(payload, indent=1))
     summary = {"path": str(final), "train_loss": float(result.training_loss), "seconds": seconds,
-               "steps": int(result.global_step), "history": logger.history}
+               "steps": int(result.global_step), "resumed_from": resume, "history": logger.history,
+               "throughput": meter.summary(seconds)}
     (out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def training_records(cfg: TrainConfig, placement: Placement, base: str, stage: str) -> dict[str, Any]:
+    """What an adapter folder carries so any machine can load it the way it was trained."""
+    return {TRAINING_RECORD: {"method": cfg.method, "quant_bits": placement.quant_bits, "precision": cfg.precision,
+                              "stage": stage},
+            BASE_RECORD: base_reference(base)}
+
+
+def inherited_base(sft_dir: str) -> str:
+    """The base of an SFT result: itself for full weights, else the base its adapter names."""
+    recorded = read_record(sft_dir, BASE_RECORD)
+    if recorded:
+        return recorded["name_or_path"]
+    config = Path(sft_dir) / "adapter_config.json"
+    return json.loads(config.read_text())["base_model_name_or_path"] if config.exists() else sft_dir

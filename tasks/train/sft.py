@@ -1,33 +1,48 @@
 """Supervised fine-tuning with a LoRA, QLoRA or full-weight update (trl's SFTTrainer).
 
 The loss covers the assistant's answer only: examples are conversational prompt/completion pairs,
-so trl masks the prompt tokens. The result is a folder with the adapter (or full weights) and the
-tokenizer, which DPO, evaluation and the registry all read.
+so trl masks the prompt tokens. With `packing`, rows are packed best-fit into `max_length`
+sequences without padding (trl's padding-free BFD packing), which is what keeps a GPU busy on short
+rows. The result is a folder with the adapter (or full weights), the tokenizer and the records the
+loader needs (`llmops_training.json`, `llmops_base.json`), which preference tuning, evaluation and
+the registry all read.
+
+    from tasks.train.sft import train_sft
+    train_sft("path/to/base", "sft.jsonl", "{{question}}", TrainConfig(device="cpu"), "out/")
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from configs.schema import TrainConfig
+from configs.schema import ModelConfig, TrainConfig
+from tasks.model.load import load_for_training, load_tokenizer, training_placement
 from tasks.train.common import (
-    build_lora_config, load_base_model, load_tokenizer, make_step_logger, run_and_save, sft_examples, shared_trainer_args, StepSink,
+    StepSink, build_lora_config, finished, make_step_logger, run_and_save, sft_examples, shared_trainer_args,
+    training_records,
 )
+from tasks.train.throughput import ThroughputMeter
 
 
-def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str, on_log: StepSink | None = None) -> dict:
+def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str,
+              on_log: StepSink | None = None, model_cfg: ModelConfig | None = None) -> dict:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     out = Path(out_dir)
+    done = finished(out, "sft")
+    if done is not None:
+        return done | {"skipped": True}
+    placement = training_placement(cfg, model_cfg or ModelConfig())
     tokenizer = load_tokenizer(base)
-    model = load_base_model(base, cfg)
+    model = load_for_training(base, placement, cfg.activation_checkpointing)
     args = SFTConfig(
-        **shared_trainer_args(cfg, out, cfg.sft.max_steps, log_points=50),
+        **shared_trainer_args(cfg, placement, out, "sft", cfg.sft.max_steps, log_points=50),
         learning_rate=cfg.sft.learning_rate,
         per_device_train_batch_size=cfg.sft.batch_size,
         gradient_accumulation_steps=cfg.sft.grad_accum,
         max_length=cfg.sft.max_length,
+        packing=cfg.packing,
         disable_tqdm=False,
         dataset_num_proc=None,
     )
@@ -40,5 +55,5 @@ def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_di
         peft_config=None if cfg.method == "full" else build_lora_config(cfg),
         callbacks=[logger],
     )
-    return run_and_save(trainer, tokenizer, out, "sft", logger)
-
+    meter = ThroughputMeter(trainer, placement.device, full_weights=cfg.method == "full")
+    return run_and_save(trainer, tokenizer, out, "sft", logger, meter, training_records(cfg, placement, base, "sft"))

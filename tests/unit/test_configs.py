@@ -65,8 +65,8 @@ def test_cross_field_rules():
 
 
 def test_overrides_are_typed():
-    cfg = load_config(None, ["train.sft.max_steps=7", "train.dpo.enabled=false", "curate.minhash_threshold=0.7"])
-    assert (cfg.train.sft.max_steps, cfg.train.dpo.enabled, cfg.curate.minhash_threshold) == (7, False, 0.7)
+    cfg = load_config(None, ["train.sft.max_steps=7", "train.preference.enabled=false", "curate.minhash_threshold=0.7"])
+    assert (cfg.train.sft.max_steps, cfg.train.preference.enabled, cfg.curate.minhash_threshold) == (7, False, 0.7)
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         load_config(None, ["train.sft.max_steps"])
 

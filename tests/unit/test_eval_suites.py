@@ -184,12 +184,12 @@ def test_model_key_follows_the_bytes(tmp_path):
 
 def test_measure_generation_on_the_tiny_model(tmp_path):
     from configs.schema import TinyModelConfig
-    from tasks.evaluate.generate import load_for_eval
     from tasks.evaluate.ops import CostConfig, measure_generation, summarise_ops
+    from tasks.model.load import Placement, load_for_generation
     from tasks.model.tiny import build_tiny_model
 
     folder = build_tiny_model(TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=2, vocab_size=400), tmp_path)
-    model, tokenizer = load_for_eval(str(folder))
+    model, tokenizer = load_for_generation(str(folder), Placement())
     prompts = ["Tom has 3 apples. He gets 2 more. How many?", "Hi", "What is 4 - 1?"]
     records = measure_generation(model, tokenizer, prompts, max_new_tokens=5, batch_size=2)
     assert len(records) == 3 and [r["batch_size"] for r in records] == [2, 2, 1]

@@ -11,7 +11,7 @@ from configs.schema import TinyModelConfig, TrainConfig
 from tasks.data.demo import QUESTION_TEMPLATE, write_demo_data
 from tasks.model.tiny import DONE_MARKER, build_tiny_model
 
-TINY = TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=5, vocab_size=400)
+TINY = TinyModelConfig(hidden_size=64, num_layers=1, num_heads=2, pretrain_steps=5, vocab_size=400)  # 4-bit blocks need >= 64
 
 
 @pytest.fixture(scope="module")
@@ -51,30 +51,33 @@ def test_pretraining_lowers_the_loss(tmp_path):
 
 @pytest.mark.parametrize("method", ["lora", "qlora", "full"])
 def test_sft_then_dpo(base, demo, tmp_path, method):
-    from tasks.evaluate.generate import load_for_eval
     from tasks.evaluate.ops import measure_generation
-    from tasks.train.common import apply_template
-    from tasks.train.dpo import train_dpo as train_dpo_fn
-    from tasks.train.sft import train_sft as train_sft_fn
+    from tasks.model.load import Placement, load_for_generation
+    from tasks.prompts import render_prompt
+    from tasks.train.preference import train_preference
+    from tasks.train.sft import train_sft
 
     cfg = TrainConfig.model_validate({"method": method, "device": "cpu", "sft": {"max_steps": 6, "batch_size": 4},
-                                      "dpo": {"max_steps": 2, "batch_size": 2}})
-    sft = train_sft_fn(str(base), demo["sft"], QUESTION_TEMPLATE, cfg, str(tmp_path))
+                                      "preference": {"max_steps": 2, "batch_size": 2}})
+    sft = train_sft(str(base), demo["sft"], QUESTION_TEMPLATE, cfg, str(tmp_path))
     assert sft["steps"] == 6 and sft["history"] and sft["train_loss"] > 0
+    assert sft["throughput"]["tokens"] > 0 and 0 <= sft["throughput"]["padding_fraction"] < 1
     adapter = (Path(sft["path"]) / "adapter_config.json").exists()
     assert adapter == (method != "full")
-    dpo = train_dpo_fn(sft["path"], demo["pref"], QUESTION_TEMPLATE, cfg, str(tmp_path))
+    dpo = train_preference(sft["path"], demo["pref"], QUESTION_TEMPLATE, cfg, str(tmp_path))
     assert dpo["steps"] == 2 and any("dpo/rewards/margins" in h for h in dpo["history"])
-    model, tok = load_for_eval(dpo["path"])
+    model, tok = load_for_generation(dpo["path"], Placement())
     question = "Tom has 2 apples. Tom gets 3 more apples. How many apples does Tom have now?"
-    out = measure_generation(model, tok, [apply_template(QUESTION_TEMPLATE, question)], max_new_tokens=4, batch_size=1)
+    out = measure_generation(model, tok, [render_prompt(QUESTION_TEMPLATE, question)], max_new_tokens=4, batch_size=1)
     assert len(out) == 1 and 0 < out[0]["output_tokens"] <= 4
 
 
 def test_qlora_really_quantises(base):
     import bitsandbytes as bnb
 
-    from tasks.train.common import load_base_model
+    from configs.schema import ModelConfig
+    from tasks.model.load import load_for_training, training_placement
 
-    model = load_base_model(str(base), TrainConfig(method="qlora", device="cpu"))
-    assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
+    placement = training_placement(TrainConfig(method="qlora", device="cpu"), ModelConfig())
+    model = load_for_training(str(base), placement)
+    assert placement.quant_bits == 4 and any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())

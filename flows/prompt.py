@@ -1,0 +1,160 @@
+"""Prompt CI: a prompt change is gated like a model change, on a fixed model.
+
+    llmops promote --prompt arith-qa --version 3               gate v3 on the champion; move @production if it passes
+    llmops evaluate --model tiny-arith@champion --prompt prompts:/arith-qa@candidate     the comparison alone
+
+The candidate prompt and the live one (`production`, else the version the model was trained with)
+run on the same model and the same items; the promotion gate judges them with the same paired
+statistics, Holm correction and margins as a model (registry/gate.py), plus the prompt's token
+budget (`prompt.max_tokens`). The evidence is written as tags on the prompt version and in the
+audit log (under `prompt:<name>`); `production` moves only if the gate passes, or by a release
+manager with a reason. The champion's card then names the live prompt version.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from configs.load import check_run_config, default_config
+from configs.schema import RunConfig
+from flows.evaluate import Contender, base_for, eval_split, run_evaluation, version_prompt
+from llmops.errors import UserError
+from llmops.home import llmops_home
+from registry import models, prompts, tracking
+from registry.audit import actor
+from registry.gate import Check, GateResult, decide
+from registry.promotion import Transaction, audit_step, card_step, tags_step
+from tasks.prompts import render_prompt
+
+
+def template_tokens(folder: str, template: str) -> int:
+    """Tokens the template adds around a question, counted by the model's own tokenizer."""
+    from tasks.model.load import load_tokenizer
+
+    return len(load_tokenizer(folder)(render_prompt(template, ""), add_special_tokens=False)["input_ids"])
+
+
+def candidate_prompt(config: RunConfig, prompt: str) -> prompts.PromptVersion:
+    """The prompt to try: a reference, or the config's template (registered once, aliased `candidate`)."""
+    if prompt:
+        return prompts.load_prompt(prompt if "/" in prompt or "@" in prompt else f"{config.prompt.name}@{prompt}")
+    found = prompts.resolve_prompt(config.prompt.name, config.prompt.template)
+    prompts.set_prompt_alias(found.name, "candidate", found.version)
+    return found
+
+
+def budget_check(config: RunConfig, folder: str, template: str) -> Check | None:
+    if config.prompt.max_tokens is None:
+        return None
+    n = template_tokens(folder, template)
+    return Check("prompt.max_tokens", n <= config.prompt.max_tokens,
+                 f"{n} tokens around the question vs budget {config.prompt.max_tokens}", value=float(n))
+
+
+def compare_prompts(config: RunConfig, model: str, prompt: str, dataset: str = "", parent_run_id: str | None = None):
+    """Runs the champion (or `model`) with the candidate and the live prompt; returns both and the gate."""
+    version = models.resolve_version(model or f"{config.registry.model_name}@champion")
+    _, folder = models.resolve_model(f"{version.name}/{version.version}", llmops_home() / "cache" / "models")
+    candidate = candidate_prompt(config, prompt)
+    live = prompts.live_prompt(candidate.name) or version_prompt(version, config)
+    if live.ref == candidate.ref:
+        raise UserError(f"prompt {candidate.ref}", "is already the live prompt", "change prompt.template, or name another version")
+    base = base_for(version, config)
+    who = {"candidate": Contender(folder, candidate, version, base), "champion": Contender(folder, live, version, base)}
+    tags = {"llmops.model_name": version.name, "llmops.model_version": str(version.version),
+            "llmops.prompt_candidate": candidate.ref, "llmops.prompt_live": live.ref}
+    evaluated = run_evaluation(config, who, eval_split(dataset, version, config), tags, parent_run_id)
+    gate = decide(config.gate, evaluated["results"])
+    check = budget_check(config, folder, candidate.template)
+    if check is not None:
+        gate.checks.append(check)
+        if not check.passed:
+            gate.decision = "reject"
+    return version, candidate, live, evaluated, gate
+
+
+@flow(name="prompt")
+def prompt_flow(config: RunConfig = default_config(), prompt: str = "", model: str = "", dataset: str = "",
+                apply: bool = True, parent_run_id: str | None = None) -> dict:
+    """Gate a prompt version on a fixed model, with the model gate's statistics; move `production` if it passes.
+
+    Args:
+        config: the run config; `prompt`, `gate` and `eval` are what this stage reads.
+        prompt: the candidate: NAME/VERSION, NAME@ALIAS or prompts:/...; empty = the config's prompt.template
+            (registered as a new version when its text is new).
+        model: the model both prompts run on; empty = the champion of registry.model_name.
+        dataset: eval items (hash, `latest` or a JSONL file); empty = the split the model was trained with.
+        apply: move the `production` alias when the gate passes (false: compare only).
+        parent_run_id: MLflow run to nest this run under (leave empty).
+    """
+    check_run_config(config)
+    logger = get_run_logger()
+    version, candidate, live, evaluated, gate = compare_prompts(config, model, prompt, dataset, parent_run_id)
+    if apply:
+        record_prompt_decision(candidate, live, version, gate.decision, "gate",
+                               "; ".join(gate.reasons()) or "all gate checks passed", evaluated["run_id"], gate)
+    logger.info(f"prompt {candidate.ref} vs live {live.ref} on {version.name} v{version.version}: {gate.decision}")
+    return {"decision": gate.decision, "candidate": candidate.ref, "live": live.ref, "gate": gate.to_dict(),
+            "evaluation": evaluated["run_id"], "summary": evaluated["summary"], "model_version": version.version}
+
+
+def record_prompt_decision(candidate: prompts.PromptVersion, live: prompts.PromptVersion, version: models.VersionInfo,
+                           decision: str, by: str, why: str, evidence_run_id: str | None, gate: GateResult | None) -> None:
+    """Evidence on the prompt version, an audit entry, then (on promote) the alias and the champion's card."""
+    before = prompts.live_prompt(candidate.name)
+    tags = (gate.tags() if gate else {"gate.decision": decision}) | {
+        "gate.decided_by": by, "gate.reason": why[:4000], "gate.model_version": f"{version.name}/{version.version}",
+        "gate.compared_with": live.ref} | ({"gate.evidence_run_id": evidence_run_id} if evidence_run_id else {})
+    with Transaction(f"{decision} prompt {candidate.ref}") as tx:
+        old = prompts.prompt_version_tags(candidate.name, candidate.version)
+        tx.step("prompt tags", lambda: prompts.tag_prompt_version(candidate.name, candidate.version, tags),
+                lambda: prompts.restore_prompt_tags(candidate.name, candidate.version, old, list(tags)))
+        metrics = {k: {f: c.get(f) for f in ("delta", "ci_low", "ci_high", "p_value")} for k, c in (gate.comparisons if gate else {}).items()}
+        audit_step(tx, f"prompt:{candidate.name}", candidate.version, decision, by, why, evidence_run_id, metrics)
+        if decision == "promote":
+            tx.step("alias production", lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, candidate.version),
+                    (lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, before.version)) if before
+                    else (lambda: prompts.delete_prompt_alias(candidate.name, prompts.LIVE_ALIAS)))
+            _show_live_prompt(tx, version, candidate)
+
+
+def _show_live_prompt(tx: Transaction, version: models.VersionInfo, live: prompts.PromptVersion) -> None:
+    """The champion's card and tags name the prompt version now served with it."""
+    card = tracking.client().get_model_version(version.name, str(version.version)).description or ""
+    marker = "\n## Live prompt\n"
+    card = card.split(marker)[0].rstrip() + f"\n{marker}`{live.ref}` (moved through the prompt gate; trained with "\
+        f"`{version.tags.get('lineage.prompt', '?')}`):\n\n```\n{live.template}\n```\n"
+    tags_step(tx, version, {"prompt.live": live.ref})
+    card_step(tx, version, card)
+
+
+def promote_prompt_cli(config: RunConfig, name: str, number: int, reason: str) -> int:
+    """`llmops promote --prompt NAME --version N [--reason TEXT]`."""
+    ref = f"{name}/{number}"
+    if reason.strip():
+        candidate = prompts.load_prompt(ref)
+        version = models.resolve_version(f"{config.registry.model_name}@champion")
+        live = prompts.live_prompt(name) or version_prompt(version, config)
+        record_prompt_decision(candidate, live, version, "promote", actor(), reason, None, None)
+        print(f"prompt {ref} is live (@{prompts.LIVE_ALIAS}), promoted by hand; it was {live.ref}")
+        return 0
+    result = prompt_flow(config, prompt=ref)
+    _print(result)
+    return 0
+
+
+def prompt_ab(config: RunConfig, model: str, prompt: str, dataset: str) -> int:
+    """`llmops evaluate --model M --prompt P`: the comparison, with no alias moved."""
+    _print(prompt_flow(config, prompt=prompt, model=model, dataset=dataset, apply=False))
+    return 0
+
+
+def _print(result: dict) -> None:
+    print(f"prompt {result['candidate']} vs live {result['live']} (model v{result['model_version']}): {result['decision']}")
+    for name, c in result["gate"]["comparisons"].items():
+        print(f"  {name}: delta {c['delta']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], "
+              f"p={c.get('p_adjusted', c['p_value']):.4f}")
+    for check in result["gate"]["checks"]:
+        if not check["passed"] or check["name"] in ("inconclusive", "prompt.max_tokens"):
+            print(f"  {check['name']}: {check['detail']}")
+    print(f"evidence: evaluate run {result['evaluation']}")

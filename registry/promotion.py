@@ -1,0 +1,188 @@
+"""Every change to a model's versions and aliases, as one transaction-like routine.
+
+MLflow's registry has no transactions, and a promotion is several writes: tags and the model card
+on the version, an entry in the audit log, then two aliases (`previous` to the old champion,
+`champion` to the new one). A failure between two of them used to leave a half-promoted model
+(`previous` moved, `champion` not). Here each write is a step that knows its undo; steps run in a
+fixed order — check the version and the aliases first, then the version's tags and card, then the
+audit record, the aliases last — and when any step fails, the steps already done are undone in
+reverse, so the registry is as it was. Registering a candidate works the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from llmops.errors import UserError
+from registry import models
+from registry.audit import record_decision, remove_decision
+from registry.tracking import client
+
+log = logging.getLogger(__name__)
+
+
+class Transaction:
+    """Runs steps and remembers their undos; a failure undoes what was done, newest first."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self._undos: list[tuple[str, Callable[[], None]]] = []
+
+    def step(self, name: str, action: Callable[[], Any], undo: Callable[[], None] | None = None) -> Any:
+        result = action()
+        if undo is not None:
+            self._undos.append((name, undo))
+        return result
+
+    def __enter__(self) -> "Transaction":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            return False
+        for name, undo in reversed(self._undos):
+            try:
+                undo()
+            except Exception as undo_error:  # keep undoing the rest; say what could not be undone
+                log.error("%s: could not undo step %r after %r: %r", self.what, name, exc, undo_error)
+        return False
+
+
+def _restore_alias(name: str, alias: str, version: int | None) -> Callable[[], None]:
+    def undo() -> None:
+        if version is None:
+            try:
+                models.delete_alias(name, alias)
+            except Exception:  # already absent
+                pass
+        else:
+            models.set_alias(name, alias, version)
+
+    return undo
+
+
+def alias_step(tx: Transaction, name: str, alias: str, version: int, before: dict[str, int]) -> None:
+    tx.step(f"alias {alias}", lambda: models.set_alias(name, alias, version), _restore_alias(name, alias, before.get(alias)))
+
+
+def tags_step(tx: Transaction, info: models.VersionInfo, tags: dict[str, str]) -> None:
+    old = {k: info.tags.get(k) for k in tags}
+
+    def undo() -> None:
+        models.untag_version(info.name, info.version, [k for k, v in old.items() if v is None])
+        models.tag_version(info.name, info.version, {k: v for k, v in old.items() if v is not None})
+
+    tx.step("tags", lambda: models.tag_version(info.name, info.version, tags), undo)
+
+
+def card_step(tx: Transaction, info: models.VersionInfo, description: str) -> None:
+    old = client().get_model_version(info.name, str(info.version)).description or ""
+    tx.step("model card", lambda: models.describe_version(info.name, info.version, description),
+            lambda: models.describe_version(info.name, info.version, old))
+
+
+def audit_step(tx: Transaction, name: str, version: int | None, action: str, by: str, why: str,
+           evidence_run_id: str | None = None, metrics: dict | None = None) -> dict:
+    entry = tx.step("audit record", lambda: record_decision(name, version, action, by, why, evidence_run_id, metrics))
+    tx._undos.append(("audit record", lambda: remove_decision(name, entry)))
+    return entry
+
+
+def _existing_version(name: str, version: int) -> models.VersionInfo:
+    info = models.get_version(name, version)
+    if info is None:
+        models.resolve_version(f"{name}/{version}")  # raises the UserError that lists what exists
+    return info
+
+
+# ------------------------------------------------------------------------------ registration
+
+
+def register_candidate(name: str, source: str, run_id: str, tags: dict[str, str]) -> models.VersionInfo:
+    """Registers a trained folder as a new version of `name` and marks it `challenger`.
+
+    `source` must be a location the tracking server accepts: the artifact URI of the folder the
+    training run logged (a local path on SQLite, `mlflow-artifacts:/…` behind a server).
+    """
+    from mlflow.exceptions import MlflowException
+
+    c = client()
+    with Transaction(f"register {name}") as tx:
+        try:
+            c.get_registered_model(name)
+        except MlflowException:
+            tx.step("registered model",
+                    lambda: c.create_registered_model(name, description="Fine-tuned by llmops; see each version's model card."),
+                    lambda: c.delete_registered_model(name))
+        before = models.aliases_of(name)
+        mv = tx.step("version", lambda: c.create_model_version(name, source=source, run_id=run_id, tags=tags),
+                     lambda: c.delete_model_version(name, mv.version))
+        alias_step(tx, name, "challenger", int(mv.version), before)
+    return models.get_version(name, int(mv.version))
+
+
+def unregister_candidate(info: models.VersionInfo, challenger_before: int | None) -> None:
+    """Undoes `register_candidate` when a later stage of the same pipeline failed."""
+    c = client()
+    with Transaction(f"unregister {info.name} v{info.version}"):
+        if challenger_before is not None and models.get_version(info.name, challenger_before) is not None:
+            models.set_alias(info.name, "challenger", challenger_before)
+        c.delete_model_version(info.name, str(info.version))
+        if not c.search_model_versions(f"name = '{info.name}'"):
+            c.delete_registered_model(info.name)
+
+
+# ------------------------------------------------------------------------------ decisions
+
+
+def apply_decision(name: str, version: int, decision: str, by: str, why: str, *, evidence_run_id: str | None = None,
+                   tags: dict[str, str] | None = None, card: str | None = None,
+                   metrics: dict[str, Any] | None = None) -> int | None:
+    """Records a gate or release-manager decision on `version` and, for `promote`, moves the aliases.
+
+    Returns the champion it replaced (None if none, or if it was not a promotion).
+    """
+    info = _existing_version(name, version)
+    before = models.aliases_of(name)
+    replaced = before.get("champion") if decision == "promote" and before.get("champion") != version else None
+    with Transaction(f"{decision} {name} v{version}") as tx:
+        if tags:
+            tags_step(tx, info, tags)
+        if card is not None:
+            card_step(tx, info, card)
+        audit_step(tx, name, version, decision, by, why, evidence_run_id, (metrics or {}) | ({"replaced": replaced} if replaced else {}))
+        if decision == "promote":
+            if replaced is not None:
+                alias_step(tx, name, "previous", replaced, before)
+            alias_step(tx, name, "champion", version, before)
+    return replaced
+
+
+def promote_by_hand(name: str, version: int, by: str, why: str) -> int | None:
+    """A release manager's promotion: checked first, then recorded and applied in one routine."""
+    if not why.strip():
+        raise UserError("--reason", "a promotion by hand needs a reason", "say why, e.g. --reason 'approved after review'")
+    return apply_decision(name, version, "promote", by, why,
+                          tags={"gate.decision": "promote", "gate.decided_by": by, "gate.reason": why})
+
+
+def rollback(name: str, by: str, why: str) -> tuple[int, int]:
+    """Moves `champion` back to `previous`; returns (demoted version, restored version)."""
+    before = models.aliases_of(name)
+    current, previous = before.get("champion"), before.get("previous")
+    if current is None or previous is None:
+        if name not in models.registered_names():
+            models.resolve_version(f"{name}@champion")  # raises, naming the models that exist
+        raise UserError(f"model {name!r}", f"has no {'champion' if current is None else 'previous'} version to roll back to",
+                        "see `llmops models` and `llmops models history " + name + "`")
+    if current == previous:
+        raise UserError(f"model {name!r}", f"champion and previous are both v{current}: there is nothing to roll back to",
+                        f"promote the version you want by hand: llmops promote --model {name} --version N --reason ...")
+    info = _existing_version(name, current)
+    with Transaction(f"rollback {name}") as tx:
+        tags_step(tx, info, {"rollback.by": by, "rollback.reason": why})
+        audit_step(tx, name, previous, "rollback", by, why, metrics={"demoted": current})
+        alias_step(tx, name, "champion", previous, before)
+        tx.step("alias previous", lambda: models.delete_alias(name, "previous"), _restore_alias(name, "previous", previous))
+    return current, previous
