@@ -7,6 +7,7 @@ config hash, git commit, training run) and its model card as description.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,16 +50,47 @@ def registered_names() -> list[str]:
     return sorted(m.name for m in client().search_registered_models())
 
 
+def _version_source(c, model_uri: str) -> tuple[str, str | None]:
+    """(source, model_id) in a form a tracking server accepts.
+
+    A server refuses `models:/m-...` unless the request also names the logged model, and checks
+    that the source lies inside that model's (or the run's) artifact location; a local store
+    takes anything. So a logged model is registered from its storage location with its id, and
+    a `runs:/` URI from the run's artifact location it stands for.
+    """
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
+    body = model_uri.removeprefix("models:/")
+    if model_uri.startswith("models:/") and "/" not in body and "@" not in body:
+        return c.get_logged_model(body).artifact_location, body
+    if RunsArtifactRepository.is_runs_uri(model_uri):
+        return RunsArtifactRepository.get_underlying_uri(model_uri), None
+    return model_uri, None
+
+
 def register_version(name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> VersionInfo:
-    """Registers a logged model as a new version of `name` (creating `name` on first use)."""
+    """Registers a logged model as a new version of `name` (creating `name` on first use).
+
+    A registered model created here is deleted again if its first version cannot be created,
+    so a refused registration leaves no empty model behind.
+    """
     from mlflow.exceptions import MlflowException
 
     c = client()
+    source, model_id = _version_source(c, model_uri)
+    created = False
     try:
         c.get_registered_model(name)
     except MlflowException:
         c.create_registered_model(name, description="Fine-tuned by llmops; see each version's model card.")
-    mv = c.create_model_version(name, source=model_uri, run_id=run_id, tags=tags)
+        created = True
+    try:
+        mv = c.create_model_version(name, source=source, run_id=run_id, tags=tags, model_id=model_id)
+    except BaseException:
+        if created:
+            with contextlib.suppress(Exception):  # the registration's own error is the one to report
+                c.delete_registered_model(name)
+        raise
     return _info(c.get_model_version(name, mv.version))
 
 
