@@ -169,20 +169,25 @@ def postgres_cluster(databases: tuple[str, ...] = (), timeout_s: float = 60.0) -
         raise ServerError("no PostgreSQL server binaries (initdb, postgres) on this machine; "
                           "apt-get install postgresql")
     run_as = "postgres" if os.geteuid() == 0 else None
+    try:
+        entry = pwd.getpwnam(run_as) if run_as else None
+    except KeyError:
+        raise ServerError("running as root, and there is no user `postgres` to run PostgreSQL as") from None
     root = Path(tempfile.mkdtemp(prefix="llmops-pg-"))
     try:
-        if run_as:
-            entry = pwd.getpwnam(run_as)
+        if entry:
             os.chown(root, entry.pw_uid, entry.pw_gid)
         password = secrets.token_hex(12)
         pwfile = root / "pwfile"
         pwfile.write_text(password + "\n")
-        if run_as:
+        if entry:
             os.chown(pwfile, entry.pw_uid, entry.pw_gid)
         data = root / "data"
-        subprocess.run([str(pg_bin / "initdb"), "-D", str(data), "-U", "llmops", f"--pwfile={pwfile}",
-                        "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C"],
-                       check=True, capture_output=True, timeout=120, user=run_as)
+        init = subprocess.run([str(pg_bin / "initdb"), "-D", str(data), "-U", "llmops", f"--pwfile={pwfile}",
+                               "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C"],
+                              capture_output=True, text=True, timeout=120, user=run_as)
+        if init.returncode:
+            raise ServerError(f"initdb failed:\n{init.stderr[-2000:]}")
         port = free_port()
         cmd = [str(pg_bin / "postgres"), "-D", str(data), "-p", str(port), "-h", HOST, "-k", str(root),
                "-c", "fsync=off", "-c", "max_connections=100"]

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -194,30 +195,43 @@ def test_stopping_the_mlflow_server_mid_training_is_one_clear_error(postgres, se
     """The server goes away during SFT: bounded retries, then one line naming MLFLOW_TRACKING_URI."""
     with mlflow_server(postgres.url("mlflow_stop", "psycopg"), tmp_path / "artifacts") as ml:
         env = cli_env(tmp_path / "home", ml.url, servers["prefect"].api_url)
+        # 5000 SFT steps, logged every 100: the server stops after the first log, long before the end.
         sets = [a for o in tiny_overrides + ["registry.model_name=stopped", "train.sft.max_steps=5000"]
                 for a in ("--set", o)]
         proc = subprocess.Popen([sys.executable, "-m", "llmops.cli", "nightly", *sets], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines: list[tuple[float, str]] = []  # stderr with arrival times, for the figures printed below
+        out: list[str] = []
+        readers = [threading.Thread(target=lambda: lines.extend((time.monotonic(), ln) for ln in proc.stderr)),
+                   threading.Thread(target=lambda: out.extend(proc.stdout))]
+        for reader in readers:
+            reader.start()
         try:
             c = server_client(ml.url)
-            deadline = time.monotonic() + 600  # a hang guard, not a measurement
+            deadline = time.monotonic() + 900  # a hang guard, not a measurement
             while not _training_has_logged(c):
-                assert proc.poll() is None, proc.communicate()[1][-4000:]
+                assert proc.poll() is None, "".join(ln for _, ln in lines)[-4000:]
                 assert time.monotonic() < deadline, "training never logged a step"
                 time.sleep(1)
             ml.stop()
             stopped_at = time.monotonic()
-            stdout, stderr = proc.communicate(timeout=600)
-            waited = time.monotonic() - stopped_at
+            proc.wait(timeout=900)
+            ended_at = time.monotonic()
+            for reader in readers:
+                reader.join(timeout=30)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    print(f"nightly exited {waited:.1f} s after the server stopped; {stderr.count('Traceback')} tracebacks logged")
+    stderr, stdout = "".join(ln for _, ln in lines), "".join(out)
+    first_failure = next((t for t, ln in lines if "Retrying (" in ln or "Connection refused" in ln), stopped_at)
+    (tmp_path / "stderr.txt").write_text(stderr)
+    print(f"\nnightly exited {ended_at - stopped_at:.1f} s after the server stopped, {ended_at - first_failure:.1f} s "
+          f"after its first failed request; {stderr.count('Traceback')} tracebacks logged ({tmp_path / 'stderr.txt'})")
     assert proc.returncode == 2, stderr[-4000:]
-    lines = error_lines(stderr)
-    assert len(lines) == 1 and lines[0].startswith(f"{ERROR_PREFIX}{ml.url}: the MLflow server refused the connection")
-    assert stderr.rstrip().splitlines()[-1] == lines[0]
+    errors = error_lines(stderr)
+    assert len(errors) == 1 and errors[0].startswith(f"{ERROR_PREFIX}{ml.url}: the MLflow server refused the connection")
+    assert stderr.rstrip().splitlines()[-1] == errors[0]
     assert "== nightly finished ==" not in stdout
 
 

@@ -207,7 +207,9 @@ def test_servers_ask_for_logins() -> None:
     worker = services["prefect-worker"]["environment"]
     assert {"PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(worker)
     # The worker logs in with its own account, not the admin's.
-    assert worker["MLFLOW_TRACKING_USERNAME"] != mlflow["environment"]["MLFLOW_AUTH_ADMIN_USERNAME"]
+    assert worker["MLFLOW_TRACKING_USERNAME"] == "${MLFLOW_WORKER_USER}"
+    assert mlflow["environment"]["MLFLOW_AUTH_ADMIN_USERNAME"] == "${MLFLOW_ADMIN_USER}"
+    assert _env_example()["MLFLOW_WORKER_USER"] != _env_example()["MLFLOW_ADMIN_USER"]
     assert services["mlflow-init"]["volumes"][0].split(":")[0] == "./mlflow_user.py"
     # The health checks stay open (both servers exempt them from auth), so compose can probe them.
     assert "/health" in " ".join(mlflow["healthcheck"]["test"])
@@ -242,7 +244,8 @@ def test_database_urls_use_the_server_extras_drivers() -> None:
     used = set(re.findall(r"postgresql\+(\w+)://", text))
     assert used == {"psycopg", "asyncpg"}, used
     pins = {d.split("==")[0]: d.split("==")[1] for d in extras["server"]}
-    assert f'"psycopg[binary]=={pins["psycopg[binary]"]}"' in text  # the image installs the same pin
+    # The MLflow image installs the same pins (Flask-WTF: the basic-auth app).
+    assert f'"psycopg[binary]=={pins["psycopg[binary]"]}"' in text and f'"Flask-WTF=={pins["Flask-WTF"]}"' in text
 
 
 def test_compose_images_match_pinned_versions() -> None:
