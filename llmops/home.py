@@ -38,6 +38,15 @@ def setup_environment() -> Path:
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_TRACKING_URI": tracking_uri(),
+        # A tracking server that has gone away: MLflow 3.17's defaults (7 retries, backoff factor 2,
+        # 120 s timeout) wait about 4 minutes per call, and a run makes many calls. urllib3 sleeps
+        # factor * 2**(k-1) s before retry k >= 2, so 5 retries at factor 1 give up after about
+        # 30 s (+ up to 4 s jitter): long enough to ride out a server restart. The timeout bounds
+        # a server that accepts but never answers; raise it for very large model uploads.
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1.0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
         # No model hub is reachable: fail fast instead of retrying for half a minute.
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",

@@ -28,7 +28,7 @@ COMPOSE_FILE = INFRA / "docker-compose.yaml"
 PREFECT_FILE = INFRA / "prefect.yaml"
 ACCELERATE_DIR = INFRA / "accelerate"
 
-SERVICES = {"postgres", "minio", "minio-init", "mlflow", "prefect-server", "prefect-worker"}
+SERVICES = {"postgres", "minio", "minio-init", "mlflow", "mlflow-init", "prefect-server", "prefect-worker"}
 DEPLOYMENTS = {"nightly", "curate", "train", "evaluate", "promote", "nightly-gpu"}
 POOLS = {"llmops-cpu", "llmops-gpu"}
 DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
@@ -148,6 +148,106 @@ def test_compose_variables_match_env_example() -> None:
     assert defined - used == set(), f"in .env.example but unused by docker-compose.yaml: {sorted(defined - used)}"
 
 
+# -- safe defaults ------------------------------------------------------------------------------
+
+SECRETS = {"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "MLFLOW_S3_SECRET_KEY", "MLFLOW_ADMIN_PASSWORD",
+           "MLFLOW_SECRET_KEY", "MLFLOW_WORKER_PASSWORD", "PREFECT_AUTH_STRING"}
+
+
+def _compose_text() -> str:
+    return "\n".join(line for line in COMPOSE_FILE.read_text(encoding="utf-8").splitlines()
+                     if not line.lstrip().startswith("#"))
+
+
+def test_every_published_port_binds_to_the_bind_address_defaulting_to_localhost() -> None:
+    services = _load(COMPOSE_FILE)["services"]
+    published = 0
+    for name, svc in services.items():
+        for port in svc.get("ports", []):
+            assert isinstance(port, str), f"{name}: write ports as 'ADDRESS:HOST:CONTAINER' strings"
+            published += 1
+            # Three parts: an address first. A bare 'HOST:CONTAINER' publishes on every interface.
+            assert port.startswith("${BIND_ADDRESS:-127.0.0.1}:") and port.count(":") == 3, \
+                f"{name}: {port!r} does not bind to ${{BIND_ADDRESS:-127.0.0.1}}"
+    assert published >= 5
+    assert _env_example()["BIND_ADDRESS"] == "127.0.0.1"
+
+
+def test_every_secret_is_required_and_empty_in_the_example() -> None:
+    text, env = _compose_text(), _env_example()
+    assert SECRETS <= set(env), f"secrets missing from .env.example: {SECRETS - set(env)}"
+    for var in SECRETS:
+        uses = re.findall(r"\$\{" + var + r"(\W[^}]*)?\}", text)
+        assert uses, f"{var} is not used by docker-compose.yaml"
+        # `:?` refuses to start when the variable is unset or empty; `?` alone lets an empty one through.
+        assert all(u.startswith(":?") for u in uses), f"{var}: every use must be ${{{var}:?message}}"
+        assert env[var] == "", f".env.example gives {var} a value; leave it empty so a copy cannot start as is"
+    for key, value in env.items():
+        assert "change-me" not in value.lower() and "password" not in value.lower(), f"{key}={value} looks like a default secret"
+
+
+def test_no_service_accepts_every_host_or_origin() -> None:
+    text = _compose_text()
+    assert not re.search(r"--allowed-hosts\s+['\"]?\*", text)
+    assert "--cors-allowed-origins" not in text or not re.search(r"--cors-allowed-origins\s+['\"]?\*", text)
+    mlflow = _load(COMPOSE_FILE)["services"]["mlflow"]
+    script = " ".join(mlflow["command"])
+    assert "--allowed-hosts" in script
+    assert "*" not in mlflow["environment"]["ALLOWED_HOSTS"].split(",")
+    assert all(h.strip() not in {"*", ""} for h in _env_example()["MLFLOW_ALLOWED_HOSTS"].split(","))
+
+
+def test_servers_ask_for_logins() -> None:
+    services = _load(COMPOSE_FILE)["services"]
+    mlflow = services["mlflow"]
+    assert "--app-name basic-auth" in " ".join(mlflow["command"])
+    for var in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_AUTH_CONFIG_PATH"):
+        assert var in mlflow["environment"], var
+    assert "PREFECT_SERVER_API_AUTH_STRING" in services["prefect-server"]["environment"]
+    worker = services["prefect-worker"]["environment"]
+    assert {"PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(worker)
+    # The worker logs in with its own account, not the admin's.
+    assert worker["MLFLOW_TRACKING_USERNAME"] == "${MLFLOW_WORKER_USER}"
+    assert mlflow["environment"]["MLFLOW_AUTH_ADMIN_USERNAME"] == "${MLFLOW_ADMIN_USER}"
+    assert _env_example()["MLFLOW_WORKER_USER"] != _env_example()["MLFLOW_ADMIN_USER"]
+    assert services["mlflow-init"]["volumes"][0].split(":")[0] == "./mlflow_user.py"
+    # The health checks stay open (both servers exempt them from auth), so compose can probe them.
+    assert "/health" in " ".join(mlflow["healthcheck"]["test"])
+    readme = (INFRA / "README.md").read_text(encoding="utf-8")
+    for phrase in ("basic-auth", "PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        assert phrase in readme, f"infra/README.md does not document {phrase}"
+
+
+def test_mlflow_reaches_the_bucket_with_its_own_bucket_only_key() -> None:
+    import json
+
+    services = _load(COMPOSE_FILE)["services"]
+    env = services["mlflow"]["environment"]
+    assert env["AWS_ACCESS_KEY_ID"] == "${MLFLOW_S3_ACCESS_KEY}"
+    assert "MINIO_ROOT" not in env["AWS_SECRET_ACCESS_KEY"]
+    assert not any("MINIO_ROOT" in str(v) for v in env.values())
+    policy = json.loads((INFRA / "minio-mlflow-policy.json").read_text(encoding="utf-8"))
+    resources = {r for statement in policy["Statement"] for r in statement["Resource"]}
+    assert resources == {"arn:aws:s3:::MLFLOW_BUCKET", "arn:aws:s3:::MLFLOW_BUCKET/*"}
+    actions = {a for statement in policy["Statement"] for a in statement["Action"]}
+    assert all(a.startswith("s3:") and "*" not in a for a in actions)
+    assert not {"s3:CreateBucket", "s3:DeleteBucket", "s3:PutBucketPolicy"} & actions
+    init = " ".join(services["minio-init"]["command"])
+    assert "mc admin user add" in init and "mc admin policy attach" in init
+
+
+def test_database_urls_use_the_server_extras_drivers() -> None:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    drivers = {d.split("==")[0].split("[")[0] for d in extras["server"]}
+    assert {"psycopg", "asyncpg"} <= drivers
+    text = _compose_text()
+    used = set(re.findall(r"postgresql\+(\w+)://", text))
+    assert used == {"psycopg", "asyncpg"}, used
+    pins = {d.split("==")[0]: d.split("==")[1] for d in extras["server"]}
+    # The MLflow image installs the same pins (Flask-WTF: the basic-auth app).
+    assert f'"psycopg[binary]=={pins["psycopg[binary]"]}"' in text and f'"Flask-WTF=={pins["Flask-WTF"]}"' in text
+
+
 def test_compose_images_match_pinned_versions() -> None:
     services = _load(COMPOSE_FILE)["services"]
     assert services["mlflow"]["image"].endswith(f":v{_pinned('mlflow')}")
@@ -158,7 +258,7 @@ def test_compose_images_match_pinned_versions() -> None:
 
 def test_postgres_databases_are_created_and_distinct_from_the_maintenance_db() -> None:
     created = set(re.findall(r"CREATE DATABASE\s+(\w+)", (INFRA / "postgres-init.sql").read_text(), re.I))
-    assert {"mlflow", "prefect"} <= created
+    assert {"mlflow", "mlflow_auth", "prefect"} <= created
     # The image creates POSTGRES_DB itself; a second CREATE of the same name fails the init script.
     assert _env_example()["POSTGRES_DB"] not in created
     text = COMPOSE_FILE.read_text(encoding="utf-8")
@@ -188,15 +288,38 @@ def _compose_cli() -> list[str] | None:
     return None
 
 
-def test_docker_compose_config_accepts_the_file() -> None:
+def _compose_config(env_file: Path) -> subprocess.CompletedProcess:
+    """`config -q` on the compose file. docker-compose 1.x predates the compose spec's top-level
+    `name:`, so it reads the file without that line, from stdin, with infra/ as project folder."""
     cli = _compose_cli()
     if cli is None:
         pytest.skip("no docker compose CLI here")
-    result = subprocess.run(cli + ["-f", str(COMPOSE_FILE), "--env-file", str(INFRA / ".env.example"), "config", "-q"],
-                            capture_output=True, text=True, timeout=30)
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    version = subprocess.run(cli + ["version"], capture_output=True, text=True, timeout=10).stdout
+    if cli == ["docker-compose"] and re.search(r"version 1\.", version):
+        args = ["-f", "-", "--project-directory", str(INFRA)]
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("name:"))
+    else:
+        args, text = ["-f", str(COMPOSE_FILE)], None
+    result = subprocess.run(cli + args + ["--env-file", str(env_file), "config", "-q"], input=text,
+                            capture_output=True, text=True, timeout=60)
     if result.returncode and "docker daemon" in result.stderr.lower():
         pytest.skip("docker compose needs an engine here")
+    return result
+
+
+def test_docker_compose_config_accepts_the_file_once_secrets_are_set(tmp_path) -> None:
+    env = _env_example() | {var: f"secret-{n}-{var.lower()}" for n, var in enumerate(sorted(SECRETS))}
+    env_file = tmp_path / ".env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    result = _compose_config(env_file)
     assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_refuses_the_example_as_it_is() -> None:
+    result = _compose_config(INFRA / ".env.example")
+    assert result.returncode != 0
+    assert re.search(r"set \w+ in infra/\.env", result.stderr), result.stderr
 
 
 # -- prefect.yaml ------------------------------------------------------------------------------
