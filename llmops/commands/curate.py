@@ -18,13 +18,16 @@ examples:
   llmops curate --set 'curate.steps=[validate,exact_dedup,length,pii]' --set curate.min_chars=20
   llmops curate --set curate.quality.gopher_enabled=true       web-page quality rules on (for web text)
 
-formats: auto (detected from each file's first rows), text, messages (OpenAI or ShareGPT),
-         alpaca, qa (question/answer), pref (prompt/chosen/rejected), hh (Anthropic HH transcripts)
+formats: auto (each row read as the format it fits; a file may mix them), text, messages (OpenAI or
+         ShareGPT), alpaca, qa (question/answer), pref (prompt/chosen/rejected), hh (Anthropic HH)
 steps (curate.steps, validate first): validate exact_dedup near_dedup length quality pii decontaminate
 Rows are decontaminated against data.eval_path (the demo eval split when none is set) and
 curate.decontaminate_paths. Outputs: report.json (counts), quarantine.jsonl (each dropped row and
 its reason), dataset-<hash>/ (sft/pref/text .parquet, sft.jsonl and pref.jsonl for training,
 DATACARD.md).
+Exit code 2, after writing the outputs, when an input cannot be read (curate.allow_unreadable=true
+accepts what could be read) or a quality rule drops more than curate.quality.max_drop_fraction of
+the rows it saw. See docs/curation-faults.md.
 """
 
 

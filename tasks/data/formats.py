@@ -208,19 +208,21 @@ def row_format(obj: dict[str, Any]) -> str | None:
     Formats belong to rows, not files: a file may mix chat, Alpaca and preference rows, and each
     is read as what it is. A key holding null counts as absent (Parquet fills missing columns so).
     """
-    keys = {k for k, v in obj.items() if v is not None}
-    chosen, rejected = obj.get("chosen"), obj.get("rejected")
-    if "prompt" not in keys and all(isinstance(x, str) and HH_HUMAN in x for x in (chosen, rejected)):
-        return "hh"
-    if {"chosen", "rejected"} <= keys and ("prompt" in keys or isinstance(chosen, list)):
-        return "pref"
-    if "messages" in keys or "conversations" in keys:
+    get = obj.get  # called once per record of every corpus: plain lookups, no key set
+    chosen, rejected = get("chosen"), get("rejected")
+    if chosen is not None and rejected is not None:
+        if get("prompt") is None and isinstance(chosen, str) and isinstance(rejected, str) \
+                and HH_HUMAN in chosen and HH_HUMAN in rejected:
+            return "hh"
+        if get("prompt") is not None or isinstance(chosen, list):
+            return "pref"
+    if get("messages") is not None or get("conversations") is not None:
         return "messages"
-    if {"instruction", "output"} <= keys:
+    if get("instruction") is not None and get("output") is not None:
         return "alpaca"
-    if {"question", "answer"} <= keys:
+    if get("question") is not None and get("answer") is not None:
         return "qa"
-    if "text" in keys:
+    if get("text") is not None:
         return "text"
     return None
 

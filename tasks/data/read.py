@@ -137,8 +137,8 @@ def _jsonl_objects(path: Path, ledger: Ledger, start: int = 0, stop: int | None 
                 return
             ledger.read += 1
             fallback_id = f"{path.name}:{lineno}"
-            text = line.decode("utf-8", errors="replace")
             if len(line) < size:
+                text = line.decode("utf-8", errors="replace")
                 ledger.drop(text[:QUARANTINE_PREFIX] + " …", fallback_id, "too_long",
                             f"a line of {size:,} bytes, over the {cap:,}-byte reading cap (32 x curate.max_chars); "
                             "only its start was read")
@@ -149,7 +149,7 @@ def _jsonl_objects(path: Path, ledger: Ledger, start: int = 0, stop: int | None 
             try:
                 decoded = line.decode("utf-8")
             except UnicodeDecodeError as e:
-                ledger.drop(text.rstrip("\r\n"), fallback_id, "bad_utf8", str(e))
+                ledger.drop(line.decode("utf-8", errors="replace").rstrip("\r\n"), fallback_id, "bad_utf8", str(e))
                 continue
             if lineno == 1:
                 decoded = decoded.removeprefix("\ufeff")  # a BOM some editors write; json.loads refuses it
@@ -360,8 +360,10 @@ def read_rows(path: Path, ledger: Ledger, fmt: str = "auto", start: int = 0, sto
         raise ValueError(f"unknown format {fmt!r}; use 'auto' or one of {sorted(FORMATS)}")
     main = probe_input(path, fmt, cap)
     counts = ledger.formats.setdefault(str(path), Counter())
-    objects = _until_error(path, _objects_reader(path)(path, ledger, start, stop, cap), ledger)
-    return _mapped_rows(path, objects, fmt, main, ledger, counts, cap)
+    reader = _objects_reader(path)
+    objects = _until_error(path, reader(path, ledger, start, stop, cap), ledger)
+    # A JSONL line under the cap holds fewer characters of text than bytes; other layouts are counted.
+    return _mapped_rows(path, objects, fmt, main, ledger, counts, None if reader is _jsonl_objects else cap)
 
 
 def _text_chars(value: Any) -> int:
@@ -385,7 +387,7 @@ def _row_format(obj: dict[str, Any], main: str) -> str | None:
 
 
 def _mapped_rows(path: Path, objects: Iterator[tuple[str, dict[str, Any]]], fmt: str, main: str, ledger: Ledger,
-                 counts: Counter[str], cap: int) -> Iterator[Row]:
+                 counts: Counter[str], cap: int | None) -> Iterator[Row]:
     for fallback_id, obj in objects:
         row_id = str(obj["id"]) if obj.get("id") is not None else fallback_id
         row_fmt = _row_format(obj, main) if fmt == "auto" else fmt
@@ -398,8 +400,8 @@ def _mapped_rows(path: Path, objects: Iterator[tuple[str, dict[str, Any]]], fmt:
         except FormatError as e:
             ledger.drop(obj, row_id, e.reason, e.detail)
             continue
-        chars = _text_chars(data)
-        if chars > cap:  # Parquet and Arrow cells have no line to cap: no later step gets a giant row
+        chars = _text_chars(data) if cap is not None else 0
+        if cap is not None and chars > cap:  # Parquet and Arrow cells have no line to cap: no giant row goes on
             preview = json.dumps(data, ensure_ascii=False, default=str)[:QUARANTINE_PREFIX] + " …"
             ledger.drop(preview, row_id, "too_long", f"{chars:,} characters of text, over the reading cap of {cap:,}")
             continue

@@ -125,43 +125,55 @@ def test_cli_parquet_with_unknown_columns(home, tmp_path):
     assert "['body', 'label']" in line and "--format" in line
 
 
-@pytest.mark.slow
-def test_cli_one_50_mb_line_is_too_long_and_the_rest_is_kept(home, tmp_path):
-    src = tmp_path / "huge.jsonl"
-    with open(src, "w") as f:
+@pytest.fixture(scope="module")
+def allowed_run(home, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, dict[str, Path]]:
+    """The three cases curation lets through (exit 0), in one CLI run: each run of the CLI starts
+    a Prefect server and MLflow, tens of seconds on a busy 2-core machine, and these cases do not
+    interact (each test below looks at its own input only)."""
+    folder = tmp_path_factory.mktemp("allowed")
+    huge = folder / "huge.jsonl"
+    with open(huge, "w") as f:
         f.write(json.dumps({"text": _sentence(1)}) + "\n")
-        f.write('{"text": "' + "word " * 10_000_000 + '"}\n')
+        f.write('{"text": "' + "word " * 10_000_000 + '"}\n')  # a 50 MB line
         f.write(json.dumps({"text": _sentence(2)}) + "\n")
-    out = _curate(home, "--input", str(src), "--output", str(tmp_path / "out"))
-    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
-    report = _report(tmp_path / "out")
-    assert report["read"] == 3 and report["dropped"] == {"too_long": 1} and report["dropped_by_step"]["read"] == {"too_long": 1}
-    quarantined = json.loads((tmp_path / "out" / "quarantine.jsonl").read_text())
-    assert quarantined["id"] == "huge.jsonl:2" and len(quarantined["row"]) < 2000  # only its first bytes
-    assert "a line of 50,000,013 bytes, over the 128,000-byte reading cap" in quarantined["detail"]
+    empty = folder / "empty.jsonl"
+    empty.write_text("")
+    inputs = {"huge": huge, "mixed": _jsonl(folder / "mixed.jsonl", _mixed_rows()), "empty": empty}
+    out = _curate(home, *[a for p in inputs.values() for a in ("--input", str(p))], "--output", str(folder / "out"))
+    assert out.returncode == 0 and "Traceback" not in out.stderr and "error:" not in out.stderr, out.stderr
+    return out, folder / "out", inputs
 
 
 @pytest.mark.slow
-def test_cli_mixed_formats_keep_every_valid_row(home, tmp_path):
-    src = _jsonl(tmp_path / "mixed.jsonl", _mixed_rows())
-    out = _curate(home, "--input", str(src), "--output", str(tmp_path / "out"))
-    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
-    report = _report(tmp_path / "out")
-    assert report["formats"] == {str(src): {"messages": 6, "alpaca": 6, "pref": 6}}
-    assert report["format"] == {str(src): "mixed"} and report["dropped"] == {"format_unknown": 1}
-    assert (report["sft_rows"], report["pref_rows"]) == (12, 6)
+def test_cli_one_50_mb_line_is_too_long_and_the_rest_is_kept(allowed_run):
+    out, folder, inputs = allowed_run
+    report = _report(folder)
+    assert report["sources"][str(inputs["huge"])] == {"format": "text", "formats": {"text": 2}, "read": 3, "kept": 2}
+    assert report["dropped_by_step"]["read"]["too_long"] == 1
+    quarantined = [q for q in map(json.loads, (folder / "quarantine.jsonl").read_text().splitlines())
+                   if q["reason"] == "too_long"]
+    assert [q["id"] for q in quarantined] == ["huge.jsonl:2"] and len(quarantined[0]["row"]) < 2000  # its first bytes
+    assert "a line of 50,000,013 bytes, over the 128,000-byte reading cap" in quarantined[0]["detail"]
+
+
+@pytest.mark.slow
+def test_cli_mixed_formats_keep_every_valid_row(allowed_run):
+    out, folder, inputs = allowed_run
+    report = _report(folder)
+    mixed = str(inputs["mixed"])
+    assert report["formats"][mixed] == {"messages": 6, "alpaca": 6, "pref": 6} and report["format"][mixed] == "mixed"
+    assert report["sources"][mixed]["read"] == 19 and report["sources"][mixed]["kept"] == 18
+    assert report["dropped"]["format_unknown"] == 1 and report["pref_rows"] == 6 and report["sft_rows"] == 12
     assert "mixed (auto-detected per row: messages 6, alpaca 6, pref 6)" in out.stdout
 
 
 @pytest.mark.slow
-def test_cli_empty_file_warns_naming_it(home, tmp_path):
-    src = tmp_path / "empty.jsonl"
-    src.write_text("")
-    out = _curate(home, "--input", str(src), "--output", str(tmp_path / "out"))
-    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+def test_cli_empty_file_warns_naming_it(allowed_run):
+    out, folder, inputs = allowed_run
     warnings = [line for line in out.stderr.splitlines() if "WARNING" in line]
-    assert len(warnings) == 1 and f"{src}: holds no rows" in warnings[0]
-    assert _report(tmp_path / "out")["warnings"] == [f"{src}: holds no rows (an empty file?); nothing was curated from it"]
+    assert len(warnings) == 1 and f"{inputs['empty']}: holds no rows" in warnings[0]
+    assert _report(folder)["warnings"] == [f"{inputs['empty']}: holds no rows (an empty file?); nothing was curated from it"]
+    assert f"warning: {inputs['empty']}: holds no rows" in out.stdout
 
 
 @pytest.mark.slow
