@@ -36,6 +36,7 @@ READ_CHUNK = 1 << 20
 DEFAULT_LINE_CAP = 16 << 20  # readers that count nothing (eval sets, peeking) still never hold more
 QUARANTINE_PREFIX = 1000  # characters of an over-long record a reviewer gets to see
 FORMAT_FIX = "give a file in one of the formats, or name its format with --format (curate.format)"
+BREAK_FIX = "re-create or re-download the file"
 
 
 class UnreadableInput(UserError, ValueError):
@@ -140,8 +141,8 @@ def _jsonl_objects(path: Path, ledger: Ledger, start: int = 0, stop: int | None 
             if len(line) < size:
                 text = line.decode("utf-8", errors="replace")
                 ledger.drop(text[:QUARANTINE_PREFIX] + " …", fallback_id, "too_long",
-                            f"a line of {size:,} bytes, over the {cap:,}-byte reading cap (32 x curate.max_chars); "
-                            "only its start was read")
+                            f"a line of {size:,} bytes, over the {cap:,}-byte reading cap (32 x curate.max_chars when "
+                            "curating); only its start was read")
                 continue
             if raw.error is not None and not line.endswith(b"\n"):
                 ledger.mark_unreadable(path, _break_reason(raw.error, lineno, cut=True), BREAK_FIX, rows=1)
@@ -165,8 +166,6 @@ def _jsonl_objects(path: Path, ledger: Ledger, start: int = 0, stop: int | None 
     if raw.error is not None:
         ledger.mark_unreadable(path, _break_reason(raw.error, lineno, cut=False), BREAK_FIX)
 
-
-BREAK_FIX = "re-create or re-download the file"
 
 
 def _break_reason(error: BaseException, lineno: int, cut: bool) -> str:
