@@ -334,3 +334,19 @@ def test_prefect_reports_of_user_errors_are_filtered_and_others_kept():
     assert not f.filter(record("Finished in state Failed('Task run encountered an exception UnreadableInput: x')"))
     assert f.filter(record("Encountered exception during execution", RuntimeError("a bug")))
     assert f.filter(record("Finished in state Failed('Flow run encountered an exception: KeyError: 1')"))
+
+
+def test_debug_takes_the_filter_off_prefects_run_loggers():
+    import logging
+
+    from llmops.home import RUN_LOGGERS, UserErrorLogFilter, quiet_libraries
+
+    def filtered() -> list[bool]:
+        return [any(isinstance(f, UserErrorLogFilter) for f in logging.getLogger(n).filters) for n in RUN_LOGGERS]
+
+    try:
+        quiet_libraries(debug=True)
+        assert filtered() == [False, False]
+    finally:
+        quiet_libraries()
+    assert filtered() == [True, True]
