@@ -85,6 +85,7 @@ def curate_flow(config: RunConfig = default_config(), parent_run_id: str | None 
         metrics |= {f"pii.{kind}": n for kind, n in report["pii"].items()}
         metrics |= {f"language.{lang}": n for lang, n in report["languages"].items()}
         metrics["near_duplicate_clusters"] = report["near_duplicate_clusters"]
+        metrics["rows_unreadable"] = report["unreadable_rows"]
         tracking.log_metrics(run_id, metrics)
         for key in ("report_path", "quarantine_path", "card_path", "clusters_path"):
             tracking.client().log_artifact(run_id, report[key], "curation")
@@ -106,6 +107,8 @@ def curate_flow(config: RunConfig = default_config(), parent_run_id: str | None 
         create_markdown_artifact(Path(report["card_path"]).read_text(encoding="utf-8"), key="data-card",
                                  description=f"Data card of dataset-{report['dataset_hash_short']}")
         get_run_logger().info(f"curated {report['read']} rows: kept {report['kept']}, dropped {report['dropped']}")
+        for warning in report["warnings"]:  # an empty input; inputs skipped under curate.allow_unreadable
+            get_run_logger().warning(warning)
         return {**report, "run_id": run_id, "eval_path": eval_path, "eval_hash": eval_hash}
 
 

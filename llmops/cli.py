@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         setup_environment()
-        quiet_libraries()
+        quiet_libraries(debug=args.debug)
         from configs.load import ConfigError
 
         try:

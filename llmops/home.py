@@ -8,7 +8,9 @@ outputs. A team points the same commands at its servers by setting `MLFLOW_TRACK
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 
 
@@ -59,10 +61,45 @@ def setup_environment() -> Path:
     return home
 
 
-def quiet_libraries() -> None:
-    """Silences warnings that say nothing actionable about a local run (each was read and judged)."""
-    import logging
+class UserErrorLogFilter:
+    """Drops Prefect's own report of a `UserError` raised in a flow or task.
+
+    Prefect 3.9 logs a failing run three ways, each to stderr: "Task run failed with exception"
+    and "Encountered exception during execution" with the traceback (exc_info), then "Finished in
+    state Failed('... encountered an exception <Type>: <message>')". For a UserError the CLI prints
+    the one line that matters itself, so all three are noise; the run's state still records it.
+    """
+
+    _STATE = re.compile(r"encountered an exception:? (\w+):")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from llmops.errors import UserError
+
+        if record.exc_info and isinstance(record.exc_info[1], UserError):
+            return False
+        found = self._STATE.search(record.getMessage())
+        return not (found and found.group(1) in _names(UserError))
+
+
+def _names(cls: type) -> set[str]:
+    return {cls.__name__}.union(*(_names(sub) for sub in cls.__subclasses__()))
+
+
+# The loggers Prefect's flow and task engines log through (prefect/logging/logging.yml).
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+_USER_ERROR_FILTER = UserErrorLogFilter()
+
+
+def quiet_libraries(debug: bool = False) -> None:
+    """Silences warnings that say nothing actionable about a local run (each was read and judged),
+    and Prefect's tracebacks of user errors; `debug` puts those tracebacks back."""
     import warnings
+
+    for name in RUN_LOGGERS:  # a logger's filters survive Prefect's dictConfig; its handlers would not
+        if debug:
+            logging.getLogger(name).removeFilter(_USER_ERROR_FILTER)
+        else:
+            logging.getLogger(name).addFilter(_USER_ERROR_FILTER)
 
     # bitsandbytes on CPU: an optional kernel package is missing; the slower path works.
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from llmops.commands.common import add_config_args, tracking_uri
@@ -19,13 +18,16 @@ examples:
   llmops curate --set 'curate.steps=[validate,exact_dedup,length,pii]' --set curate.min_chars=20
   llmops curate --set curate.quality.gopher_enabled=true       web-page quality rules on (for web text)
 
-formats: auto (detected from each file's first rows), text, messages (OpenAI or ShareGPT),
-         alpaca, qa (question/answer), pref (prompt/chosen/rejected), hh (Anthropic HH transcripts)
+formats: auto (each row read as the format it fits; a file may mix them), text, messages (OpenAI or
+         ShareGPT), alpaca, qa (question/answer), pref (prompt/chosen/rejected), hh (Anthropic HH)
 steps (curate.steps, validate first): validate exact_dedup near_dedup length quality pii decontaminate
 Rows are decontaminated against data.eval_path (the demo eval split when none is set) and
 curate.decontaminate_paths. Outputs: report.json (counts), quarantine.jsonl (each dropped row and
 its reason), dataset-<hash>/ (sft/pref/text .parquet, sft.jsonl and pref.jsonl for training,
 DATACARD.md).
+Exit code 2, after writing the outputs, when an input cannot be read (curate.allow_unreadable=true
+accepts what could be read) or a quality rule drops more than curate.quality.max_drop_fraction of
+the rows it saw. See docs/curation-faults.md.
 """
 
 
@@ -52,23 +54,58 @@ def run(args) -> int:
 
     overrides = list(args.overrides) + ([f"curate.format={args.format}"] if args.format else [])
     if args.inputs:
-        missing = [p for p in args.inputs if not Path(p).exists()]
-        if missing:
-            print(f"error: --input not found: {', '.join(missing)}", file=sys.stderr)
-            return 2
-        d = load_config(args.config, overrides, check=False).data
-        eval_path = d.eval_path
+        d = load_config(args.config, overrides, check=False)
+        _check_inputs(args.inputs, d.curate.format)
+        eval_path = d.data.eval_path
         if not eval_path:  # decontaminate against the split `llmops evaluate` would use
             from tasks.data.demo import write_demo_data
 
-            eval_path = write_demo_data(llmops_home() / "data" / f"demo-seed{d.seed}", d.seed, d.demo_train_rows,
-                                        d.demo_pref_rows, d.demo_eval_rows)["eval"]
+            eval_path = write_demo_data(llmops_home() / "data" / f"demo-seed{d.data.seed}", d.data.seed,
+                                        d.data.demo_train_rows, d.data.demo_pref_rows, d.data.demo_eval_rows)["eval"]
         inputs = [str(Path(p).resolve()) for p in args.inputs]
         overrides += [f"data.inputs={json.dumps(inputs)}", f"data.eval_path={json.dumps(str(eval_path))}"]
     config = load_config(args.config, overrides)
     from flows.curate import run_curate
+    from llmops.errors import UserError
+    from tasks.data.faults import CurationStopped
 
-    r = run_curate(config)
+    try:
+        r = run_curate(config)
+    except CurationStopped as stop:  # outputs were written: show and copy them, then fail
+        where = _show(args, stop.report, config, stopped=True)
+        fix = stop.fix
+        for name in ("report", "quarantine"):  # name the copies under --output, if any
+            fix = fix.replace(stop.report[f"{name}_path"], str(where[name]))
+        raise UserError(stop.subject, stop.problem, fix) from None
+    _show(args, r, config)
+    return 0
+
+
+def _check_inputs(inputs: list[str], fmt: str) -> None:
+    """Fails before any run starts when an input is missing or none can be read; an unreadable
+    input beside readable ones is left to the run, which curates the others and reports it."""
+    from llmops.errors import UserError
+    from tasks.data.read import UnreadableInput, probe_input
+
+    missing = [p for p in inputs if not Path(p).exists()]
+    if missing:
+        raise UserError(f"--input {', '.join(missing)}", "not found", "check the path")
+    problems = []
+    for p in inputs:
+        try:
+            probe_input(Path(p), fmt)
+        except UnreadableInput as e:
+            problems.append((p, e))
+    if len(problems) == 1 and len(inputs) == 1:
+        raise UserError(problems[0][0], problems[0][1].problem, problems[0][1].fix)
+    if problems and len(problems) == len(inputs):
+        raise UserError(f"--input ({len(inputs)} files)",
+                        "none can be read: " + "; ".join(f"{p}: {e.problem}" for p, e in problems),
+                        "fix them or give other inputs")
+
+
+def _show(args, r: dict, config, stopped: bool = False) -> dict:
+    """Prints the summary, after copying the outputs to --output; returns where each output is."""
     where = {"dataset": r["dataset_dir"], "report": r["report_path"], "quarantine": r["quarantine_path"],
              "data card": r["card_path"]}
     if args.output:
@@ -81,16 +118,22 @@ def run(args) -> int:
         where = {"dataset": str(dataset), "report": shutil.copy2(r["report_path"], out / "report.json"),
                  "quarantine": shutil.copy2(r["quarantine_path"], out / "quarantine.jsonl"),
                  "data card": str(dataset / "DATACARD.md")}
-    print(_curate_summary(r, config.curate.format, where))
-    return 0
+    print(_curate_summary(r, config.curate.format, where, stopped))
+    return where
 
 
-def _curate_summary(r: dict, fmt: str, where: dict) -> str:
+def _curate_summary(r: dict, fmt: str, where: dict, stopped: bool = False) -> str:
     dropped = sum(r["dropped"].values())
-    lines = ["", "== curate finished ==", f"read {r['read']} rows: kept {r['kept']}, dropped {dropped}", ""]
+    lines = ["", f"== curate {'stopped (see the error below)' if stopped else 'finished'} ==", f"read {r['read']} rows: kept {r['kept']}, dropped {dropped}"
+             + (f", cut off {r['unreadable_rows']}" if r.get("unreadable_rows") else ""), ""]
     how = "auto-detected" if fmt == "auto" else "as configured"
     for path, src in r["sources"].items():
-        lines += [f"input {path}", f"  format: {src['format']} ({how})   read {src['read']}, kept {src['kept']}"]
+        formats = src.get("formats") or {}
+        shown = (f"mixed ({how} per row: {', '.join(f'{k} {n}' for k, n in formats.items())})"
+                 if len(formats) > 1 else f"{src['format']} ({how})")
+        lines += [f"input {path}", f"  format: {shown}   read {src['read']}, kept {src['kept']}"]
+    for u in r.get("unreadable", []):
+        lines += [f"unreadable {u['path']}", f"  {u['reason']}"]
     step_of = {reason: step for step, reasons in r["dropped_by_step"].items() for reason in reasons}
     if r["dropped"]:
         width = max(len(k) for k in r["dropped"])
@@ -100,8 +143,10 @@ def _curate_summary(r: dict, fmt: str, where: dict) -> str:
     lines += ["", f"steps: {' -> '.join(r['steps'])}"]
     if r["decontamination"]:
         lines.append(f"eval items leaked into training rows: {len(r['decontamination'])} (see report.json)")
+    lines += [f"warning: {w}" for w in r.get("warnings", [])]
     kinds = ", ".join(f"{kind} {r[f'{kind}_rows']}" for kind in ("sft", "pref", "text"))
     lines += ["", f"{'dataset':<11} {where['dataset']}  ({kinds} rows; hash {r['dataset_hash'][:16]})"]
     lines += [f"{name:<11} {where[name]}" for name in ("report", "quarantine", "data card")]
-    lines.append(f"{'MLflow run':<11} {r['run_id']}  (tracking: {tracking_uri()})")
+    if r.get("run_id"):
+        lines.append(f"{'MLflow run':<11} {r['run_id']}  (tracking: {tracking_uri()})")
     return "\n".join(lines)

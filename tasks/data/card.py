@@ -15,7 +15,7 @@ from typing import Any
 from configs.schema import CurateConfig
 
 STEP_DOC = {
-    "read": "parse each record and map its layout onto a row",
+    "read": "parse each record, map the layout it fits onto a row; lines over the reading cap are too_long",
     "validate": "check the shape a trainer needs; normalise Unicode and whitespace",
     "synthesize": "a teacher model writes variants of kept rows; they pass every later step too",
     "exact_dedup": "drop a row whose normalised, lower-cased text was seen before (per kind)",
@@ -84,9 +84,27 @@ def _quality_lines(s: CurateConfig) -> list[str]:
             f"lorem ipsum {_on(q.c4_lorem_ipsum)}, javascript {_on(q.c4_javascript)}, curly brace "
             f"{_on(q.c4_curly_brace)}, policy lines {_on(q.c4_policy)} (drop above {q.max_policy_lines_ratio} of lines), "
             f"terminal punctuation {_on(q.c4_terminal_punct)} (>= {q.min_terminal_punct_ratio} of lines, rows of "
-            f"{q.terminal_punct_min_lines}+ lines, chat rows {_on(q.terminal_punct_on_chat)})" if q.c4_enabled else off),
+            f"{q.terminal_punct_min_lines}+ lines, chat rows {_on(q.terminal_punct_on_chat)}, lines ending in a digit "
+            f"count as ended: {_on(q.terminal_punct_numbers)})" if q.c4_enabled else off),
         f"- Toxicity word list: {f'listed words <= {q.max_toxic_share} of words; severe terms always drop' if q.toxicity_enabled else off}",
+        f"- No rule may drop more than {q.max_drop_fraction:.0%} of the rows it saw (judged from "
+        f"{q.drop_check_min_rows} rows on), or the run stops",
     ]
+
+
+def _source_format(src: dict[str, Any], settings: CurateConfig) -> str:
+    formats = src.get("formats") or {}
+    if len(formats) > 1:
+        return "mixed: " + ", ".join(f"{fmt} {n}" for fmt, n in formats.items()) + " (per row)"
+    return src["format"] + (" (auto-detected)" if settings.format == "auto" else "")
+
+
+def _unreadable_lines(report: dict[str, Any]) -> list[str]:
+    if not report.get("unreadable"):
+        return []
+    return ["", "Could not be read (`curate.allow_unreadable` decides whether the run fails):", "",
+            _table(["input", "why", "rows cut off"],
+                   [[f"`{u['path']}`", u["reason"], u["rows"]] for u in report["unreadable"]])]
 
 
 def render_data_card(report: dict[str, Any], settings: CurateConfig) -> str:
@@ -115,8 +133,9 @@ def render_data_card(report: dict[str, Any], settings: CurateConfig) -> str:
         "## Sources",
         "",
         _table(["input", "format", "read", "kept"],
-               [[f"`{path}`", src["format"] + (" (auto-detected)" if settings.format == "auto" else ""),
-                 src["read"], src["kept"]] for path, src in report["sources"].items()]),
+               [[f"`{path}`", _source_format(src, settings), src["read"], src["kept"]]
+                for path, src in report["sources"].items()]),
+        *_unreadable_lines(report),
         "",
         "## Steps, in run order",
         "",

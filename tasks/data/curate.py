@@ -6,8 +6,10 @@ memory, and a row leaves at the first step that fails it, under that step's reas
 comes first (the config refuses anything else) because it normalises the text every later step
 compares; PII is masked late, on the survivors, so the masks never make two different rows look
 alike, and decontamination then checks the text training will really see against the run's eval
-split. The ledger must balance (read = kept + dropped) or the step fails rather than hand training
-a silently shrunken set.
+split. The ledger must balance (read = kept + dropped + rows lost where an input broke) or the step
+fails rather than hand training a silently shrunken set. An input that cannot be read is recorded
+and the others are curated; `tasks.data.faults` then decides, once everything is written, whether
+the run stops (unreadable inputs, a quality rule that dropped too much) or only warns.
 
 Outputs, under `out_dir`: `report.json`, `quarantine.jsonl`, and `dataset-<hash16>/` holding one
 Parquet file per kind present (`sft`, `pref`, `text`), the `sft.jsonl` / `pref.jsonl` that training
@@ -18,10 +20,8 @@ can record which data it saw, and the same rows always land in the same folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-import tempfile
 from collections import Counter
 from contextlib import ExitStack
 from functools import partial
@@ -33,26 +33,13 @@ from tasks.data.card import write_data_card
 from tasks.data.decontaminate import NgramIndex, build_ngram_index, decontaminate
 from tasks.data.dedup import dedup_exact, dedup_minhash
 from tasks.data.filters import filter_length
+from tasks.data.faults import check_finished_run, input_warnings, rule_shares
 from tasks.data.pii import mask_rows
-from tasks.data.quality import filter_quality
-from tasks.data.read import count_records, detect_file_format, read_objects, read_rows
+from tasks.data.quality import QualityStats, filter_quality
+from tasks.data.read import UnreadableInput, count_records, line_cap, probe_input, read_objects, read_rows
 from tasks.data.records import Ledger, Row
 from tasks.data.validate import validate_rows
-
-PARQUET_BATCH_ROWS = 1024
-KINDS = ("sft", "pref", "text")
-
-
-def _parquet_schemas():
-    import pyarrow as pa
-
-    message = pa.struct([("role", pa.string()), ("content", pa.string())])
-    return {
-        "sft": pa.schema([("id", pa.string()), ("messages", pa.list_(message))]),
-        "pref": pa.schema([("id", pa.string()), ("prompt", pa.string()), ("chosen", pa.string()),
-                           ("rejected", pa.string())]),
-        "text": pa.schema([("id", pa.string()), ("text", pa.string())]),
-    }
+from tasks.data.write import KINDS, DatasetWriter, publish
 
 
 class _StepLedger:
@@ -116,6 +103,7 @@ def build_steps(settings: CurateConfig, eval_paths: list[str], state: dict[str, 
     languages: Counter[str] = state.setdefault("languages", Counter())
     hits: Counter[str] = state.setdefault("decontamination", Counter())
     eval_items: dict[str, int] = state.setdefault("eval_items", {})
+    quality = _quality_stats(state)
 
     def contamination(rows: Iterable[Row], ledger: Ledger) -> Iterator[Row]:
         index = _eval_index(eval_paths, s.decontaminate_n, eval_items)  # built when the stream first pulls
@@ -145,10 +133,17 @@ def build_steps(settings: CurateConfig, eval_paths: list[str], state: dict[str, 
         "exact_dedup": dedup_exact,
         "near_dedup": partial(_near_dedup, settings=s, report=state.setdefault("clusters", {})),
         "length": partial(_length, settings=s),
-        "quality": partial(filter_quality, cfg=s.quality, language_counts=languages),
+        "quality": partial(filter_quality, cfg=s.quality, language_counts=languages, stats=quality),
         "pii": (lambda rows, ledger: mask_rows(rows, pii)) if s.mask_pii else (lambda rows, ledger: iter(rows)),
         "decontaminate": contamination,
     }
+
+
+def _quality_stats(state: dict[str, Any]) -> QualityStats:
+    """The quality step's per-rule counts, kept in `state` so that shards' counts add up."""
+    return QualityStats(seen=state.setdefault("quality_seen", Counter()),
+                        dropped=state.setdefault("quality_dropped", Counter()),
+                        examples=state.setdefault("quality_examples", {}))
 
 
 def _near_dedup(rows: Iterable[Row], ledger: Ledger, settings: CurateConfig, report: dict[str, Any]) -> Iterator[Row]:
@@ -161,88 +156,20 @@ def _length(rows: Iterable[Row], ledger: Ledger, settings: CurateConfig) -> Iter
     return filter_length(rows, ledger, settings.min_chars, settings.max_chars)
 
 
-def _read_inputs(inputs: list[str], ledger: Ledger, fmt: str, sources: dict[str, dict[str, Any]]) -> Iterator[Row]:
-    # read_rows detects each format now, so a file no format fits fails before anything is written.
-    readers = [(str(Path(p)), read_rows(Path(p), ledger, fmt)) for p in inputs]
-    for path, rows in readers:
+def _read_inputs(inputs: list[str], ledger: Ledger, fmt: str, sources: dict[str, dict[str, Any]],
+                 cap: int) -> Iterator[Row]:
+    """Every input's rows in turn; one that cannot be read is recorded in the ledger and skipped."""
+    for p in inputs:
+        path = str(Path(p))
+        source = sources.setdefault(path, {"read": 0, "kept": 0})
+        try:
+            rows = read_rows(Path(path), ledger, fmt, cap=cap)
+        except UnreadableInput as e:
+            ledger.mark_unreadable(path, e.problem, e.fix)
+            continue
         before = ledger.read
-        source = sources.setdefault(path, {"format": ledger.formats[path], "read": 0, "kept": 0})
         yield from rows
         source["read"] += ledger.read - before
-
-
-# --------------------------------------------------------------------------------- writing
-
-
-class _DatasetWriter:
-    """JSONL for training (sft, pref: always written), Parquet per kind present, in 1024-row batches."""
-
-    def __init__(self, folder: Path, stack: ExitStack):
-        import pyarrow.parquet as pq
-
-        self._pq, self._folder, self._stack = pq, folder, stack
-        self._schemas = _parquet_schemas()
-        self.jsonl = {k: stack.enter_context(open(folder / f"{k}.jsonl", "w", encoding="utf-8", newline="\n"))
-                      for k in ("sft", "pref")}
-        self._text_lines = stack.enter_context(tempfile.TemporaryFile(dir=folder))  # hashed, not kept
-        self._writers: dict[str, Any] = {}
-        self._batches: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
-        self.rows: Counter[str] = Counter({k: 0 for k in KINDS})
-        self.synthetic = 0
-
-    def write(self, row: Row) -> None:
-        record = row.to_json()
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        if row.kind == "text":
-            self._text_lines.write(line.encode("utf-8"))
-        else:
-            self.jsonl[row.kind].write(line)
-        self.rows[row.kind] += 1
-        self.synthetic += bool(row.data.get("synthetic"))  # a marker only a format that keeps it can carry
-        batch = self._batches[row.kind]
-        batch.append(record)
-        if len(batch) >= PARQUET_BATCH_ROWS:
-            self._flush(row.kind)
-
-    def _flush(self, kind: str) -> None:
-        import pyarrow as pa
-
-        batch = self._batches[kind]
-        if not batch:
-            return
-        if kind not in self._writers:
-            path = self._folder / f"{kind}.parquet"
-            self._writers[kind] = self._stack.enter_context(self._pq.ParquetWriter(path, self._schemas[kind]))
-        self._writers[kind].write_table(pa.Table.from_pylist(batch, schema=self._schemas[kind]))
-        batch.clear()
-
-    def finish(self) -> str:
-        """Flushes everything and returns the dataset hash."""
-        for kind in KINDS:
-            self._flush(kind)
-        for f in self.jsonl.values():
-            f.flush()
-        h = hashlib.sha256()
-        # A NUL between files: JSON lines never hold a raw NUL, so moving a row between files changes the hash.
-        for i, path in enumerate(self._folder / f"{k}.jsonl" for k in ("sft", "pref")):
-            if i:
-                h.update(b"\0")
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-        if self.rows["text"]:
-            h.update(b"\0")
-            self._text_lines.seek(0)
-            for chunk in iter(lambda: self._text_lines.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
-
-
-def _publish(partial_dir: Path, final: Path) -> None:
-    """Moves the finished folder into place; the same rows written again replace their folder."""
-    if final.exists():
-        shutil.rmtree(final)
-    partial_dir.rename(final)
 
 
 def curate_dataset(
@@ -259,7 +186,7 @@ def curate_dataset(
     by_step: dict[str, Counter[str]] = {}
     steps = build_steps(settings, _eval_list(settings, eval_paths), state)
     try:
-        rows = _read_inputs(inputs, ledger, settings.format, sources)
+        rows = _read_inputs(inputs, ledger, settings.format, sources, line_cap(settings.max_chars))
         for name in settings.steps:
             rows = steps[name](rows, _StepLedger(ledger, name, by_step))  # type: ignore[arg-type]
         return _write_and_report(out, ledger, rows, settings, state, sources, by_step)
@@ -275,15 +202,22 @@ GLOBAL_STEPS = ("exact_dedup", "near_dedup")
 
 
 def plan_shards(inputs: list[str], shards: int, fmt: str) -> list[dict[str, Any]]:
-    """Splits the inputs into about `shards` contiguous record ranges, never across files; each
-    file's format is detected once here so that all its shards read it alike."""
-    counts = [(str(Path(p)), count_records(Path(p))) for p in inputs]
-    size = max(1, -(-sum(n for _, n in counts) // max(1, shards)))
+    """Splits the inputs into about `shards` contiguous record ranges, never across files. An input
+    that cannot be read gets one empty spec carrying the reason, so the merged report names it."""
+    counts: list[tuple[str, int, dict[str, str] | None]] = []
+    for p in inputs:
+        path = str(Path(p))
+        try:
+            probe_input(Path(path), fmt)
+            counts.append((path, count_records(Path(path)), None))
+        except UnreadableInput as e:
+            counts.append((path, 0, {"reason": e.problem, "fix": e.fix}))
+    size = max(1, -(-sum(n for _, n, _ in counts) // max(1, shards)))
     specs: list[dict[str, Any]] = []
-    for path, n in counts:
-        file_fmt = detect_file_format(Path(path)) if fmt == "auto" else fmt
+    for path, n, unreadable in counts:
         for start in range(0, max(n, 1), size):
-            specs.append({"order": len(specs), "path": path, "format": file_fmt, "start": start, "stop": min(n, start + size)})
+            specs.append({"order": len(specs), "path": path, "format": fmt, "start": start,
+                          "stop": min(n, start + size), "unreadable": unreadable})
     return specs
 
 
@@ -299,7 +233,15 @@ def curate_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[
     by_step: dict[str, Counter[str]] = {}
     steps = build_steps(settings, eval_paths, state)
     try:
-        rows = read_rows(Path(spec["path"]), ledger, spec["format"], spec["start"], spec["stop"])
+        rows: Iterable[Row] = ()
+        if spec.get("unreadable"):
+            ledger.mark_unreadable(spec["path"], **spec["unreadable"])
+        else:
+            try:
+                rows = read_rows(Path(spec["path"]), ledger, spec["format"], spec["start"], spec["stop"],
+                                 cap=line_cap(settings.max_chars))
+            except UnreadableInput as e:  # changed since it was planned
+                ledger.mark_unreadable(spec["path"], e.problem, e.fix)
         for step in settings.steps:
             if step not in GLOBAL_STEPS:
                 rows = steps[step](rows, _StepLedger(ledger, step, by_step))  # type: ignore[arg-type]
@@ -311,6 +253,7 @@ def curate_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[
         ledger.close()
     ledger.check_balance()
     return {**spec, "read": ledger.read, "kept": ledger.kept, "dropped": dict(ledger.dropped),
+            "unreadable": ledger.unreadable, "formats": dict(ledger.formats.get(spec["path"], {})),
             "by_step": {k: dict(v) for k, v in by_step.items()}, "kept_path": str(kept_path),
             "quarantine_path": str(quarantine),
             "state": {k: (dict(v) if isinstance(v, Counter) else v) for k, v in state.items()}}
@@ -323,13 +266,15 @@ def merge_shards(shards: list[dict[str, Any]], out_dir: str, settings: CurateCon
     out = _prepare(out_dir)
     ledger = Ledger(out / "quarantine.jsonl")
     state: dict[str, Any] = {"pii": Counter(), "languages": Counter(), "decontamination": Counter(),
-                             "synthetic": Counter(), "eval_items": {}}
+                             "synthetic": Counter(), "eval_items": {}, "quality_seen": Counter(),
+                             "quality_dropped": Counter(), "quality_examples": {}}
     sources: dict[str, dict[str, Any]] = {}
     by_step: dict[str, Counter[str]] = {}
     for sh in shards:
-        ledger.absorb(sh["read"], sh["dropped"], Path(sh["quarantine_path"]))
-        ledger.formats[sh["path"]] = sh["format"]
-        source = sources.setdefault(sh["path"], {"format": sh["format"], "read": 0, "kept": 0})
+        ledger.absorb(sh["read"], sh["dropped"], Path(sh["quarantine_path"]), sh["unreadable"])
+        if not sh["unreadable"] or sh["read"]:
+            ledger.formats.setdefault(sh["path"], Counter()).update(sh["formats"])
+        source = sources.setdefault(sh["path"], {"read": 0, "kept": 0})
         source["read"] += sh["read"]
         for step, counts in sh["by_step"].items():
             by_step.setdefault(step, Counter()).update(counts)
@@ -338,6 +283,10 @@ def merge_shards(shards: list[dict[str, Any]], out_dir: str, settings: CurateCon
                 continue
             if key == "eval_items":
                 state["eval_items"] = value or state["eval_items"]
+            elif key == "quality_examples":  # the first three per rule, in input order
+                for reason, examples in value.items():
+                    kept = state[key].setdefault(reason, [])
+                    kept += examples[: 3 - len(kept)]
             else:
                 state[key].update(value)
     steps = build_steps(settings, [], state)
@@ -380,7 +329,7 @@ def _write_and_report(out: Path, ledger: Ledger, rows: Iterable[Row], settings: 
                       sources: dict[str, dict[str, Any]], by_step: dict[str, Counter[str]]) -> dict[str, Any]:
     partial_dir = out / ".dataset-partial"
     with ExitStack() as stack:
-        writer = _DatasetWriter(partial_dir, stack)
+        writer = DatasetWriter(partial_dir, stack)
         for row in ledger.count_kept(rows):
             writer.write(row)
             sources.setdefault(row.source, {"format": "teacher", "read": 0, "kept": 0})["kept"] += 1
@@ -389,13 +338,19 @@ def _write_and_report(out: Path, ledger: Ledger, rows: Iterable[Row], settings: 
     ledger.check_balance()
 
     dataset_dir = out / f"dataset-{dataset_hash[:16]}"
-    _publish(partial_dir, dataset_dir)
+    publish(partial_dir, dataset_dir)
     by_step = {"read": ledger.dropped - sum(by_step.values(), Counter()), **by_step}  # read: what no step saw
     if "synthetic" in sources:  # variants a teacher wrote count as read from the "synthetic" source
         sources["synthetic"]["read"] = state.get("synthetic", {}).get("generated", 0)
+    for path, src in sources.items():
+        if "format" not in src:  # an input (a teacher's rows carry theirs)
+            counts = ledger.formats.get(path, Counter())
+            src["format"], src["formats"] = _format_label(counts), dict(counts.most_common())
+    quality = _quality_stats(state)
     report: dict[str, Any] = {
         **ledger.summary(),
-        "format": dict(ledger.formats),
+        "format": {path: _format_label(counts) for path, counts in ledger.formats.items()},
+        "formats": {path: dict(counts.most_common()) for path, counts in ledger.formats.items()},
         "sources": sources,
         "steps": list(settings.steps),
         "shards": settings.shards,
@@ -409,15 +364,25 @@ def _write_and_report(out: Path, ledger: Ledger, rows: Iterable[Row], settings: 
         **{f"{kind}_rows": writer.rows[kind] for kind in KINDS},
         "synthetic_rows": writer.synthetic,
         "synthetic": dict(sorted(state.get("synthetic", {}).items())),
+        "quality": {"max_drop_fraction": settings.quality.max_drop_fraction, "seen": dict(quality.seen),
+                    "rules": rule_shares(quality)},
     }
+    report["warnings"] = input_warnings(report, settings)
     card = write_data_card(report, settings, dataset_dir)
     paths = {"quarantine": out / "quarantine.jsonl", "report": out / "report.json", "clusters": out / "clusters.json"}
     paths["clusters"].write_text(json.dumps(state.get("clusters") or {}, indent=1) + "\n", encoding="utf-8")
     report["near_duplicate_clusters"] = (state.get("clusters") or {}).get("clusters", 0)
     paths["report"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report | {f"{name}_path": str(path) for name, path in paths.items()} | {
+    result = report | {f"{name}_path": str(path) for name, path in paths.items()} | {
         "sft_path": str(dataset_dir / "sft.jsonl"),
         "pref_path": str(dataset_dir / "pref.jsonl"),
         "card_path": str(card),
         "dataset_dir": str(dataset_dir),
     }
+    check_finished_run(result, settings, quality)
+    return result
+
+
+def _format_label(counts: Counter[str]) -> str:
+    """What the report calls an input's format: the one its rows had, "mixed", or "unknown" (no rows)."""
+    return next(iter(counts)) if len(counts) == 1 else ("mixed" if counts else "unknown")

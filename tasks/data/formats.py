@@ -190,34 +190,67 @@ FORMATS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
 }
 
 
-def _fits(obj: dict[str, Any]) -> str | None:
-    keys = {k for k, v in obj.items() if v is not None}
-    chosen, rejected = obj.get("chosen"), obj.get("rejected")
-    if "prompt" not in keys and all(isinstance(x, str) and HH_HUMAN in x for x in (chosen, rejected)):
-        return "hh"
-    if {"chosen", "rejected"} <= keys and ("prompt" in keys or isinstance(chosen, list)):
-        return "pref"
-    if "messages" in keys or "conversations" in keys:
+# The keys each format needs, for telling a reader which one a misfit row came closest to.
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "pref": ("prompt", "chosen", "rejected"),
+    "messages": ("messages",),
+    "alpaca": ("instruction", "output"),
+    "qa": ("question", "answer"),
+    "text": ("text",),
+}
+LAYOUTS = ("text; messages or conversations; instruction/input/output; question/answer; prompt/chosen/rejected; "
+           "or HH transcripts in chosen/rejected")
+
+
+def row_format(obj: dict[str, Any]) -> str | None:
+    """The format one record fits, most specific first; None when it fits none.
+
+    Formats belong to rows, not files: a file may mix chat, Alpaca and preference rows, and each
+    is read as what it is. A key holding null counts as absent (Parquet fills missing columns so).
+    """
+    get = obj.get  # called once per record of every corpus: plain lookups, no key set
+    chosen, rejected = get("chosen"), get("rejected")
+    if chosen is not None and rejected is not None:
+        if get("prompt") is None and isinstance(chosen, str) and isinstance(rejected, str) \
+                and HH_HUMAN in chosen and HH_HUMAN in rejected:
+            return "hh"
+        if get("prompt") is not None or isinstance(chosen, list):
+            return "pref"
+    if get("messages") is not None or get("conversations") is not None:
         return "messages"
-    if {"instruction", "output"} <= keys:
+    if get("instruction") is not None and get("output") is not None:
         return "alpaca"
-    if {"question", "answer"} <= keys:
+    if get("question") is not None and get("answer") is not None:
         return "qa"
-    if "text" in keys:
+    if get("text") is not None:
         return "text"
     return None
 
 
+def misfit_detail(obj: dict[str, Any]) -> str:
+    """Why a record fits no format, naming the format it came closest to and what that one lacks."""
+    keys = {k for k, v in obj.items() if v is not None}
+    overlap = {fmt: len(keys.intersection(need)) for fmt, need in REQUIRED_KEYS.items()}
+    best = max(overlap, key=lambda f: overlap[f])
+    if not overlap[best]:
+        return f"keys {sorted(obj)} fit no format; expected {LAYOUTS}"
+    missing = [k for k in REQUIRED_KEYS[best] if k not in keys]
+    return f"keys {sorted(obj)} fit no format; closest is {best}, which also needs {missing}"
+
+
 def detect_format(objs: list[dict[str, Any]]) -> str:
-    """The format most of the first rows fit; ties go to the more specific format."""
+    """The format most of the first rows fit; ties go to the more specific format.
+
+    Rows are read by their own format (`row_format`); this names a file's main one, and refuses a
+    file none of whose first rows fits any format (a table of something else, not a training set).
+    """
     sample = [o for o in objs[:DETECT_ROWS] if isinstance(o, dict)]
-    votes = Counter(f for f in map(_fits, sample) if f is not None)
+    votes = Counter(f for f in map(row_format, sample) if f is not None)
     if not votes:
         seen = sorted({k for o in sample for k in o})
         raise ValueError(
             f"no known format fits the first {len(sample)} rows (keys seen: {seen}); "
-            f"expected one of {sorted(FORMATS)}: text; messages or conversations; instruction/input/output; "
-            "question/answer; prompt/chosen/rejected; or HH transcripts in chosen/rejected. "
+            f"expected one of {sorted(FORMATS)}: {LAYOUTS}. "
             "Pass fmt= to read the file as one of them."
         )
     order = list(FORMATS)

@@ -12,7 +12,13 @@ Those rules were written for web pages. Instruction and chat rows are shorter an
 JSON or lists, so `QualityConfig` keeps every threshold and every rule group switchable, and
 switches off by default the rules that mostly hurt such data (curly braces; terminal punctuation
 on chat rows). `filter_quality` runs the checks in order and drops a row at the first that fails,
-so each drop is counted once under the most specific reason.
+so each drop is counted once under the most specific reason. `configs.schema.CurateQualityConfig`
+holds the values the curate stage uses, calibrated on instruction and chat rows (GSM8K, HH).
+
+A rule that drops a large share of a corpus is more often miscalibrated for that corpus than right
+about it (C4's punctuation rule once dropped 28% of GSM8K's worked solutions), so `QualityStats`
+counts, per rule, the rows its group saw and the rows it dropped; the curation stops
+(`tasks.data.faults`) when one drops more than `max_drop_fraction` of what it saw.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, Iterable, Iterator
 
@@ -199,12 +206,16 @@ def c4_quality(
     terminal_punct_on_chat: bool = False,
     min_terminal_punct_ratio: float = 0.5,
     terminal_punct_min_lines: int = 3,
+    terminal_punct_numbers: bool = False,
 ) -> str | None:
     """C4's page rules, applied to whole rows.
 
     C4 removes single lines that mention "javascript" (cookie/JS warnings); a training row has no
     lines to spare, so we drop the whole row. Turn it off for coding data. C4 drops pages with
     any policy line; FineWeb-style we drop only rows where such lines are over half the lines.
+    With `terminal_punct_numbers`, a line ending in a digit counts as ended: a calculation step
+    ("24 + 12 = <<24+12=36>>36"), an answer line ("#### 72") or an item of a list of numbers is a
+    finished statement, not the menu or button text the rule was written to catch.
     """
     text = row.text()
     lower = text.lower()
@@ -220,7 +231,8 @@ def c4_quality(
         if boiler / len(lines) > max_policy_lines_ratio:
             return "c4_policy"
     if terminal_punct and (terminal_punct_on_chat or row.kind == "text") and len(lines) >= terminal_punct_min_lines:
-        if sum(line.endswith(TERMINAL_PUNCT) for line in lines) / len(lines) < min_terminal_punct_ratio:
+        ended = sum(line.endswith(TERMINAL_PUNCT) or (terminal_punct_numbers and line[-1].isdigit()) for line in lines)
+        if ended / len(lines) < min_terminal_punct_ratio:
             return "c4_terminal_punct"
     return None
 
@@ -279,9 +291,17 @@ class QualityConfig(BaseModel):
     terminal_punct_on_chat: bool = Field(False, description="Also apply it to chat and preference rows (off: answers are often lists, code or one line).")
     min_terminal_punct_ratio: float = Field(0.5, ge=0, le=1, description="Min share of lines ending . ! ? \" '.")
     terminal_punct_min_lines: int = Field(3, ge=1, description="Rows with fewer lines skip the rule.")
+    terminal_punct_numbers: bool = Field(
+        False, description="Count a line ending in a digit as ended (calculation steps, '#### 72', number lists).")
 
     toxicity_enabled: bool = Field(True, description="Word-list toxicity baseline (tasks/data/wordlists).")
     max_toxic_share: float = Field(0.02, ge=0, le=1, description="Max share of listed words; severe terms always drop.")
+
+    max_drop_fraction: float = Field(
+        0.2, ge=0, le=1, description="Stop the run when one rule drops more than this share of the rows it saw "
+        "(1.0: never stop).")
+    drop_check_min_rows: int = Field(
+        50, ge=1, description="Judge a rule's drop share only once it saw this many rows (one bad row in five is 20%).")
 
     @model_validator(mode="after")
     def _check_ranges(self) -> QualityConfig:
@@ -300,55 +320,84 @@ class QualityConfig(BaseModel):
         return self
 
 
-def quality_checks(cfg: QualityConfig, language_counts: Counter[str] | None = None) -> list[Check]:
-    """The enabled checks, most telling reason first: a French page drops as `language_not_allowed`,
-    not as `gopher_stop_words`. `language_counts` receives the detected language of each row seen."""
-    checks: list[Check] = []
+def named_checks(cfg: QualityConfig, language_counts: Counter[str] | None = None) -> list[tuple[str, Check]]:
+    """(group, check) for the enabled groups, most telling reason first: a French page drops as
+    `language_not_allowed`, not as `gopher_stop_words`. `language_counts` receives the detected
+    language of each row seen."""
+    checks: list[tuple[str, Check]] = []
     if cfg.language_enabled:
         from tasks.data.language import language_check
 
-        checks.append(language_check(cfg.allowed_languages, cfg.min_language_score, language_counts))
+        checks.append(("language", language_check(cfg.allowed_languages, cfg.min_language_score, language_counts)))
     if cfg.gopher_enabled:
-        checks.append(partial(
+        checks.append(("gopher", partial(
             gopher_quality, min_words=cfg.min_words, max_words=cfg.max_words,
             min_mean_word_length=cfg.min_mean_word_length, max_mean_word_length=cfg.max_mean_word_length,
             max_symbol_word_ratio=cfg.max_symbol_word_ratio, max_bullet_lines_ratio=cfg.max_bullet_lines_ratio,
             max_ellipsis_lines_ratio=cfg.max_ellipsis_lines_ratio, min_alpha_words_ratio=cfg.min_alpha_words_ratio,
             min_stop_words=cfg.min_stop_words,
-        ))
+        )))
     if cfg.repetition_enabled:
-        checks.append(partial(
+        checks.append(("repetition", partial(
             gopher_repetition, min_words=cfg.rep_min_words, max_dup_line_fraction=cfg.max_dup_line_fraction,
             max_dup_paragraph_fraction=cfg.max_dup_paragraph_fraction,
             max_dup_line_char_fraction=cfg.max_dup_line_char_fraction,
             max_dup_paragraph_char_fraction=cfg.max_dup_paragraph_char_fraction,
             max_top_ngram_share=cfg.max_top_ngram_share, max_dup_ngram_share=cfg.max_dup_ngram_share,
-        ))
+        )))
     if cfg.c4_enabled:
-        checks.append(partial(
+        checks.append(("c4", partial(
             c4_quality, lorem_ipsum=cfg.c4_lorem_ipsum, javascript=cfg.c4_javascript,
             curly_brace=cfg.c4_curly_brace, policy=cfg.c4_policy, max_policy_lines_ratio=cfg.max_policy_lines_ratio,
             terminal_punct=cfg.c4_terminal_punct, terminal_punct_on_chat=cfg.terminal_punct_on_chat,
             min_terminal_punct_ratio=cfg.min_terminal_punct_ratio,
-            terminal_punct_min_lines=cfg.terminal_punct_min_lines,
-        ))
+            terminal_punct_min_lines=cfg.terminal_punct_min_lines, terminal_punct_numbers=cfg.terminal_punct_numbers,
+        )))
     if cfg.toxicity_enabled:
         from tasks.data.toxicity import toxic_words
 
-        checks.append(partial(toxic_words, max_share=cfg.max_toxic_share))
+        checks.append(("toxicity", partial(toxic_words, max_share=cfg.max_toxic_share)))
     return checks
 
 
+def quality_checks(cfg: QualityConfig, language_counts: Counter[str] | None = None) -> list[Check]:
+    """The enabled checks in run order (see `named_checks`)."""
+    return [check for _, check in named_checks(cfg, language_counts)]
+
+
+# ------------------------------------------------------------------------- drop shares per rule
+
+@dataclass
+class QualityStats:
+    """Rows each group saw (`seen`, by group) and rows each rule dropped (`dropped`, by reason);
+    Counters, so that the stats of shards add up."""
+
+    seen: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # the first 3 rows each rule dropped
+
+    def count_drop(self, reason: str, row: Row) -> None:
+        self.dropped[reason] += 1
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < 3:
+            examples.append({"id": row.id, "source": row.source, "text": " ".join(row.text().split())[:80]})
+
+
 def filter_quality(
-    rows: Iterable[Row], ledger: Ledger, cfg: QualityConfig, language_counts: Counter[str] | None = None
+    rows: Iterable[Row], ledger: Ledger, cfg: QualityConfig, language_counts: Counter[str] | None = None,
+    stats: QualityStats | None = None,
 ) -> Iterator[Row]:
-    """Keeps rows that pass every enabled check; drops at the first failure under its reason."""
-    checks = quality_checks(cfg, language_counts)
+    """Keeps rows that pass every enabled check; drops at the first failure under its reason.
+    `stats`, when given, counts what each group saw and each rule dropped."""
+    checks = named_checks(cfg, language_counts)
+    stats = stats if stats is not None else QualityStats()
 
     def check(row: Row) -> str | None:
-        for c in checks:
+        for group, c in checks:
+            stats.seen[group] += 1
             reason = c(row)
             if reason is not None:
+                stats.count_drop(reason, row)
                 return reason
         return None
 

@@ -2,7 +2,10 @@
 
 A curation run is a chain of generators: each step takes an iterator of `Row` and yields the rows
 it keeps. A step that drops a row hands it to the shared `Ledger` with a reason, so the run can
-prove `kept + sum(dropped) == read` and a reviewer can read every rejected row in the quarantine.
+prove `kept + sum(dropped) + unreadable rows == read` and a reviewer can read every rejected row in
+the quarantine. An input that cannot be read at all, or breaks part-way (a truncated gzip), is no
+row's fault: it goes to `Ledger.unreadable` with its reason instead, and the record cut off at the
+break is its one unreadable row.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ class Ledger:
         self.read = 0
         self.kept = 0
         self.dropped: Counter[str] = Counter()
-        self.formats: dict[str, str] = {}  # input path -> the format it was read as, for the report
+        self.formats: dict[str, Counter[str]] = {}  # input path -> rows per format they were read as
+        self.unreadable: list[dict[str, Any]] = []  # {"path", "reason", "fix", "rows"} per input or broken tail
         self._path = quarantine_path
         self._file = None
         if quarantine_path is not None:
@@ -57,16 +61,27 @@ class Ledger:
             # default=str: rows from Parquet or Arrow can hold values JSON has no type for (bytes, dates).
             self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
 
+    def mark_unreadable(self, path: str, reason: str, fix: str = "", rows: int = 0) -> None:
+        """`rows`: records already counted as read that the break swallowed (the one cut off at it)."""
+        self.unreadable.append({"path": str(path), "reason": reason, "fix": fix, "rows": rows})
+
+    @property
+    def unreadable_rows(self) -> int:
+        return sum(u["rows"] for u in self.unreadable)
+
     def count_kept(self, rows: Iterable[Row]) -> Iterator[Row]:
         """Wraps the last step of a chain so the ledger knows how many rows came out."""
         for row in rows:
             self.kept += 1
             yield row
 
-    def absorb(self, read: int, dropped: dict[str, int], quarantine_path: Path | None = None) -> None:
-        """Takes over a shard's accounting: its reads, its drops and its quarantine lines, in order."""
+    def absorb(self, read: int, dropped: dict[str, int], quarantine_path: Path | None = None,
+               unreadable: list[dict[str, Any]] | None = None) -> None:
+        """Takes over a shard's accounting: its reads, its drops, its unreadable inputs and its
+        quarantine lines, in order."""
         self.read += read
         self.dropped.update(dropped)
+        self.unreadable += unreadable or []
         if self._file is not None and quarantine_path is not None and quarantine_path.exists():
             with open(quarantine_path, encoding="utf-8") as f:
                 for line in f:
@@ -78,16 +93,18 @@ class Ledger:
             self._file = None
 
     def check_balance(self) -> None:
-        """Raises if any row went missing: every row read must be kept or dropped with a reason."""
-        total = self.kept + sum(self.dropped.values())
+        """Raises if any row went missing: every row read must be kept, dropped with a reason, or
+        cut off where its input broke."""
+        total = self.kept + sum(self.dropped.values()) + self.unreadable_rows
         if total != self.read:
             raise RuntimeError(
                 f"curation lost rows: read {self.read}, kept {self.kept}, "
-                f"dropped {sum(self.dropped.values())} ({dict(self.dropped)})"
+                f"dropped {sum(self.dropped.values())} ({dict(self.dropped)}), unreadable {self.unreadable_rows}"
             )
 
     def summary(self) -> dict[str, Any]:
-        return {"read": self.read, "kept": self.kept, "dropped": dict(sorted(self.dropped.items()))}
+        return {"read": self.read, "kept": self.kept, "dropped": dict(sorted(self.dropped.items())),
+                "unreadable": list(self.unreadable), "unreadable_rows": self.unreadable_rows}
 
 
 def apply_filter(

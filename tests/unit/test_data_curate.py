@@ -54,7 +54,7 @@ def test_curate_end_to_end(tmp_path: Path) -> None:
     assert out["read"] == 11
     assert out["dropped"] == {
         "bad_json": 1, "bad_role": 1, "exact_duplicate": 1, "near_duplicate": 1,
-        "same_answers": 1, "too_short": 1, "missing_field": 1,  # read_rows: a chat file's row with no messages
+        "same_answers": 1, "too_short": 1, "format_unknown": 1,  # read_rows: a row no format fits
     }
     assert out["kept"] == out["sft_rows"] + out["pref_rows"] == 4
     assert out["read"] == out["kept"] + sum(out["dropped"].values())  # the balance invariant
@@ -71,7 +71,7 @@ def test_curate_end_to_end(tmp_path: Path) -> None:
     assert all(q["id"] and q["reason"] for q in quarantine)
     assert {(q["id"], q["reason"]) for q in quarantine} == {
         ("dup", "exact_duplicate"), ("near", "near_duplicate"), ("short", "too_short"), ("role", "bad_role"),
-        ("train.jsonl:8", "bad_json"), ("fmt", "missing_field"), ("p2", "same_answers"),
+        ("train.jsonl:8", "bad_json"), ("fmt", "format_unknown"), ("p2", "same_answers"),
     }
     near = next(q for q in quarantine if q["reason"] == "near_duplicate")
     assert near["detail"].startswith("t1 jaccard=")
@@ -107,7 +107,7 @@ def _write_all_reasons(tmp_path: Path) -> tuple[list[str], str]:
         _sft("keep", "What is 7 + 8?", "7 + 8 = 15. The answer is 15."),
         _sft("story", "Tell me a story.", STORY),
         '{"id": "trunc", "messages": [',                                    # read: bad_json
-        '{"id": "fmt", "question": "no messages"}',                          # read: missing_field
+        '{"id": "fmt", "question": "no messages"}',                          # read: format_unknown
         '{"id": "type", "messages": "not a list"}',                          # read: wrong_type
         _sft("role", "hi there", "ok").replace('"user"', '"robot"'),        # validate: bad_role
         json.dumps({"id": "turn", "messages": [{"role": "assistant", "content": "Hello, how can I help?"}]}),  # missing_turn
@@ -131,7 +131,8 @@ def _write_all_reasons(tmp_path: Path) -> tuple[list[str], str]:
     text = tmp_path / "notes.jsonl"
     text.write_text(
         json.dumps({"id": "x1", "text": "Plain prose for pre-training, written by hand.\tWrite to sam@example.com for more."}) + "\n"
-        + json.dumps({"id": "x2", "text": "   "}) + "\n",  # read: empty_field
+        + json.dumps({"id": "x2", "text": "   "}) + "\n"  # read: empty_field
+        + json.dumps({"id": "x3", "text": None}) + "\n",  # read: missing_field (a text row with a null)
         encoding="utf-8",
     )
     eval_path = tmp_path / "eval.jsonl"
@@ -140,7 +141,7 @@ def _write_all_reasons(tmp_path: Path) -> tuple[list[str], str]:
 
 
 EVERY_REASON = {
-    "bad_json": 1, "bad_utf8": 1, "missing_field": 1, "wrong_type": 1, "empty_field": 2, "bad_role": 1,
+    "bad_json": 1, "bad_utf8": 1, "format_unknown": 1, "missing_field": 1, "wrong_type": 1, "empty_field": 2, "bad_role": 1,
     "missing_turn": 1, "same_answers": 1, "exact_duplicate": 1, "near_duplicate": 1, "too_short": 1,
     "too_long": 1, "language_not_allowed": 1, "c4_lorem_ipsum": 1, "eval_contamination": 1,
 }
@@ -151,18 +152,19 @@ def test_every_reason_by_name_and_the_balance(tmp_path: Path) -> None:
     out = curate_dataset(inputs, str(tmp_path / "out"), CurateConfig(min_chars=20, max_chars=600), [eval_path])
 
     assert out["dropped"] == EVERY_REASON
-    assert out["read"] == 20 and out["kept"] == 4
+    assert out["read"] == 21 and out["kept"] == 4
     assert out["kept"] + sum(out["dropped"].values()) == out["read"]
     assert (out["sft_rows"], out["pref_rows"], out["text_rows"]) == (2, 1, 1)
     assert out["dropped_by_step"] == {
-        "read": {"bad_json": 1, "bad_utf8": 1, "empty_field": 1, "missing_field": 1, "wrong_type": 1},
+        "read": {"bad_json": 1, "bad_utf8": 1, "empty_field": 1, "format_unknown": 1, "missing_field": 1,
+                 "wrong_type": 1},
         "validate": {"bad_role": 1, "empty_field": 1, "missing_turn": 1, "same_answers": 1},
         "exact_dedup": {"exact_duplicate": 1}, "near_dedup": {"near_duplicate": 1},
         "length": {"too_long": 1, "too_short": 1}, "quality": {"c4_lorem_ipsum": 1, "language_not_allowed": 1},
         "decontaminate": {"eval_contamination": 1},
     }
     assert out["format"] == {inputs[0]: "messages", inputs[1]: "pref", inputs[2]: "text"}
-    assert out["sources"][inputs[2]] == {"format": "text", "read": 2, "kept": 1}
+    assert out["sources"][inputs[2]] == {"format": "text", "formats": {"text": 3}, "read": 3, "kept": 1}
     assert out["decontamination"] == {"gsm-17": 1} and out["eval_items"] == {eval_path: 1}
     assert out["languages"]["fr"] == 1 and out["pii"]["email"] == 1
     assert out["steps"] == ["validate", "exact_dedup", "near_dedup", "length", "quality", "pii", "decontaminate"]
@@ -176,7 +178,7 @@ def test_every_reason_by_name_and_the_balance(tmp_path: Path) -> None:
         "french": "language_not_allowed", "lorem": "c4_lorem_ipsum", "leak": "eval_contamination", "long": "too_long",
     }
     assert next(q for q in quarantine if q["id"] == "leak")["detail"] == "gsm-17"
-    assert json.loads(Path(out["report_path"]).read_text())["read"] == 20
+    assert json.loads(Path(out["report_path"]).read_text())["read"] == 21
 
 
 def test_parquet_per_kind_matches_the_report_and_text_rows_are_cleaned(tmp_path: Path) -> None:
@@ -220,7 +222,7 @@ def test_data_card_names_thresholds_counts_and_sources(tmp_path: Path) -> None:
     card = Path(out["card_path"]).read_text()
     assert Path(out["card_path"]) == Path(out["dataset_dir"]) / "DATACARD.md"
     assert out["dataset_hash"] in card
-    assert "| read | 20 |" in card and "| kept | 4 (20.0%) |" in card
+    assert "| read | 21 |" in card and "| kept | 4 (19.0%) |" in card
     assert "20 <= characters <= 600" in card and "Jaccard >= 0.75" in card and "128 permutations" in card
     assert "13-word n-grams" in card and "| gsm-17 | 1 |" in card
     assert "keep ['en'] at score >= 0.5" in card and "Gopher document rules: off" in card

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -216,3 +218,66 @@ def test_text_rows_pass_through_validate_mask_and_repetition():
     assert [r.data["text"] for r in kept] == ["Mail me at [EMAIL]"] and counts["email"] == 1
     assert dict(ledger.dropped) == {"empty_field": 1, "wrong_type": 1}
     assert gopher_repetition(kept[0]) is None
+
+
+# --- calibration on real instruction rows (../shared/data) -----------------------------------
+
+
+def _gsm8k(shared_data: Path, as_text: bool) -> list[Row]:
+    from tasks.data.validate import normalize_text
+
+    rows = []
+    for i, line in enumerate((shared_data / "gsm8k_train_sample.jsonl").read_text().splitlines()):
+        q, a = (normalize_text(x) for x in json.loads(line).values())
+        data = {"text": q + "\n" + a} if as_text else {"messages": [{"role": "user", "content": q},
+                                                                     {"role": "assistant", "content": a}]}
+        rows.append(Row(f"gsm8k:{i}", "text" if as_text else "sft", data))
+    return rows
+
+
+def _drops(rows: list[Row], cfg: QualityConfig) -> Counter[str]:
+    ledger = Ledger()
+    list(filter_quality(rows, ledger, cfg))
+    return Counter(ledger.dropped)
+
+
+def test_why_the_web_values_drop_gsm8k_solutions_on_real_rows(shared_data) -> None:
+    """Gopher's n-gram shares and C4's punctuation rule, as published, on GSM8K's own rows."""
+    web = QualityConfig(language_enabled=False, gopher_enabled=False, toxicity_enabled=False)
+    sft, text = _gsm8k(shared_data, as_text=False), _gsm8k(shared_data, as_text=True)
+    # "pink hard hats", named 8 times in a 64-word question: the top 2-gram holds 26% of the characters.
+    assert "pink hard hats" in sft[17].text() and gopher_repetition(sft[17]) == "rep_top_ngram"
+    # A solution that restates the problem's phrases ("the first hundred years' ship") repeats 5-grams.
+    assert gopher_repetition(sft[10]) == "rep_dup_ngram"
+    # Solution lines end in a result ("12*52=<<12*52=624>>624 pages a year") and "#### 624".
+    assert text[4].text().endswith("#### 624") and c4_quality(text[4]) == "c4_terminal_punct"
+    assert _drops(sft, web) == {"rep_top_ngram": 38, "rep_dup_ngram": 14}
+    assert _drops(text, web) == {"rep_top_ngram": 35, "rep_dup_ngram": 35, "c4_terminal_punct": 173}
+
+
+def test_the_curate_defaults_keep_gsm8k_and_hh_and_still_catch_degenerate_text(shared_data) -> None:
+    from configs.schema import CurateQualityConfig
+    from tasks.data.faults import rule_over_limit
+    from tasks.data.formats import map_hh
+    from tasks.data.quality import QualityStats
+
+    cfg = CurateQualityConfig()
+    assert _drops(_gsm8k(shared_data, as_text=False), cfg) == {}
+    assert _drops(_gsm8k(shared_data, as_text=True), cfg) == {}
+    hh = []
+    with gzip.open(shared_data / "hh_harmless_sample.jsonl.gz", "rt", encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            try:
+                hh.append(Row(f"hh:{i}", "pref", map_hh(json.loads(line))))
+            except Exception:  # noqa: BLE001 - a few transcripts cannot be split; the reader drops them
+                continue
+    stats = QualityStats()
+    list(filter_quality(hh, Ledger(), cfg, stats=stats))
+    assert rule_over_limit(stats, cfg) is None and not any(r.startswith(("rep_", "c4_")) for r in stats.dropped)
+    # What the repetition rules are for still goes: a loop, and an answer said twice.
+    repetition = dict(min_words=cfg.rep_min_words, max_top_ngram_share=cfg.max_top_ngram_share,
+                      max_dup_ngram_share=cfg.max_dup_ngram_share)
+    assert gopher_repetition(_sft("I'm sorry, I can't help with that. " * 10), **repetition) == "rep_top_ngram"
+    twice = " ".join(SENTENCES) + " " + " ".join(SENTENCES)
+    assert gopher_repetition(_sft(twice), **repetition) == "rep_dup_ngram"
+    assert gopher_repetition(_sft("The answer is 5. " * 15), **repetition) == "rep_top_ngram"

@@ -177,7 +177,7 @@ def test_detect_format_error_names_the_keys_it_saw() -> None:
 def test_jsonl_autodetects_and_maps_each_format(tmp_path: Path, fmt: str) -> None:
     src = _write_jsonl(tmp_path / f"{fmt}.jsonl", [SAMPLES[fmt], SAMPLES[fmt]])
     rows, ledger = _read_all(src)
-    assert ledger.formats == {str(src): fmt}
+    assert ledger.formats == {str(src): {fmt: 2}}
     assert len(rows) == 2 and ledger.read == 2 and not ledger.dropped
     kind = {"text": "text", "hh": "pref", "pref": "pref"}.get(fmt, "sft")
     assert {r.kind for r in rows} == {kind}
@@ -201,14 +201,14 @@ def test_jsonl_ids_from_field_or_line_and_drop_reasons(tmp_path: Path) -> None:
     assert [r.id for r in rows] == ["12", "mixed.jsonl:3"]
     assert rows[0].data == {"text": "kept with its own id"} and rows[0].source == str(src)
     assert ledger.read == 7 and ledger.kept == 2
-    assert ledger.dropped == {"bad_json": 1, "bad_utf8": 1, "wrong_type": 1, "empty_field": 1, "missing_field": 1}
+    assert ledger.dropped == {"bad_json": 1, "bad_utf8": 1, "wrong_type": 1, "empty_field": 1, "format_unknown": 1}
     records = [json.loads(line) for line in quarantine.read_text(encoding="utf-8").splitlines()]
     assert [(q["id"], q["reason"]) for q in records] == [
         ("mixed.jsonl:4", "bad_json"),
         ("mixed.jsonl:5", "bad_utf8"),
         ("n", "wrong_type"),
         ("e", "empty_field"),
-        ("m", "missing_field"),
+        ("m", "format_unknown"),  # a row with no text key fits no format
     ]
     assert records[-1]["row"] == {"id": "m", "body": "no text"}
 
@@ -218,7 +218,7 @@ def test_detection_skips_bad_lines_and_forced_format_drops_misfits(tmp_path: Pat
     src.write_text("not json\n" + json.dumps(SAMPLES["qa"]) + "\n" + json.dumps(SAMPLES["text"]) + "\n")
     assert detect_file_format(src) == "qa"
     rows, ledger = _read_all(src, fmt="text")
-    assert ledger.formats == {str(src): "text"}
+    assert ledger.formats == {str(src): {"text": 2}}  # every row read as the format asked for
     assert [r.id for r in rows] == ["qa.jsonl:3"]
     assert ledger.dropped == {"bad_json": 1, "missing_field": 1}
 
@@ -226,7 +226,7 @@ def test_detection_skips_bad_lines_and_forced_format_drops_misfits(tmp_path: Pat
 def test_gzip_jsonl(tmp_path: Path) -> None:
     src = _write_jsonl(tmp_path / "hh.jsonl.gz", [HH, {"id": "x", **HH}])
     rows, ledger = _read_all(src)
-    assert ledger.formats[str(src)] == "hh"
+    assert ledger.formats[str(src)] == {"hh": 2}
     assert [r.id for r in rows] == ["hh.jsonl.gz:1", "x"]
     assert rows[0].data["chosen"] == "Blue."
 
@@ -234,6 +234,7 @@ def test_gzip_jsonl(tmp_path: Path) -> None:
 def test_bad_inputs_fail_clearly(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown format 'csv'"):
         read_rows(tmp_path / "x.jsonl", Ledger(), fmt="csv")
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="cannot read"):
         read_rows(tmp_path / "x.csv", Ledger())
     array = tmp_path / "array.json"
@@ -249,7 +250,7 @@ def test_file_with_no_records_reads_nothing(tmp_path: Path) -> None:
     src = tmp_path / "junk.jsonl"
     src.write_text("{oops\n\n")
     rows, ledger = _read_all(src)
-    assert rows == [] and ledger.formats == {str(src): "unknown"} and ledger.dropped == {"bad_json": 1}
+    assert rows == [] and ledger.formats == {str(src): {}} and ledger.dropped == {"bad_json": 1}
 
 
 def test_parquet_round_trip_across_batches(tmp_path: Path) -> None:
@@ -267,7 +268,7 @@ def test_parquet_round_trip_across_batches(tmp_path: Path) -> None:
     src = tmp_path / "alpaca.parquet"
     pq.write_table(table, src, row_group_size=700)
     rows, ledger = _read_all(src)
-    assert ledger.formats == {str(src): "alpaca"}
+    assert ledger.formats == {str(src): {"alpaca": n}}
     assert ledger.read == n and len(rows) == n - 1 and ledger.dropped == {"empty_field": 1}
     assert rows[0].id == "alpaca.parquet:0" and rows[-1].id == f"alpaca.parquet:{n - 1}"
     assert rows[0].data["messages"][0]["content"] == "Repeat 0.\n\nplease"
@@ -297,7 +298,7 @@ def test_save_to_disk_round_trip(tmp_path: Path) -> None:
     folder = tmp_path / "prefs"
     datasets.Dataset.from_list(rows_in).save_to_disk(str(folder))
     rows, ledger = _read_all(folder)
-    assert ledger.formats == {str(folder): "pref"}
+    assert ledger.formats == {str(folder): {"pref": 3}}  # the null cell: a pref row missing a field
     assert [r.id for r in rows] == ["prefs:0", "prefs:2"]
     assert rows[0].data == SAMPLES["pref"]
     assert ledger.read == 3 and ledger.dropped == {"missing_field": 1}
@@ -335,7 +336,7 @@ def test_real_hh_sample_autodetects_and_splits(tmp_path: Path) -> None:
     rows, ledger = _read_all(src, quarantine=quarantine)
     for q in map(json.loads, quarantine.read_text(encoding="utf-8").splitlines()):
         print(f"dropped {q['id']}: {q['reason']} ({q['detail']})")
-    assert ledger.formats == {str(src): "hh"}
+    assert ledger.formats == {str(src): {"hh": 1000}}
     assert ledger.read == 1000
     assert ledger.kept >= 990
     assert set(ledger.dropped) <= {"empty_field", "bad_transcript"}
@@ -353,7 +354,7 @@ def test_real_hh_sample_autodetects_and_splits(tmp_path: Path) -> None:
 def test_real_gsm8k_sample_reads_as_qa() -> None:
     src = _shared("gsm8k_train_sample.jsonl")
     rows, ledger = _read_all(src)
-    assert ledger.formats == {str(src): "qa"}
+    assert ledger.formats == {str(src): {"qa": 500}}
     assert ledger.read == 500 and ledger.kept == 500
     assert Counter(r.kind for r in rows) == {"sft": 500}
     assert rows[0].data["messages"][1]["content"].endswith("#### 72")
