@@ -21,6 +21,10 @@ from llmops.home import quiet_libraries, setup_environment  # noqa: E402
 
 setup_environment()
 quiet_libraries()
+# Prefect configures its log handlers on import, bound to the sys.stderr of that moment. Importing it
+# here binds them to the session's stream; first imported inside a test using capsys, they would
+# keep that test's stream and write to it, closed, in every later test.
+import prefect  # noqa: E402,F401
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
