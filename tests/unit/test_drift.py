@@ -188,13 +188,13 @@ def test_kmeans_finds_well_separated_clusters():
 
 @pytest.fixture(scope="module")
 def demo_questions(tmp_path_factory) -> dict[str, str]:
-    """Arithmetic prompts from two seeds (same distribution), and the bundled JSON and safety prompts (another)."""
+    """Arithmetic questions from two seeds (same distribution), and the bundled JSON and safety prompts (another)."""
     root = tmp_path_factory.mktemp("drift")
-    a = write_demo_data(root / "a", 0, 120, 10, 60)
+    a = write_demo_data(root / "a", 0, 10, 10, 120)  # clean questions: the train file holds canary and PII rows
     b = write_demo_data(root / "b", 1, 10, 10, 60)
     other = [{"text": json.loads(line)["question"]} for name in ("json_format.jsonl", "safety_probes.jsonl")
              for line in (BUNDLED / name).read_text().splitlines() if line.strip()]
-    return {"reference": a["train"], "same": b["eval"], "other": str(_jsonl(root / "other.jsonl", other)),
+    return {"reference": a["eval"], "same": b["eval"], "other": str(_jsonl(root / "other.jsonl", other)),
             "cache": str(root / "embeddings")}
 
 
@@ -208,9 +208,8 @@ def test_same_distribution_passes_and_another_domain_is_flagged(demo_questions):
                                   cache_dir=demo_questions["cache"])  # the reference sample is embedded once
     assert drifted.flagged and "embedding shift" in drifted.reasons and "share far from training" in drifted.reasons
     assert arrays["current"].shape == (50, 384)
-    # the dirty demo file's malformed rows are accounted for, not lost
     ref = drifted.reference
-    assert ref["read"] == ref["usable"] + sum(ref["dropped"].values()) and ref["dropped"]
+    assert ref["read"] == 120 and ref["used"] == 80 and ref["sampled_out"] == 40 and ref["dropped"] == {}
     table = drifted.table()
     assert "verdict: DRIFT" in table and "BREACHED" in table and "0.0200" in table
     metrics = drifted.metrics()
