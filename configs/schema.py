@@ -249,7 +249,7 @@ class DriftConfig(Strict):
     """
 
     max_rows: int = Field(1000, ge=10, description="rows sampled (seeded) from each side and embedded; "
-                          "the rest are counted as sampled out. About 25 rows/s of long chat prompts on 2 cores")
+                          "the rest are counted as sampled out. Long chat prompts cost about 1 CPU-second per 20 rows")
     min_rows: int = Field(30, ge=5, description="fewer usable current rows than this cannot be judged: the check refuses")
     seed: int = Field(0, description="seed of every sample, permutation and clustering, so a re-run gives the same verdict")
     batch_size: int = Field(64, ge=1, description="texts embedded at a time")
