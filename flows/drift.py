@@ -5,8 +5,9 @@
 
 The statistics and the verdict are `tasks.drift`'s; the thresholds are the config's `drift:`
 section. Every run is an MLflow run tagged `llmops.stage=drift` holding each statistic as a
-metric (one run a day gives the time series), the result as JSON and the figure; the reference
-and current files are its dataset inputs. A flagged set also gets a Prefect markdown artifact,
+metric (one run a day gives the time series), the result as JSON, the figure of this check and
+one of every statistic across the past checks of the same reference; the reference and current
+files are its dataset inputs. A flagged set also gets a Prefect markdown artifact,
 and with `fail_on_drift` the flow run ends Failed, which is what a schedule's notification
 fires on (the CLI exits with code 3 instead).
 
@@ -26,13 +27,14 @@ from pydantic import Field
 from llmops.home import llmops_home
 from registry import tracking
 from tasks.drift import check as library
-from tasks.drift.plot import plot_drift
+from tasks.drift.plot import plot_drift, plot_history
 
 DRIFT_CRON = "0 6 * * *"
 DEFAULT_CURRENT = "inputs/current.jsonl"  # under $LLMOPS_HOME
 
 check_input_drift = task(library.check_drift, name="check-input-drift")
 plot_input_drift = task(plot_drift, name="plot-input-drift")
+HISTORY_RUNS = 400  # a year of daily checks, and some
 
 
 def curated_root() -> Path:
@@ -41,6 +43,17 @@ def curated_root() -> Path:
 
 def current_path(current: str) -> str:
     return current or str(llmops_home() / DEFAULT_CURRENT)
+
+
+def drift_history(experiment: str, reference: str) -> list[dict]:
+    """The metrics of the latest checks of this reference (this one included), oldest first."""
+    from datetime import datetime, timezone
+
+    runs = tracking.client().search_runs([tracking.ensure_experiment(experiment)], "tags.`llmops.stage` = 'drift'",
+                                         order_by=["attributes.start_time DESC"], max_results=HISTORY_RUNS)
+    # The reference is compared here, not in the filter string, so that no quote in a path can break the query.
+    return [{"time": datetime.fromtimestamp(r.info.start_time / 1000, tz=timezone.utc), "metrics": r.data.metrics}
+            for r in reversed(runs) if r.data.tags.get("llmops.drift.reference") == reference]
 
 
 @flow(name="drift")
@@ -74,6 +87,10 @@ def drift_flow(
         plot = plot_input_drift(result, arrays, llmops_home() / "plots" / f"drift-{run_id}.png",
                                 f"input drift: {Path(current).name} against {reference}")
         tracking.client().log_artifact(run_id, str(plot), "drift")
+        history = plot_history(drift_history(config.registry.experiment, reference), result.checks,
+                               llmops_home() / "plots" / f"drift-{run_id}" / "history.png",
+                               f"input drift against {reference}, check by check")
+        tracking.client().log_artifact(run_id, str(history), "drift")
         tracking.client().set_tag(run_id, "llmops.drift.flagged", str(result.flagged).lower())
         report = f"reference: {', '.join(result.reference['paths'])}\ncurrent: {current}\n\n{result.table()}"
         (logger.warning if result.flagged else logger.info)("\n" + report)

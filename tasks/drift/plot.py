@@ -1,9 +1,10 @@
-"""One figure per drift check, for the tracking run: where the current inputs sit against the reference.
+"""Figures for the tracking run: where the current inputs sit against the reference, and the checks over time.
 
-Four panels, each the picture behind one statistic: both sets' embeddings projected on the
-reference's first two principal components (the centroid distance and MMD), the distance of each
-input to its nearest reference cluster against the radius (the far share), the length bins
-(the length PSI), and the checks against their thresholds (the verdict).
+`plot_drift` has four panels, each the picture behind one statistic: both sets' embeddings
+projected on the reference's first two principal components (the centroid distance and MMD), the
+distance of each input to its nearest reference cluster against the radius (the far share), the
+length bins (the length PSI), and the checks against their thresholds (the verdict).
+`plot_history` draws each statistic across the past checks of the same reference.
 """
 
 from __future__ import annotations
@@ -77,6 +78,41 @@ def plot_drift(result: DriftResult, arrays: dict[str, Any], path: Path, title: s
     ax_checks.set_title(verdict, fontsize=9, color=CURRENT_COLOUR if result.flagged else "#2a9d8f")
 
     fig.suptitle(title or "input drift against the training reference", fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_history(history: list[dict[str, Any]], checks: list, path: Path, title: str = "") -> Path:
+    """Each statistic over the past checks, with its threshold: the time series a daily schedule builds.
+
+    `history` holds one {"time": datetime, "metrics": {name: value}} per earlier check, oldest
+    first; `checks` are the latest result's, which name the statistics and carry the thresholds.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(checks), 1, figsize=(8, 1.7 * len(checks)), dpi=110, sharex=True)
+    times = [h["time"] for h in history]
+    for ax, check in zip(axes, checks):
+        values = [h["metrics"].get(f"drift.{check.name}", np.nan) for h in history]
+        ax.plot(times, values, marker="o", markersize=3, color="#264653", linewidth=1)
+        breached = [(t, v) for t, v in zip(times, values)
+                    if (v > check.threshold if check.rule == "above" else v < check.threshold)]
+        if breached:
+            ax.scatter(*zip(*breached), color=CURRENT_COLOUR, zorder=3, s=18)
+        ax.axhline(check.threshold, color="black", linestyle="--", linewidth=1)
+        if check.name == "mmd_p_value":
+            ax.set_yscale("log")
+        ax.set_ylabel(check.label.replace("embedding ", ""), fontsize=7)
+        ax.tick_params(labelsize=7)
+    axes[-1].set_xlabel("check time (red: breached; dashed: threshold)", fontsize=8)
+    fig.autofmt_xdate()
+    fig.suptitle(title or f"input drift over {len(history)} checks", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

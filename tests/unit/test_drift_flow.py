@@ -78,7 +78,7 @@ def test_flagged_drift_is_logged_raises_an_artifact_and_fails_the_run(prefect_ha
     assert run.data.metrics["drift.flagged"] == 1.0 and run.data.metrics["drift.far_share"] > 0.15
     assert run.data.params["drift.max_rows"] == "60"
     files = {a.path for a in client().list_artifacts(r["run_id"], "drift")}
-    assert files == {"drift/result.json", f"drift/drift-{r['run_id']}.png"}
+    assert files == {"drift/result.json", f"drift/drift-{r['run_id']}.png", "drift/history.png"}
     assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"drift-reference", "drift-current"}
     stored = json.loads(Path(client().download_artifacts(r["run_id"], "drift/result.json", str(tmp_path))).read_text())
     assert stored["flagged"] and stored["thresholds"]["max_far_share"] == 0.15
@@ -107,6 +107,13 @@ def test_the_command_exits_3_on_drift_0_without_and_2_on_bad_input(prefect_harne
     assert (tmp_path / "out" / "drift.png").stat().st_size > 10_000
     assert main(["drift", *common, "--current", sets["same"]]) == 0
     assert "verdict: no drift" in capsys.readouterr().out
+
+    from flows.drift import drift_history
+
+    history = drift_history("drift-test", sets["reference"])  # every run of this module checked this reference
+    assert len(history) >= 2 and [h["time"] for h in history] == sorted(h["time"] for h in history)
+    assert [h["metrics"]["drift.flagged"] for h in history[-2:]] == [1.0, 0.0]
+    assert drift_history("drift-test", "another reference") == []
     assert main(["drift", "--reference", sets["reference"], "--current", str(tmp_path / "missing.jsonl")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --current ") and "missing.jsonl: no such file or folder" in err and "\n" not in err
