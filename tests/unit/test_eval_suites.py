@@ -94,7 +94,9 @@ def test_arithmetic_scores(demo_eval):
     assert scores["exact_match"] == [1.0, 0.0]
     assert scores["rouge_l"][0] == pytest.approx(1.0) and scores["chrf"][0] == pytest.approx(1.0)
     assert scores["rouge_l"][1] < 0.5
-    assert metric_kinds(suite) == {"exact_match": "binary", "rouge_l": "graded", "chrf": "graded"}
+    assert scores["semantic_similarity"][0] == 1.0 and scores["semantic_similarity"][1] < 0.9
+    assert metric_kinds(suite) == {"exact_match": "binary", "rouge_l": "graded", "chrf": "graded",
+                                   "semantic_similarity": "graded"}
     with pytest.raises(ValueError, match="2 items but 1 outputs"):
         score_outputs(suite, ["x"])
 
@@ -110,7 +112,7 @@ def test_held_out_exact_match_is_normalised(tmp_path):
         {"question": "Capital?", "target": "Paris"}, {"question": "Colour?", "target": "Blue"}]))
     scores = score_outputs(suite, ["paris.", "It is red"])
     assert scores["exact_match"] == [1.0, 0.0]
-    assert set(scores) == {"exact_match", "rouge_l", "chrf"}
+    assert set(scores) == {"exact_match", "rouge_l", "chrf", "semantic_similarity"} == set(metric_kinds(suite))
 
 
 def test_json_and_safety_suites_score_per_item():

@@ -262,3 +262,70 @@ def test_summary_for_graded_scores_and_clusters():
     assert robust["n_clusters"] == 12
     assert robust["se"] > plain["se"] and robust["mde"] > plain["mde"]
     assert "b01" not in plain
+
+
+# --- one model's mean with an interval inside the score's range ---------------------------------
+
+from registry.stats import bootstrap_mean_interval, clopper_pearson_interval, mean_interval, wilson_interval  # noqa: E402
+
+
+def test_one_success_in_200_keeps_the_lower_bound_at_or_above_zero():
+    scores = [1.0] + [0.0] * 199
+    old = paired_mean_diff(scores, [0.0] * 200)  # the t interval the issue reported: [-0.005, 0.015]
+    assert old["ci_low"] < 0
+    out = mean_interval(scores, binary=True)
+    assert out["mean"] == pytest.approx(0.005) and out["n"] == 200 and out["method"] == "wilson"
+    assert 0.0 <= out["ci_low"] < 0.005 < out["ci_high"] <= 1.0
+    exact = mean_interval(scores, binary=True, binary_method="clopper-pearson")
+    assert 0.0 <= exact["ci_low"] < out["ci_low"] and exact["method"] == "clopper-pearson"
+
+
+@pytest.mark.parametrize("successes,n", [(0, 200), (1, 200), (3, 200), (100, 200), (199, 200), (200, 200), (1, 1), (7, 12)])
+def test_wilson_and_exact_intervals_match_scipy(successes, n):
+    ref = sps.binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert wilson_interval(successes, n) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    ref = sps.binomtest(successes, n).proportion_ci(confidence_level=0.95, method="exact")
+    assert clopper_pearson_interval(successes, n) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    for low, high in (wilson_interval(successes, n), clopper_pearson_interval(successes, n)):
+        assert 0.0 <= low <= successes / n <= high <= 1.0
+
+
+def test_wilson_covers_a_small_true_rate_in_most_simulations():
+    rng = np.random.default_rng(3)
+    p, n = 0.01, 200
+    hits = 0
+    for x in rng.binomial(n, p, size=2000):
+        low, high = wilson_interval(int(x), n)
+        hits += low <= p <= high
+    assert 0.90 <= hits / 2000 <= 0.99  # nominal 95 %; Wilson oscillates around it for small p
+
+
+def test_graded_scores_get_a_bootstrap_interval_inside_the_range():
+    scores = [0.0] * 199 + [0.9]  # a t interval of these reaches below 0
+    out = mean_interval(scores, binary=False)
+    assert out["method"].startswith("percentile bootstrap")
+    assert 0.0 <= out["ci_low"] < out["mean"] < out["ci_high"] <= 1.0
+    assert paired_mean_diff(scores, [0.0] * 200)["ci_low"] < 0 <= out["ci_low"]
+    # the same seed gives the same interval; the interval of the mean is close to the t interval on symmetric data
+    assert mean_interval(scores, binary=False) == out
+    sym = np.random.default_rng(0).uniform(0.3, 0.7, size=400)
+    boot, t = bootstrap_mean_interval(sym), paired_mean_diff(sym, [0.0] * 400)
+    assert boot == pytest.approx((t["ci_low"], t["ci_high"]), abs=0.003)
+
+
+def test_interval_edge_cases_and_bad_input():
+    assert mean_interval([1.0], binary=True)["ci_low"] > 0.0  # Wilson is defined for one item
+    one = mean_interval([0.4], binary=False)
+    assert (one["mean"], one["ci_low"], one["ci_high"]) == (0.4, None, None)
+    same = mean_interval([0.5] * 20, binary=False)
+    assert same["ci_low"] == same["ci_high"] == 0.5
+    unbounded = mean_interval([120.0, 250.0, 90.0], binary=False, bounds=None)  # a latency in ms
+    assert 90.0 <= unbounded["ci_low"] <= unbounded["ci_high"] <= 250.0
+    with pytest.raises(ValueError, match="no scores"):
+        mean_interval([], binary=True)
+    with pytest.raises(ValueError, match="0/1 scores"):
+        mean_interval([0.5, 1.0], binary=True)
+    with pytest.raises(ValueError, match="outside the metric's range"):
+        mean_interval([0.5, 1.5], binary=False)
+    with pytest.raises(ValueError, match="binary_method"):
+        mean_interval([0.0, 1.0], binary=True, binary_method="wald")
