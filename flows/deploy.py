@@ -24,6 +24,7 @@ DESCRIPTIONS = {
     "prompt": "Gate a prompt version on the champion with the model gate's statistics; move production if it passes.",
     "monitor": "Re-evaluate the champion and judge it against its promotion scores; roll back on a regression if configured.",
 }
+# The drift check takes plain fields (reference, current file, thresholds' config) and builds its own deployment.
 
 
 def flows_by_name() -> dict:
@@ -46,7 +47,9 @@ def build_deployments(cron: str = NIGHTLY_CRON) -> list:
         kwargs = {"cron": schedules[name]} if name in schedules else {}
         out.append(fl.to_deployment(name=name, tags=["llmops"] + (["scheduled"] if name in schedules else []),
                                     description=DESCRIPTIONS[name], **kwargs))
-    return out
+    from flows.drift import drift_deployment
+
+    return out + [drift_deployment()]
 
 
 def serve(cron: str = NIGHTLY_CRON) -> None:

@@ -56,6 +56,20 @@ def drift_history(experiment: str, reference: str) -> list[dict]:
             for r in reversed(runs) if r.data.tags.get("llmops.drift.reference") == reference]
 
 
+def registered_dataset(reference: str, config) -> str:
+    """`latest` or a dataset hash as the registry knows it (the curate runs in MLflow, so a dataset
+    curated on another worker is fetched); a path, or a name the registry does not know, as given."""
+    from llmops.errors import UserError
+    from registry.datasets import resolve_dataset
+
+    if Path(reference).expanduser().exists():
+        return reference
+    try:
+        return resolve_dataset(reference, config.registry.experiment, config.name).dir
+    except UserError:
+        return reference  # tasks.drift searches $LLMOPS_HOME itself and says what it found
+
+
 @flow(name="drift")
 def drift_flow(
     reference: str = Field("latest", description="what the model was trained on: a dataset hash (or its first 6+ "
@@ -76,7 +90,7 @@ def drift_flow(
     logger = get_run_logger()
     with tracking.stage_run(config.registry.experiment, "drift", tags={"llmops.drift.reference": reference}) as run_id:
         tracking.log_params(run_id, {"drift": config.drift.model_dump(), "reference": reference, "current": current})
-        result, arrays = check_input_drift(reference, current, config.drift, curated_root(),
+        result, arrays = check_input_drift(registered_dataset(reference, config), current, config.drift, curated_root(),
                                            llmops_home() / "cache" / "embeddings")
         for side, context in ((result.reference, "reference"), (result.current, "current")):
             for path in side["paths"]:

@@ -26,7 +26,7 @@ from llmops.home import llmops_home
 from registry import tracking
 from registry.models import VersionInfo, resolve_model, version_by_alias
 from registry.prompts import PromptVersion, load_prompt, resolve_prompt
-from registry.stats import paired_mean_diff
+from registry.stats import mean_interval
 from tasks.evaluate import run as library
 from tasks.evaluate.plot import plot_scores
 from tasks.evaluate.suites import DATA_DIR, load_suite
@@ -59,12 +59,15 @@ def suites_signature(suites: list) -> str:
     return ",".join(sorted(f"{s.name}@{s.version}" for s in suites))
 
 
-def mean_with_ci(scores: list[float]) -> dict:
-    """Mean and 95 % t interval of per-item scores (a paired difference against zero)."""
-    if len(scores) < 2:
-        return {"mean": scores[0] if scores else 0.0, "ci_low": None, "ci_high": None, "n": len(scores)}
-    d = paired_mean_diff(scores, [0.0] * len(scores))
-    return {"mean": d["delta"], "ci_low": d["ci_low"], "ci_high": d["ci_high"], "n": len(scores)}
+def mean_with_ci(scores: list[float], metric: str) -> dict:
+    """One model's mean with a 95 % interval inside the score's range: Wilson for 0/1 scores (a
+    proportion never gets a negative lower bound), a percentile bootstrap for graded ones."""
+    from tasks.evaluate.suites import BINARY_METRICS, GRADED_METRICS
+
+    if not scores:
+        return {"mean": 0.0, "ci_low": None, "ci_high": None, "n": 0, "method": "none (no items)"}
+    binary = metric in BINARY_METRICS or set(scores) <= {0.0, 1.0}
+    return mean_interval(scores, binary=binary, bounds=(0.0, 1.0) if binary or metric in GRADED_METRICS else None)
 
 
 def version_prompt(version: VersionInfo | None, config: RunConfig) -> PromptVersion:

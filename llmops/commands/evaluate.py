@@ -81,7 +81,7 @@ def _monitor(config, version) -> int:
 def _report(r: dict, ref: str, output: str | None) -> int:
     from flows.evaluate import mean_with_ci
 
-    results = {suite: {metric: mean_with_ci(scores) for metric, scores in res["scores"].items()}
+    results = {suite: {metric: mean_with_ci(scores, metric) for metric, scores in res["scores"].items()}
                for suite, res in r["results"]["candidate"].items()}
     for suite, per_metric in results.items():
         for metric, v in per_metric.items():

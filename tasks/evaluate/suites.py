@@ -241,7 +241,7 @@ def normalise_text(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())
 
 
-GRADED_METRICS = ("rouge_l", "chrf", "semantic_similarity")  # per-item scores against a reference text
+GRADED_METRICS = ("rouge_l", "chrf", "semantic_similarity")  # per-item scores against a reference text, in [0, 1]
 
 
 def _graded(predictions: list[str], references: list[str]) -> dict[str, list[float]]:

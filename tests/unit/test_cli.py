@@ -9,7 +9,7 @@ import sys
 def test_help_lists_every_command_fast():
     out = subprocess.run([sys.executable, "-c", "import sys; from llmops.cli import main; main(['--help'])"],
                          capture_output=True, text=True, timeout=60)
-    for command in ("nightly", "curate", "train", "evaluate", "promote", "models", "serve"):
+    for command in ("nightly", "curate", "train", "evaluate", "promote", "models", "serve", "drift"):
         assert command in out.stdout
     assert "examples:" in out.stdout and "LLMOPS_HOME" in out.stdout
 
