@@ -19,7 +19,7 @@ from prefect.input import RunInput
 
 from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
-from flows.evaluate import evaluate_flow, load_suites, stored_results, suites_signature
+from flows.evaluate import evaluate_flow, load_suites, mean_with_ci, stored_results, suites_signature
 from llmops.errors import UserError
 from registry import models, tracking
 from registry.card import render_model_card
@@ -122,7 +122,8 @@ def promote_flow(config: RunConfig = default_config(), train_run: str = "", eval
         lineage["eval_run_id"] = eval_run
         curated = tracking.client().get_run(lineage["curate_run_id"]).data.metrics if lineage.get("curate_run_id") else {}
         card = render_model_card(reg.model_name, version.version, _trained_config(version, config), lineage, _data_report(curated),
-                                 summary, gate.to_dict(), prompt.template if prompt else "")
+                                 summary, gate.to_dict(), prompt.template if prompt else "",
+                                 {f"{s}/{m}": mean_with_ci(v, m) for s, r in results["candidate"].items() for m, v in r["scores"].items()})
         tracking.client().log_text(run_id, card, "model_card.md")
         tracking.log_json(run_id, gate.to_dict(), "gate.json")
         decision, by, why = gate.decision, "gate", "; ".join(gate.reasons()) or "all gate checks passed"

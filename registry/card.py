@@ -12,7 +12,9 @@ from typing import Any
 def render_model_card(
     model_name: str, version: int, config: dict[str, Any], lineage: dict[str, str], data_report: dict[str, Any],
     scores: dict[str, dict[str, float]], gate: dict[str, Any], prompt: str,
+    intervals: dict[str, dict[str, Any]] | None = None,
 ) -> str:
+    """`intervals`: the candidate's 95 % interval per suite/metric (flows.evaluate.mean_with_ci), shown beside its mean."""
     train = config["train"]
     pref = train.get("preference") or {"enabled": False}
     lines = [
@@ -37,13 +39,21 @@ def render_model_card(
         f"- Training run: `{lineage.get('train_run_id', '?')}`; config hash `{lineage.get('config_hash', '?')[:12]}`; "
         f"git commit `{lineage.get('git_commit', '') or 'unknown'}`",
         "",
-        "## Evaluation (same items for every model)",
+        "## Evaluation (same items for every model; the candidate with its 95% interval)",
     ]
     who = list(scores)
     metrics = sorted({m for per_model in scores.values() for m in per_model})
     lines += ["| suite/metric | " + " | ".join(who) + " |", "|---" * (len(who) + 1) + "|"]
+    intervals = intervals or {}
+
+    def cell(w: str, m: str) -> str:
+        if m not in scores[w]:
+            return ""
+        ci = intervals.get(m) if w == "candidate" else None
+        return f"{scores[w][m]:.3f}" + (f" [{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]" if ci and ci.get("ci_low") is not None else "")
+
     for m in metrics:
-        lines.append(f"| {m} | " + " | ".join(f"{scores[w][m]:.3f}" if m in scores[w] else "" for w in who) + " |")
+        lines.append(f"| {m} | " + " | ".join(cell(w, m) for w in who) + " |")
     lines += ["", f"Gate decision: **{gate['decision']}**", "", "| check | passed | evidence |", "|---|---|---|"]
     for c in gate["checks"]:
         lines.append(f"| {c['name']} | {'yes' if c['passed'] else 'no'} | {c['detail']} |")
