@@ -16,11 +16,13 @@ checkpoint, and finished stages are not trained again.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 
 from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
+from llmops.errors import UserError
 from llmops.home import llmops_home
 from registry import tracking
 from registry.artifacts import log_merged_model, log_trained_folder
@@ -103,20 +105,30 @@ def train_flow(config: RunConfig = default_config(), dataset: str = "latest", pa
             tracking.log_json(run_id, config.model_dump(), "config/resolved.json")
             tracking.log_dataset(run_id, data.sft_path, "curated-sft", data.hash, "training")
         out_dir = str(llmops_home() / "runs" / run_id)
-        sft = train_sft(base, data.sft_path, prompt.template, config, out_dir, run_id)
-        result, metrics = sft, throughput_metrics("sft", sft)
-        if config.train.preference.enabled and data.pref_rows > 0:
-            result = train_preference(sft["path"], data.pref_path, prompt.template, config, out_dir, run_id)
-            metrics |= throughput_metrics(config.train.preference.method, result)
+        stages, metrics = [], {}
+        if data.sft_rows:
+            stages.append(train_sft(base, data.sft_path, prompt.template, config, out_dir, run_id))
+            metrics |= throughput_metrics("sft", stages[-1])
+        if config.train.preference.enabled and data.pref_rows:  # from the SFT result, or the base without one
+            start = stages[-1]["path"] if stages else base
+            stages.append(train_preference(start, data.pref_path, prompt.template, config, out_dir, run_id))
+            metrics |= throughput_metrics(config.train.preference.method, stages[-1])
+        if not stages:
+            raise UserError(f"dataset {data.hash[:12]}", f"has {data.sft_rows} chat rows and {data.pref_rows} preference "
+                            "rows to train on" + ("" if config.train.preference.enabled else " (preference tuning is off)"),
+                            "curate data with rows of a trainable kind, or set train.preference.enabled: true")
+        result = stages[-1]
         tracking.log_metrics(run_id, metrics)
-        tracking.log_json(run_id, {"sft": sft.get("throughput"), "final": result.get("throughput")}, "throughput.json")
+        tracking.log_json(run_id, {s["path"].rsplit("/", 1)[-1]: s.get("throughput") for s in stages}, "throughput.json")
+        for s in stages:
+            tracking.client().log_artifact(run_id, s["examples"], "examples")
 
         source = log_trained_folder(run_id, result["path"])
         merged = log_merged_model(run_id, result["path"], prompt.uri) if reg.log_merged else None
         lineage = {"dataset_hash": data.hash, "eval_hash": data.eval_hash, "curate_run_id": data.run_id or "",
                    "config_hash": tracking.config_hash(config.model_dump()), "git_commit": tracking.git_commit(),
                    "train_run_id": run_id, "prompt": prompt.ref, "base_model": base, "method": config.train.method,
-                   "preference": config.train.preference.method if result is not sft else "none"}
+                   "stages": "+".join(Path(s["path"]).name for s in stages)}
         tags = {f"lineage.{k}": str(v) for k, v in lineage.items()} | ({"llmops.merged_model_uri": merged} if merged else {})
         earlier = versions_of_run(reg.model_name, run_id) if resume else []
         version = earlier[0] if earlier else register_candidate(reg.model_name, source, run_id, tags)

@@ -40,14 +40,21 @@ class CuratedDataset:
         return str(Path(self.dir) / "pref.jsonl")
 
     @property
+    def sft_rows(self) -> int:
+        return _lines(self.sft_path)
+
+    @property
     def pref_rows(self) -> int:
-        path = Path(self.pref_path)
-        return sum(1 for line in open(path, encoding="utf-8") if line.strip()) if path.exists() else 0
+        return _lines(self.pref_path)
 
     def lineage(self) -> dict[str, Any]:
         return {"dataset_hash": self.hash, "curate_run_id": self.run_id, "eval_hash": self.eval_hash,
                 "read": self.report.get("read"), "kept": self.report.get("kept"),
                 "dropped": self.report.get("dropped", {}), "pii": self.report.get("pii", {})}
+
+
+def _lines(path: str) -> int:
+    return sum(1 for line in open(path, encoding="utf-8") if line.strip()) if Path(path).exists() else 0
 
 
 def curate_runs(experiment: str, filter_string: str, max_results: int = 1) -> list:

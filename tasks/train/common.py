@@ -157,9 +157,27 @@ def _hub_revision(name: str) -> str | None:
     return Path(path).parent.name if isinstance(path, str) else None
 
 
+EXAMPLES_KEPT = 20
+
+
+def write_examples(trainer, tokenizer, out: Path, name: str) -> Path:
+    """The first tokenised training examples, decoded, as the trainer will feed them: what the model
+    really sees (chat template, prompt wrapper, truncation), for a person and for tests to read."""
+    path = out / f"{name}_examples.jsonl"
+    dataset = trainer.train_dataset
+    with open(path, "w", encoding="utf-8") as f:
+        for row in dataset.select(range(min(EXAMPLES_KEPT, len(dataset)))):
+            decoded = {key: tokenizer.decode(ids) for key, ids in row.items()
+                       if key.endswith("_ids") and isinstance(ids, list) and ids and isinstance(ids[0], int)}
+            f.write(json.dumps(decoded, ensure_ascii=False) + "\n")
+    return path
+
+
 def run_and_save(trainer, tokenizer, out: Path, name: str, logger, meter, records: dict[str, Any]) -> dict:
     """Trains (from the last checkpoint if there is one), saves the result as `out/name` with its
-    tokenizer and records, and writes `out/<name>_summary.json`."""
+    tokenizer and records, and writes `out/<name>_summary.json` and `out/<name>_examples.jsonl`."""
+    out.mkdir(parents=True, exist_ok=True)
+    examples = write_examples(trainer, tokenizer, out, name)
     resume = last_checkpoint(out, name)
     meter.start()
     start = time.perf_counter()
@@ -172,6 +190,7 @@ def run_and_save(trainer, tokenizer, out: Path, name: str, logger, meter, record
         (final / filename).write_text(json.dumps(payload, indent=1))
     summary = {"path": str(final), "train_loss": float(result.training_loss), "seconds": seconds,
                "steps": int(result.global_step), "resumed_from": resume, "history": logger.history,
+               "examples": str(examples),
                "throughput": meter.summary(seconds)}
     (out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -8,7 +8,9 @@
   desirable and one undesirable example (trl unpairs them), with the SFT adapter as reference.
 
 Every method reads the same preference rows (prompt, chosen, rejected) and writes the same kind of
-folder as SFT, so evaluation and the registry do not care which one ran.
+folder as SFT, so evaluation and the registry do not care which one ran. A dataset with preference
+rows only (Anthropic HH, say) starts from the base model instead: a fresh adapter is trained, and
+the reference is the base itself (the adapter switched off).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from configs.schema import ModelConfig, TrainConfig
 from tasks.model.load import is_adapter, load_for_training, load_tokenizer, load_trainable_adapter, training_placement
 from tasks.train.common import (
-    StepSink, finished, inherited_base, make_step_logger, pref_examples, run_and_save, shared_trainer_args,
+    StepSink, build_lora_config, finished, inherited_base, make_step_logger, pref_examples, run_and_save, shared_trainer_args,
     training_records,
 )
 from tasks.train.throughput import ThroughputMeter
@@ -43,6 +45,7 @@ def _trainer_for(method: str, cfg: TrainConfig, common: dict):
 
 def train_preference(sft_dir: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str,
                      on_log: StepSink | None = None, model_cfg: ModelConfig | None = None) -> dict:
+    """`sft_dir`: the SFT result to continue from, or the base model when there was no SFT."""
     from datasets import Dataset
 
     method = cfg.preference.method
@@ -52,6 +55,7 @@ def train_preference(sft_dir: str, data_path: str, template: str, cfg: TrainConf
         return done | {"skipped": True}
     placement = training_placement(cfg, model_cfg or ModelConfig())
     tokenizer = load_tokenizer(sft_dir)
+    fresh_adapter = cfg.method != "full" and not is_adapter(sft_dir)  # no SFT ran: start from the base
     if is_adapter(sft_dir):
         model = load_trainable_adapter(sft_dir, placement, cfg.activation_checkpointing)
     else:
@@ -60,7 +64,8 @@ def train_preference(sft_dir: str, data_path: str, template: str, cfg: TrainConf
                                                                         cfg.preference.max_steps, log_points=30))
     logger = make_step_logger(method, on_log)
     trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(pref_examples(data_path, template)),
-                            processing_class=tokenizer, callbacks=[logger])
+                            processing_class=tokenizer, callbacks=[logger],
+                            peft_config=build_lora_config(cfg) if fresh_adapter else None)
     meter = ThroughputMeter(trainer, placement.device, full_weights=cfg.method == "full")
     records = training_records(cfg, placement, inherited_base(sft_dir), method)
     return run_and_save(trainer, tokenizer, out, method, logger, meter, records)
