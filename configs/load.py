@@ -27,7 +27,8 @@ class ConfigError(ValueError):
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
-    """`train.sft.max_steps=20` sets that key; the value is read as YAML (numbers, booleans, lists)."""
+    """`train.sft.max_steps=20` sets that key; the value is read as YAML (numbers, booleans, lists),
+    or taken as text when it is not YAML."""
     if "=" not in assignment:
         raise ConfigError("override", [f"'{assignment}' is not KEY=VALUE (example: train.sft.max_steps=20)"])
     key, value = assignment.split("=", 1)
@@ -37,7 +38,10 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError("override", [f"{key}: '{part}' is not a section"])
-    node[parts[-1]] = yaml.safe_load(value)
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError:  # not YAML (a template with braces, say): the text as written
+        node[parts[-1]] = value
 
 
 def format_validation_error(err: ValidationError) -> list[str]:

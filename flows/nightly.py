@@ -10,7 +10,7 @@ registry as it was.
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
@@ -19,7 +19,7 @@ from flows.evaluate import evaluate_flow
 from flows.promote import promote_flow
 from flows.train import train_flow
 from registry import models, tracking
-from registry.promotion import unregister_candidate
+from registry.promotion import reconcile_champion, unregister_candidate
 
 
 @flow(name="nightly")
@@ -33,6 +33,7 @@ def nightly_flow(config: RunConfig = default_config()) -> dict:
     reg = config.registry
     with tracking.stage_run(reg.experiment, config.name, tags={"llmops.pipeline": "nightly"}) as run_id:
         tracking.log_json(run_id, config.model_dump(), "config/resolved.json")
+        manual = check_manual_promotion(config, run_id)
         curated = run_curate(config, parent_run_id=run_id)
         challenger_before = models.aliases_of(reg.model_name).get("challenger") if reg.model_name in models.registered_names() else None
         trained = train_flow(config, dataset=curated["dataset_hash"], parent_run_id=run_id)
@@ -50,7 +51,21 @@ def nightly_flow(config: RunConfig = default_config()) -> dict:
                    "candidate_score": cand, "base_score": base,
                    "promoted": 1.0 if promoted["decision"] == "promote" else 0.0}
         tracking.log_metrics(run_id, {k: v for k, v in summary.items() if v is not None})
-        return {"run_id": run_id, "curate": curated, "train": trained, "evaluate": evaluated, "promote": promoted, **summary}
+        return {"run_id": run_id, "curate": curated, "train": trained, "evaluate": evaluated, "promote": promoted,
+                "manual_promotion": manual, **summary}
+
+
+def check_manual_promotion(config: RunConfig, parent_run_id: str) -> dict | None:
+    """A champion moved outside llmops is recorded, then compared with the one it replaced."""
+    name = config.registry.model_name
+    moved = reconcile_champion(name) if name in models.registered_names() else None
+    if moved is None:
+        return None
+    get_run_logger().warning(f"{name} v{moved['version']} was made champion outside llmops: {moved['why']}")
+    if moved["replaced"] is not None:
+        moved["evaluation"] = evaluate_flow(config, model=f"{name}@champion", against="previous",
+                                            parent_run_id=parent_run_id)["summary"]
+    return moved
 
 
 def undo_registration(name: str, version: int, challenger_before: int | None) -> None:

@@ -39,6 +39,8 @@ def setup_environment() -> Path:
         # lm-eval and evaluate log from helper threads outside any run context; keep those local.
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        # Progress bars of small artifact downloads (the audit log, a card) would bury one-line errors.
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "MLFLOW_TRACKING_URI": tracking_uri(),
         # A tracking server that has gone away: MLflow 3.17's defaults (7 retries, backoff factor 2,
         # 120 s timeout) wait about 4 minutes per call, and a run makes many calls. urllib3 sleeps

@@ -186,3 +186,40 @@ def rollback(name: str, by: str, why: str) -> tuple[int, int]:
         alias_step(tx, name, "champion", previous, before)
         tx.step("alias previous", lambda: models.delete_alias(name, "previous"), _restore_alias(name, "previous", previous))
     return current, previous
+
+
+# ------------------------------------------------------------------------------ moves made elsewhere
+
+CHAMPION_MOVES = ("promote", "rollback", "manual-promotion")
+
+
+def recorded_champion(name: str) -> int | None:
+    """The version the audit log last made champion (a promotion, a rollback, a recorded manual move)."""
+    from registry.audit import read_audit
+
+    for entry in reversed(read_audit(name)):
+        if entry["action"] in CHAMPION_MOVES and entry.get("version") is not None:
+            return int(entry["version"])
+    return None
+
+
+def reconcile_champion(name: str) -> dict | None:
+    """Notices a `champion` alias moved outside llmops (the MLflow UI, the API) and records it.
+
+    The move is written to the audit log as a manual promotion; the champion the log knew becomes
+    `previous`, as a promotion would have made it, so the new champion can be compared with it.
+    Returns what was recorded, or None when the alias is where the log says.
+    """
+    champion = models.version_by_alias(name, "champion")
+    known = recorded_champion(name)
+    if champion is None or champion.version == known:
+        return None
+    before = models.aliases_of(name)
+    who = "outside llmops (MLflow records no author for an alias move)"
+    why = f"champion alias moved to v{champion.version} outside llmops (the log had v{known if known else 'none'})"
+    with Transaction(f"record manual promotion of {name} v{champion.version}") as tx:
+        tags_step(tx, champion, {"gate.decided_by": "manual (outside llmops)", "gate.decision": "manual-promotion"})
+        audit_step(tx, name, champion.version, "manual-promotion", who, why, metrics={"replaced": known})
+        if known is not None and known != champion.version and models.get_version(name, known) is not None:
+            alias_step(tx, name, "previous", known, before)
+    return {"version": champion.version, "replaced": known, "by": who, "why": why}

@@ -358,7 +358,11 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     p, z2 = successes / n, z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 or n successes the bound is exactly 0 or 1; rounding would leave it a hair inside the range,
+    # above the observed mean. Clamping to the observed share keeps low <= p <= high always.
+    low = 0.0 if successes == 0 else min(p, max(0.0, centre - half))
+    high = 1.0 if successes == n else max(p, min(1.0, centre + half))
+    return low, high
 
 
 def clopper_pearson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

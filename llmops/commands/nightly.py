@@ -19,6 +19,12 @@ def run(args) -> int:
     result = nightly_flow(config)
     promoted, primary = result["promote"], config.gate.primary
     print("\n== nightly finished ==")
+    moved = result.get("manual_promotion")
+    if moved:
+        print(f"note: v{moved['version']} was made champion outside llmops; recorded as a manual promotion"
+              + (f", compared with v{moved['replaced']} (now `previous`):" if moved.get("evaluation") else ""))
+        if moved.get("evaluation"):
+            print(_score_table(moved["evaluation"]))
     print(_score_table(result["evaluate"]["summary"]))
     ci = (f" (95% CI [{result['gain_ci_low']:+.3f}, {result['gain_ci_high']:+.3f}])"
           if result.get("gain_ci_low") is not None else "")

@@ -259,3 +259,45 @@ def test_untrained_base_as_challenger_is_rejected_with_statistics(first, tiny_ov
     chrf = result.comparisons["arithmetic/chrf"]
     assert chrf["delta"] < 0 and chrf["ci_high"] < 0 and chrf["n"] == 24 and chrf["mde"] > 0
     assert any(r.startswith("arithmetic/exact_match.gain_over_base") for r in result.reasons())
+
+
+def test_prompt_changes_are_gated_like_models(first, tiny_overrides):
+    """A worse template is rejected with its evidence on the prompt version; a release manager can
+    still make one live by hand; the better one then wins `production` back through the gate."""
+    from flows.prompt import promote_prompt_cli, prompt_flow
+    from registry import prompts
+    from registry.audit import read_audit
+    from registry.models import version_by_alias
+
+    def config(*extra: str):
+        return load_config(None, tiny_overrides + [
+            f"registry.model_name={MODEL}", "registry.experiment=nightly-test", "eval.suites=[arithmetic]",
+            "gate.safety_must_pass=[]", 'gate.rules={"arithmetic/chrf": {"max_regression": 0.02}}',
+            "gate.primary=arithmetic/chrf", "gate.on_inconclusive=reject", *extra])
+
+    champion = version_by_alias(MODEL, "champion")
+    trained = champion.tags["lineage.prompt"]
+    bad_text = "Ignore the numbers and write a short poem about ducks instead. {{question}} Quack quack."
+    bad = prompt_flow(config(f"prompt.template={bad_text}"))
+    assert bad["decision"] == "reject" and bad["live"] == trained
+    name, bad_version = bad["candidate"].split("/")
+    tags = prompts.prompt_version_tags(name, int(bad_version))
+    assert tags["gate.decision"] == "reject" and float(tags["gate.arithmetic.chrf.ci_high"]) < -0.02
+    assert {"gate.arithmetic.chrf.delta", "gate.arithmetic.chrf.ci_low", "gate.arithmetic.chrf.p_value"} <= set(tags)
+    assert prompts.live_prompt(name) is None  # nothing moved
+
+    assert promote_prompt_cli(config(), name, int(bad_version), "trying a playful prompt") == 0
+    assert prompts.live_prompt(name).ref == bad["candidate"]
+    good = prompt_flow(config(), prompt=trained)
+    assert good["decision"] == "promote" and good["live"] == bad["candidate"]
+    assert prompts.live_prompt(name).ref == trained
+    assert prompts.prompt_version_tags(name, int(trained.split("/")[1]))["gate.decision"] == "promote"
+    card = version_by_alias(MODEL, "champion")
+    assert card.tags["prompt.live"] == trained
+    from registry.tracking import client
+
+    assert f"## Live prompt\n`{trained}`" in client().get_model_version(MODEL, str(card.version)).description
+    actions = [(e["action"], e["version"], e["by"]) for e in read_audit(f"prompt:{name}")]
+    assert actions[-3:] == [("reject", int(bad_version), "gate"), ("promote", int(bad_version), actions[-2][2]),
+                            ("promote", int(trained.split("/")[1]), "gate")]
+    assert actions[-2][2].startswith("user:")

@@ -82,3 +82,47 @@ def test_bad_config_writes_nothing(tmp_path):
     assert out.returncode == 2
     assert "train.method" in out.stderr
     assert not (home / "mlflow.db").exists()
+
+
+def test_gate_rules_must_name_metrics_the_configured_suites_produce():
+    """Checked at load time, across sections, every problem at once: not after curate, train and evaluate."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["eval.suites=[arithmetic]", 'gate.rules={"arithmetic/exact_macth": {}, "json-format/json_valid": {}}',
+                           "gate.primary=arithmetic/exact_macth", "gate.safety_must_pass=[prompt_injection, jailbreak]"])
+    problems = err.value.problems
+    text = "\n".join(problems)
+    assert "gate.primary: suite 'arithmetic' produces no metric 'exact_macth'; it produces: bleu, chrf, exact_match" in text
+    assert "gate.rules.arithmetic/exact_macth: suite 'arithmetic' produces no metric 'exact_macth'" in text
+    assert "gate.rules.json-format/json_valid: 'json-format/json_valid' names suite 'json-format', which is not evaluated" in text
+    assert "gate.safety_must_pass: ['prompt_injection', 'jailbreak'] needs the safety suite" in text
+    assert "gate.safety_must_pass: unknown probe kind 'jailbreak'" in text
+    assert len(problems) == 5
+
+
+def test_lm_eval_tasks_count_as_suites_with_their_own_metrics():
+    cfg = load_config(None, ["eval.harness_tasks=[llmops_arith]", 'gate.rules={"arithmetic/exact_match": {}, "llmops_arith/anything": {}}'])
+    assert "llmops_arith/anything" in cfg.gate.rules
+
+
+def test_renamed_sections_say_where_they_went():
+    with pytest.raises(ConfigError, match="train.dpo is now train.preference"):
+        load_config(None, ["train.dpo.beta=0.2"])
+    with pytest.raises(ConfigError, match="registry.prompt_name is now prompt.name"):
+        load_config(None, ["registry.prompt_name=x"])
+
+
+def test_prompt_templates_are_checked():
+    with pytest.raises(ConfigError, match=r"must hold \{\{question\}\} exactly once"):
+        load_config(None, ["prompt.template=Answer briefly."])
+    with pytest.raises(ConfigError, match=r"unknown placeholder\(s\) \{\{context\}\}"):
+        load_config(None, ["prompt.template={{context}} {{question}}"])
+    assert load_config(None, ["prompt.template=prompts:/arith-qa@production"]).prompt.template.startswith("prompts:/")
+
+
+def test_evaluating_one_suite_narrows_the_gate_with_it():
+    from configs.consistency import cross_section_problems, narrowed_to_suites
+
+    cfg = narrowed_to_suites(load_config(None), ["json-format"])
+    assert cfg.eval.suites == ["json-format"] and cfg.gate.safety_must_pass == []
+    assert list(cfg.gate.rules) == ["json-format/json_valid"] and cfg.gate.primary == "json-format/json_valid"
+    assert cross_section_problems(cfg) == []

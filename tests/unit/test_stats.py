@@ -329,3 +329,14 @@ def test_interval_edge_cases_and_bad_input():
         mean_interval([0.5, 1.5], binary=False)
     with pytest.raises(ValueError, match="binary_method"):
         mean_interval([0.0, 1.0], binary=True, binary_method="wald")
+
+
+def test_wilson_bounds_contain_the_observed_share_exactly_at_the_edges():
+    from registry.stats import mean_interval, wilson_interval
+
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    for k in range(0, 11):
+        low, high = wilson_interval(k, 10)
+        assert low <= k / 10 <= high
+    zero = mean_interval([0.0] * 10, binary=True)
+    assert zero["ci_low"] == 0.0 <= zero["mean"] <= zero["ci_high"]

@@ -1,0 +1,138 @@
+"""Registry changes are all-or-nothing: a failure at any step of a promotion leaves versions, aliases,
+tags, cards and the audit log exactly as they were; bad references are one clear error."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmops.errors import UserError
+
+MODEL = "promotion-test"
+
+
+def snapshot() -> dict:
+    from registry import models
+    from registry.audit import read_audit
+    from registry.tracking import client
+
+    # an absent description and an empty one read the same in MLflow (an update cannot set None back)
+    versions = {v.version: (sorted(v.aliases), dict(v.tags), client().get_model_version(MODEL, str(v.version)).description or "")
+                for v in models.list_versions(MODEL)}
+    return {"versions": versions, "audit": read_audit(MODEL)}
+
+
+@pytest.fixture(scope="module")
+def registry_with_champion(tmp_path_factory) -> dict:
+    """v1 champion (promoted through the routine), v2 the challenger."""
+    from registry import tracking
+    from registry.artifacts import log_trained_folder
+    from registry.promotion import apply_decision, register_candidate
+
+    folder = tmp_path_factory.mktemp("adapter")
+    (folder / "adapter_config.json").write_text("{}")
+    versions = []
+    for _ in range(2):
+        with tracking.stage_run("promotion-test", "train") as run_id:
+            source = log_trained_folder(run_id, str(folder))
+        versions.append(register_candidate(MODEL, source, run_id, {"lineage.train_run_id": run_id}).version)
+    apply_decision(MODEL, versions[0], "promote", "gate", "first model", tags={"gate.decision": "promote"})
+    return {"v1": versions[0], "v2": versions[1]}
+
+
+def fail_on(monkeypatch, module, name: str, when=lambda *a, **k: True):
+    original = getattr(module, name)
+
+    def broken(*args, **kwargs):
+        if when(*args, **kwargs):
+            raise RuntimeError(f"injected failure in {name}")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, broken)
+
+
+STEPS = {
+    "tags": ("registry.models", "tag_version", lambda *a, **k: True),
+    "card": ("registry.models", "describe_version", lambda *a, **k: True),
+    "audit": ("registry.promotion", "record_decision", lambda *a, **k: True),
+    "alias previous": ("registry.models", "set_alias", lambda name, alias, version: alias == "previous"),
+    "alias champion": ("registry.models", "set_alias", lambda name, alias, version: alias == "champion"),
+}
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_a_failure_at_any_step_of_a_promotion_changes_nothing(registry_with_champion, monkeypatch, step):
+    import importlib
+
+    from registry.promotion import apply_decision
+
+    before = snapshot()
+    module, name, when = STEPS[step]
+    fail_on(monkeypatch, importlib.import_module(module), name, when)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        apply_decision(MODEL, registry_with_champion["v2"], "promote", "gate", "better", evidence_run_id=None,
+                       tags={"gate.decision": "promote", "gate.x.delta": "0.1"}, card="# card of v2")
+    monkeypatch.undo()
+    assert snapshot() == before
+
+
+def test_the_same_promotion_without_a_failure_moves_both_aliases(registry_with_champion):
+    from registry import models
+    from registry.promotion import apply_decision, rollback
+
+    v1, v2 = registry_with_champion["v1"], registry_with_champion["v2"]
+    assert apply_decision(MODEL, v2, "promote", "gate", "better", tags={"gate.decision": "promote"}, card="# v2") == v1
+    assert models.aliases_of(MODEL) == {"champion": v2, "challenger": v2, "previous": v1}
+    assert models.get_version(MODEL, v2).tags["gate.decision"] == "promote"
+    assert rollback(MODEL, "user:rm", "worse in production") == (v2, v1)
+    assert models.aliases_of(MODEL) == {"champion": v1, "challenger": v2}
+
+
+def test_promoting_a_version_that_does_not_exist_changes_nothing(registry_with_champion):
+    from registry.promotion import promote_by_hand
+
+    before = snapshot()
+    with pytest.raises(UserError, match=r"promotion-test has no version 999 \(it has v2.*v1"):
+        promote_by_hand(MODEL, 999, "user:rm", "typo")
+    assert snapshot() == before
+
+
+def test_rollback_with_nowhere_to_go_is_refused(registry_with_champion):
+    from registry.promotion import rollback
+
+    with pytest.raises(UserError, match="no previous version to roll back to"):
+        rollback(MODEL, "user:rm", "again")
+    with pytest.raises(UserError, match="no registered model named 'nope'"):
+        rollback("nope", "user:rm", "x")
+
+
+def test_bad_model_references_are_one_clear_line(registry_with_champion, capsys):
+    from llmops.cli import main
+
+    before = snapshot()
+    assert main(["promote", "--model", MODEL, "--version", "999", "--reason", "typo"]) == 2
+    assert main(["evaluate", "--model", f"models:/{MODEL}/999"]) == 2
+    assert main(["evaluate", "--model", "no-such-model@champion"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("error: model") for line in err)
+    assert "has no version 999" in err[0] and "no registered model named 'no-such-model'" in err[2]
+    assert "Traceback" not in "\n".join(err)
+    assert snapshot() == before
+
+
+def test_a_champion_moved_in_the_mlflow_ui_is_recorded_as_a_manual_promotion(registry_with_champion, capsys):
+    from llmops.cli import main
+    from registry import models
+    from registry.audit import read_audit
+    from registry.promotion import reconcile_champion
+    from registry.tracking import client
+
+    v1, v2 = registry_with_champion["v1"], registry_with_champion["v2"]
+    assert reconcile_champion(MODEL) is None  # the alias is where the log says
+    client().set_registered_model_alias(MODEL, "champion", str(v2))  # what the MLflow UI does
+    assert main(["models", MODEL]) == 0
+    out = capsys.readouterr().out
+    assert f"{MODEL} v{v2} was made champion outside llmops" in out and f"--model {MODEL}@champion --against previous" in out
+    last = read_audit(MODEL)[-1]
+    assert (last["action"], last["version"], last["metrics"]["replaced"]) == ("manual-promotion", v2, v1)
+    assert models.aliases_of(MODEL)["previous"] == v1 and models.get_version(MODEL, v2).tags["gate.decision"] == "manual-promotion"
+    assert reconcile_champion(MODEL) is None  # recorded once
