@@ -8,33 +8,17 @@ from pathlib import Path
 import pytest
 
 from configs.schema import TinyModelConfig, TrainConfig
-from tasks.data.demo import QUESTION_TEMPLATE, write_demo_data
+from tasks.data.demo import QUESTION_TEMPLATE
 from tasks.model.tiny import DONE_MARKER, build_tiny_model
 
-TINY = TinyModelConfig(hidden_size=64, num_layers=1, num_heads=2, pretrain_steps=5, vocab_size=400)  # 4-bit blocks need >= 64
 
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    return build_tiny_model(TINY, tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> dict:
-    paths = write_demo_data(tmp_path_factory.mktemp("demo"), 3, 40, 16, 8)
-    clean = Path(paths["train"]).with_name("sft.jsonl")
-    rows = [json.loads(l) for l in open(paths["train"]) if l.startswith('{"id": "train-')]
-    clean.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return paths | {"sft": str(clean)}
-
-
-def test_base_model_is_built_once_and_reloads(base, tmp_path):
+def test_base_model_is_built_once_and_reloads(base, tiny_config, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     marker = json.loads((base / DONE_MARKER).read_text())
     assert marker["parameters"] > 0 and len(marker["pretrain_losses"]) == 5
     stamp = (base / DONE_MARKER).stat().st_mtime
-    assert build_tiny_model(TINY, base.parent) == base and (base / DONE_MARKER).stat().st_mtime == stamp
+    assert build_tiny_model(tiny_config, base.parent) == base and (base / DONE_MARKER).stat().st_mtime == stamp
 
     tok = AutoTokenizer.from_pretrained(base)
     AutoModelForCausalLM.from_pretrained(base)

@@ -12,26 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from configs.schema import EvalConfig, ModelConfig, TinyModelConfig, TrainConfig
-from tasks.data.demo import QUESTION_TEMPLATE, write_demo_data
-from tasks.model.tiny import build_tiny_model
+from configs.schema import EvalConfig, ModelConfig, TrainConfig
+from tasks.data.demo import QUESTION_TEMPLATE
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = TinyModelConfig(hidden_size=64, num_layers=1, num_heads=2, pretrain_steps=5, vocab_size=400)
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    return build_tiny_model(TINY, tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> dict:
-    paths = write_demo_data(tmp_path_factory.mktemp("demo"), 5, 60, 24, 8)
-    rows = [json.loads(line) for line in open(paths["train"]) if line.startswith('{"id": "train-')]
-    sft = Path(paths["train"]).with_name("sft.jsonl")
-    sft.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return paths | {"sft": str(sft)}
 
 
 def test_loader_places_and_types_the_model_as_configured(base):
