@@ -26,7 +26,7 @@ from llmops.home import llmops_home
 from registry import tracking
 from registry.models import VersionInfo, resolve_model, version_by_alias
 from registry.prompts import PromptVersion, load_prompt, resolve_prompt
-from registry.stats import mean_interval
+from tasks.evaluate.intervals import mean_interval
 from tasks.evaluate import run as library
 from tasks.evaluate.plot import plot_scores
 from tasks.evaluate.suites import DATA_DIR, load_suite

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-
-def wilson_interval(successes: float, n: int) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 0.0
-    p, z = successes / n, 1.96
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+from tasks.evaluate.intervals import wilson_interval
 
 
 def plot_scores(scores: dict[str, list[float]], path: Path, title: str) -> Path:
@@ -23,7 +15,7 @@ def plot_scores(scores: dict[str, list[float]], path: Path, title: str) -> Path:
 
     labels = list(scores)
     means = [sum(s) / len(s) for s in scores.values()]
-    bounds = [wilson_interval(sum(s), len(s)) for s in scores.values()]
+    bounds = [wilson_interval(int(sum(s)), len(s)) if s else (0.0, 0.0) for s in scores.values()]
     errors = [[m - lo for m, (lo, _) in zip(means, bounds)], [hi - m for m, (_, hi) in zip(means, bounds)]]
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=110)
     colours = {"candidate": "#2a9d8f", "champion": "#e9c46a", "base": "#8d99ae"}

@@ -266,7 +266,7 @@ def test_summary_for_graded_scores_and_clusters():
 
 # --- one model's mean with an interval inside the score's range ---------------------------------
 
-from registry.stats import bootstrap_mean_interval, clopper_pearson_interval, mean_interval, wilson_interval  # noqa: E402
+from tasks.evaluate.intervals import bootstrap_mean_interval, clopper_pearson_interval, mean_interval, wilson_interval  # noqa: E402
 
 
 def test_one_success_in_200_keeps_the_lower_bound_at_or_above_zero():
@@ -332,7 +332,7 @@ def test_interval_edge_cases_and_bad_input():
 
 
 def test_wilson_bounds_contain_the_observed_share_exactly_at_the_edges():
-    from registry.stats import mean_interval, wilson_interval
+    from tasks.evaluate.intervals import mean_interval, wilson_interval
 
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
     for k in range(0, 11):
