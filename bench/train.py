@@ -147,6 +147,7 @@ def make_clock():
             self.tokens: list[int] = []  # real tokens the forward passes of that step got
             self.slots: list[int] = []  # token positions, padding included
             self.saves: dict[int, float] = {}  # step -> seconds its checkpoint save took
+            self.logs: dict[int, float] = {}  # step -> seconds from its end to its logged figures (loss sync, callbacks)
             self.settings: dict = {}
 
         def _now(self) -> float:
@@ -181,6 +182,7 @@ def make_clock():
 
         def on_log(self, args, state, control, **kwargs):
             self._mark = self._now()  # a save follows the log: time it from here
+            self.logs[state.global_step] = self._mark - self.ends[-1]
 
         def on_save(self, args, state, control, **kwargs):
             self.saves[state.global_step] = self._now() - self._mark
@@ -192,9 +194,10 @@ def make_clock():
             steps = len(self.tokens)
             seconds = self.ends[steps] - self.ends[warmup]
             saves = [s for step, s in self.saves.items() if warmup <= step < steps]  # those inside the window
+            logs = [s for step, s in self.logs.items() if warmup <= step < steps]
             tokens, slots = sum(self.tokens[warmup:]), sum(self.slots[warmup:])
             return {"steps": steps, "timed_steps": steps - warmup, "tokens": tokens, "seconds": seconds,
-                    "checkpoints": len(saves), "checkpoint_s": sum(saves),
+                    "checkpoints": len(saves), "checkpoint_s": sum(saves), "logs": len(logs), "logging_s": sum(logs),
                     "tokens_per_s": tokens / (seconds - sum(saves)), "tokens_per_s_with_checkpoints": tokens / seconds,
                     "padding_fraction": 1 - tokens / slots if slots else 0.0}
 
@@ -308,6 +311,7 @@ def run(args) -> dict:
     start = time.perf_counter()
     base = build_base(args.shape, cache, "cuda" if torch.cuda.is_available() else "cpu", args.seed)
     build_s = time.perf_counter() - start
+    release()
     work = Path(tempfile.mkdtemp(prefix="bench-train-", dir=args.work_dir))
     data = write_data(work / "sft.jsonl", load_tokenizer(base), args)
 
@@ -368,6 +372,8 @@ def run(args) -> dict:
         "padding_fraction": round(ours["clock"]["padding_fraction"], 4),
         "baseline_padding_fraction": round(plain["clock"]["padding_fraction"], 4),
         "checkpoints": ours["clock"]["checkpoints"], "checkpoint_s": round(ours["clock"]["checkpoint_s"], 3),
+        "logs": ours["clock"]["logs"], "logging_s": round(ours["clock"]["logging_s"], 3),
+        "baseline_logs": plain["clock"]["logs"], "baseline_logging_s": round(plain["clock"]["logging_s"], 3),
         "tokens_per_s_with_checkpoints": round(ours["clock"]["tokens_per_s_with_checkpoints"], 1),
         "overhead_with_checkpoints": round(base_tps / ours["clock"]["tokens_per_s_with_checkpoints"] - 1, 4),
         "peak_gib": _round(ours["peak_gib"], 3), "baseline_peak_gib": _round(plain["peak_gib"], 3),
@@ -423,8 +429,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--baseline-first", action="store_true", help="train the plain-TRL baseline first")
     p.add_argument("--eval-device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--eval-prompts", type=int, default=64)
-    p.add_argument("--eval-batch", type=int, default=32)
-    p.add_argument("--eval-new-tokens", type=int, default=32)
+    p.add_argument("--eval-batch", type=int, default=32, help="default: the eval config's batch_size")
+    p.add_argument("--eval-new-tokens", type=int, default=24, help="default: the eval config's max_new_tokens")
     p.add_argument("--eval-cpu-baseline", action="store_true", help="also generate on the CPU in fp32, for eval_speedup")
     p.add_argument("--eval-cpu-prompts", type=int, default=None, help="prompts for the CPU figure; default one batch")
     p.add_argument("--seed", type=int, default=0)
