@@ -302,8 +302,9 @@ def run(args) -> dict:
     from tasks.model.load import Placement, eval_placement, load_tokenizer, release, resolve_device
     from tasks.train.throughput import peak_tflops
 
-    if args.cpu_threads:
-        torch.set_num_threads(args.cpu_threads)
+    threads = args.cpu_threads or (1 if args.shape == "tiny" else None)
+    if threads:
+        torch.set_num_threads(threads)
     args.device = resolve_device(args.device)
     args.precision = args.precision or ("bf16" if args.device == "cuda" else "fp32")
     cache = Path(args.cache_dir or Path(tempfile.gettempdir()) / "llmops-bench-models")
@@ -377,6 +378,7 @@ def run(args) -> dict:
         "tokens_per_s_with_checkpoints": round(ours["clock"]["tokens_per_s_with_checkpoints"], 1),
         "overhead_with_checkpoints": round(base_tps / ours["clock"]["tokens_per_s_with_checkpoints"] - 1, 4),
         "peak_gib": _round(ours["peak_gib"], 3), "baseline_peak_gib": _round(plain["peak_gib"], 3),
+        "left_allocated_gib": {k: round(r["left_allocated_gib"], 3) for k, r in runs.items()} if args.device == "cuda" else None,
         "mfu": _figures(mfu(tps)), "baseline_mfu": _figures(mfu(base_tps)),
         "peak_tflops_assumed": f"{peak} TFLOP/s ({basis})" if peak else basis,
         "model_flops_per_token": per_token, "gpu_utilisation_mean": _round(throughput.get("gpu_utilisation_mean"), 1),
@@ -435,7 +437,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-cpu-prompts", type=int, default=None, help="prompts for the CPU figure; default one batch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cpu-threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's). 1 keeps CPU timings steady on a machine others share")
+                   help="torch CPU threads; default 1 for the tiny shape (its small matmuls gain nothing from more, "
+                   "and threads waiting on each other on a shared machine made its timings 10x worse), else torch's")
     p.add_argument("--cache-dir", default=None, help="where built bases are kept (default: <tmp>/llmops-bench-models)")
     p.add_argument("--work-dir", default=None, help="parent of the run's temporary folder (data, checkpoints, adapters)")
     p.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
