@@ -13,7 +13,7 @@ project's own (tasks/model/tiny.py, trained here in a second on the demo's phras
 far fewer than the real shapes' 128,256 embedding rows. The model's compute is that of the real shape
 (the output layer still scores all 128,256 tokens); only the rows a token id can reach differ.
 
-Data: the demo's arithmetic rows (one problem, about 36 tokens with this tokenizer), as many as
+Data: the demo's arithmetic rows (one problem, about 35 tokens with this tokenizer), as many as
 steps x batch x grad-accum sequences need (with --packing, rows are packed best-fit into --max-length).
 Unpacked, such short rows leave a GPU launch-bound; --row-tokens N joins problems into rows of about N
 tokens, so the unpacked figure measures the model rather than the row length.
