@@ -356,6 +356,10 @@ def run(args) -> dict:
     if args.eval_cpu_baseline:
         cpu = Placement(device="cpu", precision="fp32", attn_implementation=args.attn)
         cpu_eval = measure_eval(trained, cpu, prompts[: args.eval_cpu_prompts or args.eval_batch], args)
+    if not args.keep_work:  # adapters and checkpoints: about 1 GB for the 8B shape
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
 
     import peft
     import transformers
@@ -441,6 +445,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "and threads waiting on each other on a shared machine made its timings 10x worse), else torch's")
     p.add_argument("--cache-dir", default=None, help="where built bases are kept (default: <tmp>/llmops-bench-models)")
     p.add_argument("--work-dir", default=None, help="parent of the run's temporary folder (data, checkpoints, adapters)")
+    p.add_argument("--keep-work", action="store_true", help="keep the run's folder (data, checkpoints, adapters)")
     p.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
     args = p.parse_args(argv)
     if not 0 <= args.warmup_steps < args.steps:
