@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMOPS_HOME ?= $(CURDIR)/.llmops
 
-.PHONY: install run test ui prefect-server bench clean
+.PHONY: install run test ui prefect-server bench bench-train clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ prefect-server: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
+
+# The project's SFT against plain TRL; tiny on a CPU. On a GPU: bench/gpu/README.md (SHAPE=llama-8b ARGS="--packing").
+bench-train: $(STAMP)
+	$(BIN)/python bench/train.py --shape $(or $(SHAPE),tiny) $(ARGS)
 
 clean:
 	rm -rf $(LLMOPS_HOME)

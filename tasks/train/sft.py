@@ -25,7 +25,9 @@ from tasks.train.throughput import ThroughputMeter
 
 
 def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str,
-              on_log: StepSink | None = None, model_cfg: ModelConfig | None = None) -> dict:
+              on_log: StepSink | None = None, model_cfg: ModelConfig | None = None, callbacks: list | None = None) -> dict:
+    """`callbacks`: extra transformers `TrainerCallback`s, e.g. bench/train.py's step clock, which times
+    the same steps of this trainer and of a plain-TRL one."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -53,7 +55,7 @@ def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_di
         train_dataset=Dataset.from_list(sft_examples(data_path, template)),
         processing_class=tokenizer,
         peft_config=None if cfg.method == "full" else build_lora_config(cfg),
-        callbacks=[logger],
+        callbacks=[logger, *(callbacks or [])],
     )
     meter = ThroughputMeter(trainer, placement.device, full_weights=cfg.method == "full")
     return run_and_save(trainer, tokenizer, out, "sft", logger, meter, training_records(cfg, placement, base, "sft"))
