@@ -38,7 +38,7 @@ class TextSet:
     name: str
     paths: list[str]
     texts: list[str]
-    formats: dict[str, str]
+    formats: dict[str, dict[str, int]]  # input path -> rows per format
     read: int
     usable: int
     dropped: dict[str, int] = field(default_factory=dict)
@@ -165,5 +165,5 @@ def read_texts(source: str, max_rows: int, seed: int, curated_root: Path | None 
     paths = resolve_reference(source, curated_root, what)
     ledger = Ledger()
     texts, usable = sample(_prompts(paths, ledger, what, source), max_rows, seed)
-    return TextSet(name=what, paths=[str(p) for p in paths], texts=texts, formats=dict(ledger.formats),
+    return TextSet(name=what, paths=[str(p) for p in paths], texts=texts, formats={p: dict(c) for p, c in ledger.formats.items()},  # plain dicts: asdict() rebuilds a Counter from its items
                    read=ledger.read, usable=usable, dropped=dict(sorted(ledger.dropped.items())))
