@@ -165,5 +165,6 @@ def read_texts(source: str, max_rows: int, seed: int, curated_root: Path | None 
     paths = resolve_reference(source, curated_root, what)
     ledger = Ledger()
     texts, usable = sample(_prompts(paths, ledger, what, source), max_rows, seed)
-    return TextSet(name=what, paths=[str(p) for p in paths], texts=texts, formats={p: dict(c) for p, c in ledger.formats.items()},  # plain dicts: asdict() rebuilds a Counter from its items
+    formats = {p: dict(c) for p, c in ledger.formats.items()}  # plain dicts: asdict() rebuilds a Counter from its items
+    return TextSet(name=what, paths=[str(p) for p in paths], texts=texts, formats=formats,
                    read=ledger.read, usable=usable, dropped=dict(sorted(ledger.dropped.items())))
