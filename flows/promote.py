@@ -10,11 +10,14 @@ server is in use, the flow run pauses for a release manager's answer in the Pref
 
 from __future__ import annotations
 
+import os
+
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.input import RunInput
 
 from configs.schema import RunConfig
+from llmops.locks import home_lock
 from registry import models, tracking
 from registry.audit import record_decision
 from registry.card import render_model_card
@@ -35,7 +38,8 @@ def server_in_use() -> bool:
     from prefect.settings import get_current_settings
 
     url = get_current_settings().api.url
-    return bool(url) and "ephemeral" not in str(url)
+    # The home's own server (llmops/server.py) counts as temporary: nobody is expected at its UI.
+    return bool(url) and "ephemeral" not in str(url) and str(url) != os.environ.get("LLMOPS_HOME_PREFECT_URL")
 
 
 def ask_release_manager(name: str, version: int, gate: GateResult, timeout_s: int) -> Approval | None:
@@ -71,8 +75,9 @@ def promote_flow(config: RunConfig, trained: dict, evaluated: dict, curated: dic
             "prompt": f"{reg.prompt_name}/{trained['prompt_version']}",
             "base_model": trained["base"],
         }
-        version = models.register_version(reg.model_name, trained["model_uri"], trained["run_id"],
-                                          {f"lineage.{k}": v for k, v in lineage.items()})
+        with home_lock(f"registry-{reg.model_name}"):  # processes sharing a home take turns on the registry
+            version = models.register_version(reg.model_name, trained["model_uri"], trained["run_id"],
+                                              {f"lineage.{k}": v for k, v in lineage.items()})
         try:
             models.set_alias(reg.model_name, "challenger", version.version)
             models.tag_version(reg.model_name, version.version,
@@ -90,10 +95,11 @@ def promote_flow(config: RunConfig, trained: dict, evaluated: dict, curated: dic
                     by, why = f"user:{answer.approver or 'release-manager'}", answer.reason or "(no reason given)"
                     models.tag_version(reg.model_name, version.version, {"gate.approval": decision, "gate.decided_by": by,
                                                                          "gate.reason": why})
-            replaced = models.move_champion(reg.model_name, version.version) if decision == "promote" else None
-            record_decision(reg.model_name, version.version, decision, by, why, evidence_run_id=evaluated["run_id"],
-                            metrics={k: {"delta": c["delta"], "ci_low": c["ci_low"], "ci_high": c["ci_high"],
-                                         "p_value": c["p_value"]} for k, c in gate.comparisons.items()})
+            with home_lock(f"registry-{reg.model_name}"):
+                replaced = models.move_champion(reg.model_name, version.version) if decision == "promote" else None
+                record_decision(reg.model_name, version.version, decision, by, why, evidence_run_id=evaluated["run_id"],
+                                metrics={k: {"delta": c["delta"], "ci_low": c["ci_low"], "ci_high": c["ci_high"],
+                                             "p_value": c["p_value"]} for k, c in gate.comparisons.items()})
         except BaseException:
             models.delete_version(reg.model_name, version.version)
             raise

@@ -14,8 +14,11 @@ import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="llmops-test-"))
 os.environ["LLMOPS_HOME"] = str(_HOME)
-for var in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
+for var in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "LLMOPS_HOME_PREFECT_URL"):
     os.environ.pop(var, None)
+# CLI subprocesses keep Prefect's per-process temporary server: a per-home server (llmops/server.py)
+# would outlive them. tests/flows/test_processes.py covers the per-home server on homes of its own.
+os.environ["LLMOPS_PREFECT_SERVER"] = "ephemeral"
 
 from llmops.home import quiet_libraries, setup_environment  # noqa: E402
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from llmops.commands.common import add_config_args, tracking_uri
-from llmops.home import llmops_home
+from llmops.home import llmops_home, prepare_home
 
 CURATE_FORMATS = ["auto", "text", "messages", "alpaca", "qa", "pref", "hh"]  # configs.schema.CurateConfig.format
 CURATE_EPILOG = """\
@@ -66,6 +66,7 @@ def run(args) -> int:
         inputs = [str(Path(p).resolve()) for p in args.inputs]
         overrides += [f"data.inputs={json.dumps(inputs)}", f"data.eval_path={json.dumps(str(eval_path))}"]
     config = load_config(args.config, overrides)
+    prepare_home()
     from flows.curate import run_curate
 
     r = run_curate(config)

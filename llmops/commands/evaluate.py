@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from llmops.commands.common import add_config_args
-from llmops.home import llmops_home
+from llmops.home import llmops_home, prepare_home
 
 
 def register(sub) -> None:
@@ -51,6 +51,7 @@ def run(args) -> int:
     from configs.load import load_config
 
     config = load_config(args.config, overrides)
+    prepare_home()
     from registry.models import download_model_dir, resolve_version
 
     ref = args.model or f"{config.registry.model_name}@champion"
