@@ -80,8 +80,9 @@ def healthy(api_url: str, timeout_s: float = 3.0) -> bool:
     import urllib.error
     import urllib.request
 
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 never goes through a proxy
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout_s) as answer:
+        with direct.open(f"{api_url}/health", timeout=timeout_s) as answer:
             return answer.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -205,8 +206,8 @@ def ensure_server(home: Path | None = None) -> str | None:
             state = start_server(home)
             print(f"Prefect server of this home: {state['ui_url']} (UI); it keeps running until `llmops stop`",
                   file=sys.stderr, flush=True)
+        _register_client(home)  # under the lock: `llmops stop` sees every user of the server it may end
     os.environ["PREFECT_API_URL"] = os.environ[HOME_SERVER_VAR] = state["api_url"]
-    _register_client(home)
     return state["api_url"]
 
 

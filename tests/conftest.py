@@ -33,6 +33,18 @@ def llmops_home() -> Path:
     return _HOME
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_home_server_outlives_the_session(tmp_path_factory):
+    """A test that runs the CLI with an environment of its own (without LLMOPS_PREFECT_SERVER) starts
+    a home's Prefect server, which outlives it by design: the session ends every one it left."""
+    yield
+    from llmops.server import stop_server
+
+    for record in [*Path(tmp_path_factory.getbasetemp()).rglob("prefect/server.json"), _HOME / "prefect" / "server.json"]:
+        if record.exists():
+            stop_server(record.parent.parent, force=True)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
