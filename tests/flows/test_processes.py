@@ -88,13 +88,19 @@ def home(tmp_path_factory):
     run_cli(home, "stop", "--force", timeout=120)  # whatever a failed test left running
 
 
+@pytest.fixture(scope="module")
+def small(tiny_overrides) -> list[str]:
+    """`tiny_overrides`, smaller still: two runs share two cores, and only their bookkeeping is judged."""
+    return [*tiny_overrides, "model.tiny.pretrain_steps=20", "train.sft.max_steps=10", "train.dpo.max_steps=2"]
+
+
 pytestmark = pytest.mark.slow
 
 
-def test_two_nightlies_at_once_on_one_home(home, tiny_overrides, tmp_path):
+def test_two_nightlies_at_once_on_one_home(home, small, tmp_path):
     from llmops.server import live_clients, read_state
 
-    sets = [arg for o in [*tiny_overrides, "gate.min_gain_over_base=-1.0"] for arg in ("--set", o)]
+    sets = [arg for o in [*small, "gate.min_gain_over_base=-1.0"] for arg in ("--set", o)]
     procs = [start_cli(home, tmp_path / f"nightly-{i}", "nightly", *sets) for i in range(2)]
     wait_for(lambda: len(live_clients(home)) == 2, procs[0], tmp_path / "nightly-0", "both used the server")
     refused = run_cli(home, "stop", timeout=120)  # both still run: stopping the server would fail them
@@ -147,10 +153,10 @@ def sft_has_started(home: Path, experiment: str) -> bool:
         return False
 
 
-def test_killed_nightly_leaves_no_running_run_and_no_stray_server(home, tiny_overrides, tmp_path):
+def test_killed_nightly_leaves_no_running_run_and_no_stray_server(home, small, tmp_path):
     from llmops.server import read_state
 
-    sets = [arg for o in [*tiny_overrides, "train.sft.max_steps=400", "registry.experiment=killed"] for arg in ("--set", o)]
+    sets = [arg for o in [*small, "train.sft.max_steps=400", "registry.experiment=killed"] for arg in ("--set", o)]
     logs = tmp_path / "killed"
     nightly = start_cli(home, logs, "nightly", *sets)
     wait_for(lambda: sft_has_started(home, "killed"), nightly, logs, "SFT logged its loss")
