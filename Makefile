@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMOPS_HOME ?= $(CURDIR)/.llmops
 
-.PHONY: install run test ui prefect-server bench bench-train clean
+.PHONY: install run test ui prefect-server stop bench bench-train clean
 
 install: $(STAMP)
 
@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch ' + v + ' replaced the pinned 2.13.0')"
 	touch $(STAMP)
 
+# Starts (or reuses) the Prefect server of $(LLMOPS_HOME); it keeps running for the next run and
+# its UI: `make stop` ends it (see docs/local-server.md).
 run: $(STAMP)
 	$(BIN)/llmops nightly --config configs/nightly.yaml
 
@@ -27,11 +29,14 @@ test: $(STAMP)
 
 ui: $(STAMP)
 	@echo "MLflow UI: http://127.0.0.1:5000   (Ctrl-C to stop)"
-	@echo "Prefect UI: run 'make prefect-server' in another shell, then open http://127.0.0.1:4200"
+	@echo "Prefect UI: the address in $(LLMOPS_HOME)/prefect/server.json (the server 'make run' started)"
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(LLMOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000 --workers 1
 
 prefect-server: $(STAMP)
 	PREFECT_HOME=$(LLMOPS_HOME)/prefect $(BIN)/prefect server start --host 127.0.0.1
+
+stop: $(STAMP)
+	$(BIN)/llmops stop
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
@@ -41,4 +46,5 @@ bench-train: $(STAMP)
 	$(BIN)/python bench/train.py --shape $(or $(SHAPE),tiny) $(ARGS)
 
 clean:
+	-test ! -x $(BIN)/llmops || $(BIN)/llmops stop --force
 	rm -rf $(LLMOPS_HOME)

@@ -13,6 +13,8 @@ manager's answer in the Prefect UI.
 
 from __future__ import annotations
 
+import os
+
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.input import RunInput
@@ -41,7 +43,8 @@ def server_in_use() -> bool:
     from prefect.settings import get_current_settings
 
     url = get_current_settings().api.url
-    return bool(url) and "ephemeral" not in str(url)
+    # The home's own server (llmops/server.py) counts as temporary: nobody is expected at its UI.
+    return bool(url) and "ephemeral" not in str(url) and str(url) != os.environ.get("LLMOPS_HOME_PREFECT_URL")
 
 
 def ask_release_manager(name: str, version: int, gate: GateResult, timeout_s: int) -> Approval | None:

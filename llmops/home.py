@@ -8,14 +8,57 @@ outputs. A team points the same commands at its servers by setting `MLFLOW_TRACK
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 from pathlib import Path
 
+from llmops.errors import UserError
+
+# What a local run writes into, besides the home itself: each must stay writable once it exists.
+WRITTEN_INSIDE = ("prefect", "prefect/prefect.db", "mlflow.db", "artifacts", "models", "data", "runs", "cache", "locks")
+
 
 def llmops_home() -> Path:
     return Path(os.environ.get("LLMOPS_HOME", ".llmops")).resolve()
+
+
+def _home_subject() -> str:
+    """LLMOPS_HOME as the user set it, or the default it fell back to."""
+    given = os.environ.get("LLMOPS_HOME")
+    return f"LLMOPS_HOME={given}" if given else f"LLMOPS_HOME (unset, so {llmops_home()})"
+
+
+def check_home(home: Path) -> None:
+    """Creates the home and proves it writable, so a bad one fails here in a second, by name.
+
+    Without this a read-only home surfaced minutes later as Prefect's "Timed out while attempting
+    to connect to ephemeral Prefect API server" (the cause, SQLite's "unable to open database
+    file", buried in its output), and a home under a file as a NotADirectoryError traceback.
+    """
+    subject, fix = _home_subject(), "set LLMOPS_HOME to a folder you can write (it is created if missing)"
+    if home.exists() and not home.is_dir():
+        raise UserError(subject, f"{home} is a file, not a folder", fix)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        blocker = next((p for p in home.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise UserError(subject, f"cannot create {home}: {blocker} is a file, not a folder", fix) from None
+        raise UserError(subject, f"cannot create {home} ({err.strerror or err})", fix) from None
+    probe = home / f".write-test-{os.getpid()}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as err:
+        why = "read-only file system" if err.errno == errno.EROFS else (err.strerror or str(err))
+        raise UserError(subject, f"{home} is not writable ({why})",
+                        f"make it writable (e.g. chmod u+w {home}) or {fix}") from None
+    for name in WRITTEN_INSIDE:
+        inner = home / name
+        if inner.exists() and not os.access(inner, os.W_OK | (os.X_OK if inner.is_dir() else 0)):
+            raise UserError(subject, f"{inner} is not writable", f"make it writable (e.g. chmod -R u+w {home}) or {fix}")
 
 
 def tracking_uri() -> str:
@@ -27,9 +70,12 @@ def artifact_root() -> Path:
 
 
 def setup_environment() -> Path:
-    """Sets defaults for offline, local running. Must run before prefect or mlflow is imported."""
+    """Sets defaults for offline, local running. Must run before prefect or mlflow is imported.
+
+    Raises `UserError` naming LLMOPS_HOME when the home cannot be created or written.
+    """
     home = llmops_home()
-    home.mkdir(parents=True, exist_ok=True)
+    check_home(home)
     defaults = {
         "PREFECT_HOME": str(home / "prefect"),
         # The ephemeral Prefect server's 20 s default start-up timeout was seen to expire under load.
@@ -61,6 +107,26 @@ def setup_environment() -> Path:
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     return home
+
+
+def prepare_home() -> None:
+    """What a command that runs flows needs, once its config has been found good.
+
+    Not part of `setup_environment`: a bad config must fail before anything is started or
+    written. Points Prefect at the home's server (llmops/server.py), creates the MLflow store from
+    one process, and marks KILLED the runs that processes killed earlier left RUNNING.
+    """
+    import sys
+
+    from llmops.server import ensure_server
+    from registry.tracking import init_store, reap_dead_runs
+
+    ensure_server()
+    init_store()
+    reaped = reap_dead_runs()
+    if reaped:
+        print(f"marked {len(reaped)} MLflow run(s) KILLED that a killed process had left RUNNING: "
+              + ", ".join(reaped), file=sys.stderr)
 
 
 class UserErrorLogFilter:

@@ -7,19 +7,45 @@ on the version, an entry in the audit log, then two aliases (`previous` to the o
 fixed order — check the version and the aliases first, then the version's tags and card, then the
 audit record, the aliases last — and when any step fails, the steps already done are undone in
 reverse, so the registry is as it was. Registering a candidate works the same way.
+
+Processes sharing one LLMOPS_HOME (two nightlies at once) take turns: each public routine holds a
+lock of the home per model (`llmops.locks.home_lock`) from its first read of the aliases to its
+last write, so no routine acts on aliases another is moving.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any, Callable
+import threading
+from typing import Any, Callable, TypeVar
 
 from llmops.errors import UserError
+from llmops.locks import home_lock
 from registry import models
 from registry.audit import record_decision, remove_decision
 from registry.tracking import client
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+_held = threading.local()  # the model locks this thread holds: a locked routine may call another
+
+
+def serialised(fn: F) -> F:
+    """Runs `fn(name_or_info, ...)` under the home's registry lock of that model."""
+    @functools.wraps(fn)
+    def wrapper(target, *args, **kwargs):
+        name = target if isinstance(target, str) else target.name
+        held = getattr(_held, "names", None) or set()
+        if name in held:
+            return fn(target, *args, **kwargs)
+        _held.names = held | {name}
+        try:
+            with home_lock(f"registry-{name}"):
+                return fn(target, *args, **kwargs)
+        finally:
+            _held.names = held
+    return wrapper  # type: ignore[return-value]
 
 
 class Transaction:
@@ -99,6 +125,7 @@ def _existing_version(name: str, version: int) -> models.VersionInfo:
 # ------------------------------------------------------------------------------ registration
 
 
+@serialised
 def register_candidate(name: str, source: str, run_id: str, tags: dict[str, str]) -> models.VersionInfo:
     """Registers a trained folder as a new version of `name` and marks it `challenger`.
 
@@ -122,6 +149,7 @@ def register_candidate(name: str, source: str, run_id: str, tags: dict[str, str]
     return models.get_version(name, int(mv.version))
 
 
+@serialised
 def unregister_candidate(info: models.VersionInfo, challenger_before: int | None) -> None:
     """Undoes `register_candidate` when a later stage of the same pipeline failed."""
     c = client()
@@ -136,6 +164,7 @@ def unregister_candidate(info: models.VersionInfo, challenger_before: int | None
 # ------------------------------------------------------------------------------ decisions
 
 
+@serialised
 def apply_decision(name: str, version: int, decision: str, by: str, why: str, *, evidence_run_id: str | None = None,
                    tags: dict[str, str] | None = None, card: str | None = None,
                    metrics: dict[str, Any] | None = None) -> int | None:
@@ -159,6 +188,7 @@ def apply_decision(name: str, version: int, decision: str, by: str, why: str, *,
     return replaced
 
 
+@serialised
 def promote_by_hand(name: str, version: int, by: str, why: str) -> int | None:
     """A release manager's promotion: checked first, then recorded and applied in one routine."""
     if not why.strip():
@@ -167,6 +197,7 @@ def promote_by_hand(name: str, version: int, by: str, why: str) -> int | None:
                           tags={"gate.decision": "promote", "gate.decided_by": by, "gate.reason": why})
 
 
+@serialised
 def rollback(name: str, by: str, why: str) -> tuple[int, int]:
     """Moves `champion` back to `previous`; returns (demoted version, restored version)."""
     before = models.aliases_of(name)
@@ -203,6 +234,7 @@ def recorded_champion(name: str) -> int | None:
     return None
 
 
+@serialised
 def reconcile_champion(name: str) -> dict | None:
     """Notices a `champion` alias moved outside llmops (the MLflow UI, the API) and records it.
 

@@ -47,14 +47,22 @@ def _versions(name: str) -> list:
 
 
 def register_prompt_template(name: str, template: str, commit_message: str = "") -> int:
-    """Returns the version whose text equals `template`, registering a new one if none has it."""
+    """Returns the version whose text equals `template`, registering a new one if none has it.
+
+    Under a lock of the home: MLflow's get-or-create of a new prompt fails for the second of two
+    processes that register it at once, and two would register the same text twice.
+    """
     import mlflow
 
-    for pv in sorted(_versions(name), key=lambda p: -int(p.version)):
-        if pv.template == template:
-            return int(pv.version)
-    prompt = mlflow.genai.register_prompt(name=name, template=template, commit_message=commit_message or "registered by llmops")
-    return int(prompt.version)
+    from llmops.locks import home_lock
+
+    with home_lock(f"prompt-{name}"):
+        for pv in sorted(_versions(name), key=lambda p: -int(p.version)):
+            if pv.template == template:
+                return int(pv.version)
+        prompt = mlflow.genai.register_prompt(name=name, template=template,
+                                              commit_message=commit_message or "registered by llmops")
+        return int(prompt.version)
 
 
 def load_prompt(ref: str) -> PromptVersion:

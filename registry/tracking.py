@@ -173,6 +173,7 @@ def client():
 def ensure_experiment(name: str) -> str:
     """The experiment's id; a new local experiment keeps its artifacts under $LLMOPS_HOME."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
@@ -180,15 +181,79 @@ def ensure_experiment(name: str) -> str:
     location = None
     if os.environ.get("MLFLOW_TRACKING_URI", "").startswith("sqlite:"):
         location = (artifact_root() / name).as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another process created it since we looked
+        existing = mlflow.get_experiment_by_name(name)
+        if existing is None:
+            raise
+        return existing.experiment_id
+
+
+def init_store() -> None:
+    """Creates a new local SQLite store from one process at a time.
+
+    Several processes opening a brand-new SQLite database at once corrupt it for good (MLflow's
+    schema migrations race: `table _alembic_tmp_latest_metrics already exists`); once it exists,
+    concurrent writers are fine. A store elsewhere (a server, PostgreSQL) is left to itself.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri.startswith("sqlite:///"):
+        return
+    from llmops.locks import file_lock
+
+    with file_lock(Path(uri.removeprefix("sqlite:///"))):
+        client().search_experiments(max_results=1)
+
+
+def process_tags() -> dict[str, str]:
+    """Which process opens a run: what `reap_dead_runs` checks later."""
+    import socket
+
+    from llmops.server import process_started
+
+    started = process_started(os.getpid())
+    return {"llmops.host": socket.gethostname(), "llmops.pid": str(os.getpid()),
+            "llmops.pid_started": f"{started:.3f}" if started else ""}
+
+
+def reap_dead_runs() -> list[str]:
+    """Marks KILLED every RUNNING run opened on this host by a process that no longer runs.
+
+    A process killed with SIGKILL cannot end its runs, and MLflow would show them RUNNING
+    forever. Runs of other hosts (a shared tracking server) and runs without the process tags
+    (written by older versions) are left alone. Returns the ids of the runs it ended.
+    """
+    import socket
+
+    from llmops.server import is_alive
+
+    c, host = client(), socket.gethostname()
+    experiments = [e.experiment_id for e in c.search_experiments()]
+    if not experiments:
+        return []
+    reaped = []
+    for run in c.search_runs(experiments, f"attributes.status = 'RUNNING' and tags.`llmops.host` = '{host}'",
+                             max_results=1000):
+        tags = run.data.tags
+        try:
+            pid, started = int(tags["llmops.pid"]), float(tags["llmops.pid_started"]) if tags.get("llmops.pid_started") else None
+        except (KeyError, ValueError):
+            continue
+        if is_alive(pid, started):
+            continue
+        c.set_tag(run.info.run_id, "llmops.ended_by", f"process {pid} on {host} ended without closing the run")
+        c.set_terminated(run.info.run_id, status="KILLED")
+        reaped.append(run.info.run_id)
+    return reaped
 
 
 @contextlib.contextmanager
 def stage_run(experiment: str, name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None,
               resume_run_id: str | None = None) -> Iterator[str]:
     """Starts a run by id (or continues `resume_run_id`, an unfinished run of the same work), ends it
-    FINISHED or FAILED; yields the run id."""
-    all_tags = {"llmops.stage": name, "mlflow.runName": name, **(tags or {})}
+    FINISHED or FAILED; yields the run id. Tagged with its process (see `reap_dead_runs`)."""
+    all_tags = {"llmops.stage": name, "mlflow.runName": name, **process_tags(), **(tags or {})}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     commit = git_commit()

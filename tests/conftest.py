@@ -14,8 +14,11 @@ import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="llmops-test-"))
 os.environ["LLMOPS_HOME"] = str(_HOME)
-for var in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
+for var in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "LLMOPS_HOME_PREFECT_URL"):
     os.environ.pop(var, None)
+# CLI subprocesses keep Prefect's per-process temporary server: a per-home server (llmops/server.py)
+# would outlive them. tests/flows/test_processes.py covers the per-home server on homes of its own.
+os.environ["LLMOPS_PREFECT_SERVER"] = "ephemeral"
 
 from llmops.home import quiet_libraries, setup_environment  # noqa: E402
 
@@ -32,6 +35,18 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 @pytest.fixture(scope="session")
 def llmops_home() -> Path:
     return _HOME
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_home_server_outlives_the_session(tmp_path_factory):
+    """A test that runs the CLI with an environment of its own (without LLMOPS_PREFECT_SERVER) starts
+    a home's Prefect server, which outlives it by design: the session ends every one it left."""
+    yield
+    from llmops.server import stop_server
+
+    for record in [*Path(tmp_path_factory.getbasetemp()).rglob("prefect/server.json"), _HOME / "prefect" / "server.json"]:
+        if record.exists():
+            stop_server(record.parent.parent, force=True)
 
 
 @pytest.fixture(scope="session")

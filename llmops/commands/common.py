@@ -13,9 +13,13 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def load(args):
+    """The validated config; then the home is prepared for flows (server, store, dead runs)."""
     from configs.load import load_config
+    from llmops.home import prepare_home
 
-    return load_config(args.config, args.overrides)
+    config = load_config(args.config, args.overrides)
+    prepare_home()
+    return config
 
 
 def tracking_uri() -> str:

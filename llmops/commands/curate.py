@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from llmops.commands.common import add_config_args, tracking_uri
-from llmops.home import llmops_home
+from llmops.home import llmops_home, prepare_home
 
 CURATE_FORMATS = ["auto", "text", "messages", "alpaca", "qa", "pref", "hh"]  # configs.schema.CurateConfig.format
 CURATE_EPILOG = """\
@@ -65,6 +65,7 @@ def run(args) -> int:
         inputs = [str(Path(p).resolve()) for p in args.inputs]
         overrides += [f"data.inputs={json.dumps(inputs)}", f"data.eval_path={json.dumps(str(eval_path))}"]
     config = load_config(args.config, overrides)
+    prepare_home()
     from flows.curate import run_curate
     from llmops.errors import UserError
     from tasks.data.faults import CurationStopped

@@ -47,6 +47,9 @@ def run(args) -> int:
     load_config(args.config, args.overrides, check=False)  # a bad config or input fails here, before any work
     resolve_reference(args.reference, curated_root(), what="--reference")
     resolve_reference(args.current, None, what="--current")
+    from llmops.home import prepare_home
+
+    prepare_home()
     from flows.drift import drift_flow
 
     r = drift_flow(reference=args.reference, current=str(Path(args.current).resolve()), config_path=args.config or "",

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from llmops.commands.common import add_config_args
+from llmops.home import prepare_home
 
 EPILOG = """\
 examples:
@@ -47,6 +48,7 @@ def run(args) -> int:
     config = load_config(args.config, overrides, check=not args.suite)
     if args.suite:  # the gate narrows with the suites asked for
         config = check_run_config(narrowed_to_suites(config, args.suite), args.config or "configs/nightly.yaml")
+    prepare_home()
     from registry.models import resolve_version
 
     ref = args.model or f"{config.registry.model_name}@champion"

@@ -11,7 +11,9 @@ question-and-answer format, so the base model knows some arithmetic but not the 
 from __future__ import annotations
 
 import json
+import os
 import random
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +160,10 @@ def write_demo_data(out_dir: Path, seed: int, n_train: int, n_pref: int, n_eval:
 
     paths = {"train": out_dir / "train.jsonl", "pref": out_dir / "pref.jsonl", "eval": out_dir / "eval.jsonl"}
     for key, lines in (("train", train_lines), ("pref", pref_lines), ("eval", eval_lines)):
-        paths[key].write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # Whole files only: another process on the same home may be reading the previous copy.
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{key}-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(tmp, paths[key])
     return {k: str(v) for k, v in paths.items()}
 

@@ -15,6 +15,7 @@ import json
 import os
 from pathlib import Path
 
+from llmops.locks import file_lock
 from tasks.evaluate.suites import Suite
 
 MODEL_KEY_VERSION = "1"
@@ -67,7 +68,8 @@ class ItemCache:
         self._ids = {item["id"] for item in suite.items}
         self._records: dict[str, dict] = {}
         if self.path.exists():
-            self._load()
+            with file_lock(self.path):  # a process sharing this home may be appending: never read half a batch
+                self._load()
 
     def _load(self) -> None:
         data = self.path.read_bytes()
@@ -106,7 +108,7 @@ class ItemCache:
         if not records:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
+        with file_lock(self.path), open(self.path, "a", encoding="utf-8") as f:
             f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
             f.flush()
             os.fsync(f.fileno())

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from configs.schema import TinyModelConfig
+from llmops.locks import file_lock
 from tasks.data import demo
 
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
@@ -104,13 +105,24 @@ def pretrain(model, tokenizer, corpus: list[str], steps: int, seed: int, seq_len
 
 
 def build_tiny_model(cfg: TinyModelConfig, models_dir: Path) -> Path:
-    """Builds (or reuses) the tiny base model; returns its folder."""
+    """Builds (or reuses) the tiny base model; returns its folder.
+
+    Under a lock per folder: processes sharing a home would otherwise build the same model at
+    once and collide when moving it into place. The second one waits, then reuses the folder.
+    """
+    out = Path(models_dir) / f"tiny-{config_key(cfg)}"
+    if (out / DONE_MARKER).exists():
+        return out
+    with file_lock(out):
+        if not (out / DONE_MARKER).exists():
+            _build(cfg, out)
+    return out
+
+
+def _build(cfg: TinyModelConfig, out: Path) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    out = models_dir / f"tiny-{config_key(cfg)}"
-    if (out / DONE_MARKER).exists():
-        return out
     if out.exists():  # a build that crashed half-way: start it again
         shutil.rmtree(out)
     torch.manual_seed(cfg.seed)
@@ -140,5 +152,4 @@ def build_tiny_model(cfg: TinyModelConfig, models_dir: Path) -> Path:
     marker = {"config": cfg.model_dump(), "parameters": n_params, "pretrain_losses": losses}
     (tmp / DONE_MARKER).write_text(json.dumps(marker))
     tmp.rename(out)
-    return out
 
