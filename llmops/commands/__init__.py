@@ -1,3 +1,3 @@
 """One module per `llmops` verb: each has `register(subparsers)` and the function that runs it."""
 
-VERBS = ["nightly", "curate", "train", "evaluate", "promote", "models", "serve", "drift"]
+VERBS = ["nightly", "curate", "train", "evaluate", "promote", "models", "serve", "worker", "drift"]
