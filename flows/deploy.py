@@ -1,19 +1,30 @@
 """Every flow as a Prefect deployment, so the Prefect UI shows each as a form a person can fill.
 
-    PREFECT_API_URL=http://127.0.0.1:4200/api llmops serve
+    PREFECT_API_URL=http://127.0.0.1:4200/api llmops serve      one process serves them all
+    PREFECT_API_URL=http://127.0.0.1:4200/api llmops worker     the same, on a process work pool
 
 Each flow takes one validated `RunConfig` (the form starts from configs/nightly.yaml, every field
-with its default and description) plus plain references a person can type: a dataset hash or
-`latest`, a train run id, `name@alias`. Every parameter has a default, so a schedule, or a person
-pressing "Run" without opening the form, starts a valid run. The nightly deployment runs on a cron
-schedule (02:00 UTC unless `--cron` says otherwise); the monitor daily. For work pools and workers
-instead of a serving process, see infra/prefect.yaml and `llmops worker`.
+with its default) plus plain references a person can type: a dataset hash or `latest`, a train run
+id, `name@alias`. Every parameter has a default, so a schedule, or a person pressing "Run" without
+opening the form, starts a valid run. The nightly deployment runs on a cron schedule (02:00 UTC
+unless `--cron` says otherwise), the monitor and the drift check daily.
+
+`build_deployments` is the one list both commands use, and infra/prefect.yaml writes the same
+deployments out for `prefect deploy --all` (tests/unit/test_infra.py checks that they agree). For
+a work pool each deployment also names the checkout its code is in: the worker changes into that
+folder (the pull step) and imports the flow from there, so a run executes the code of the checkout
+`llmops worker` was started from.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 NIGHTLY_CRON = "0 2 * * *"
 MONITOR_CRON = "0 6 * * *"
+DEFAULT_POOL = "llmops-local"
+# The checkout that holds flows/: what a worker changes into before it loads a flow.
+SOURCE = Path(__file__).resolve().parents[1]
 
 DESCRIPTIONS = {
     "nightly": "Curate, train, evaluate and promote, every night.",
@@ -24,7 +35,10 @@ DESCRIPTIONS = {
     "prompt": "Gate a prompt version on the champion with the model gate's statistics; move production if it passes.",
     "monitor": "Re-evaluate the champion and judge it against its promotion scores; roll back on a regression if configured.",
 }
-# The drift check takes plain fields (reference, current file, thresholds' config) and builds its own deployment.
+# Two nightlies at once would train into the same home and race for the same aliases.
+CONCURRENCY = {"nightly": 1}
+# The drift check takes plain fields (reference, current file, thresholds' config) and builds its own
+# deployment (flows/drift.py: drift_deployment); it is added to the list below.
 
 
 def flows_by_name() -> dict:
@@ -40,19 +54,80 @@ def flows_by_name() -> dict:
             "promote": promote_flow, "prompt": prompt_flow, "monitor": monitor_flow}
 
 
-def build_deployments(cron: str = NIGHTLY_CRON) -> list:
+def build_deployments(cron: str = NIGHTLY_CRON, source: Path | None = None) -> list:
+    """Every flow's deployment. With `source` (a checkout) each is set up for a work pool: the
+    worker runs it from that folder; without, for `serve`, which runs them in its own process.
+
+    Entrypoints are module paths (`flows.evaluate.evaluate_flow`), not files: Prefect loads a flow
+    file as a top-level module named after the file, with flows/ first on sys.path, so
+    flows/evaluate.py would stand in for the `evaluate` library and every evaluation would fail.
+    """
+    from prefect.deployments.runner import EntrypointType
+
+    from flows.drift import drift_deployment, drift_flow
+
     schedules = {"nightly": cron, "monitor": MONITOR_CRON}
     out = []
     for name, fl in flows_by_name().items():
         kwargs = {"cron": schedules[name]} if name in schedules else {}
+        if name in CONCURRENCY:
+            kwargs["concurrency_limit"] = CONCURRENCY[name]
         out.append(fl.to_deployment(name=name, tags=["llmops"] + (["scheduled"] if name in schedules else []),
-                                    description=DESCRIPTIONS[name], **kwargs))
-    from flows.drift import drift_deployment
+                                    description=DESCRIPTIONS[name], entrypoint_type=EntrypointType.MODULE_PATH, **kwargs))
+    drift = drift_deployment()  # its name, description, tags and schedule are flows/drift.py's
+    out.append(drift_flow.to_deployment(name=drift.name, description=drift.description, tags=drift.tags,
+                                        schedules=drift.schedules, entrypoint_type=EntrypointType.MODULE_PATH))
+    if source is not None:
+        from prefect.runner.storage import LocalStorage
 
-    return out + [drift_deployment()]
+        for deployment in out:
+            deployment.storage = LocalStorage(str(source))
+    return out
 
 
 def serve(cron: str = NIGHTLY_CRON) -> None:
     from prefect import serve as prefect_serve
 
     prefect_serve(*build_deployments(cron))
+
+
+def ensure_process_pool(pool: str) -> bool:
+    """Creates the process work pool `pool` unless it exists; True when it was created."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    from llmops.errors import UserError
+
+    with get_client(sync_client=True) as client:
+        try:
+            found = client.read_work_pool(pool)
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process",
+                                                   base_job_template=ProcessWorker.get_default_base_job_template()))
+            return True
+    if found.type != "process":
+        raise UserError(f"--pool {pool}", f"is a {found.type!r} work pool; `llmops worker` runs flows as local processes",
+                        "give the name of a process pool, or a new name to create one")
+    return False
+
+
+def deploy_to_pool(pool: str = DEFAULT_POOL, cron: str = NIGHTLY_CRON, source: Path = SOURCE) -> list[str]:
+    """Creates the pool if missing and (re)deploys every flow to it; returns the deployments' full names."""
+    ensure_process_pool(pool)
+    names = []
+    for deployment in build_deployments(cron, source):
+        deployment.apply(work_pool_name=pool)
+        names.append(f"{deployment.flow_name}/{deployment.name}")
+    return names
+
+
+def keep_prompt_placeholders() -> dict[str, str]:
+    """A build step for `prefect deploy` (infra/prefect.yaml). Prefect fills `{{ name }}` in the
+    file from the build steps' outputs and empties one it has no value for, so the `{{question}}`
+    of a prompt template written in a deployment's config would vanish (and the config check then
+    fails every run). Given each prompt field as its own value, the template comes through as written."""
+    from tasks.prompts import FIELDS
+
+    return {field: "{{" + field + "}}" for field in FIELDS}

@@ -29,7 +29,7 @@ PREFECT_FILE = INFRA / "prefect.yaml"
 ACCELERATE_DIR = INFRA / "accelerate"
 
 SERVICES = {"postgres", "minio", "minio-init", "mlflow", "mlflow-init", "prefect-server", "prefect-worker"}
-DEPLOYMENTS = {"nightly", "curate", "train", "evaluate", "promote", "nightly-gpu"}
+DEPLOYMENTS = {"nightly", "curate", "train", "evaluate", "promote", "prompt", "monitor", "drift", "nightly-gpu"}
 POOLS = {"llmops-cpu", "llmops-gpu"}
 DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 # `$$` is compose's escape for a literal `$` (expanded later by the container's shell).
@@ -325,7 +325,10 @@ def test_docker_compose_refuses_the_example_as_it_is() -> None:
 # -- prefect.yaml ------------------------------------------------------------------------------
 
 def _flow_function(entrypoint: str) -> ast.FunctionDef:
-    path, _, name = entrypoint.partition(":")
+    # A module path (`flows.evaluate.evaluate_flow`), imported from the repository root.
+    module, _, name = entrypoint.rpartition(".")
+    path = module.replace(".", "/") + ".py"
+    assert ":" not in entrypoint and not entrypoint.endswith(".py"), f"entrypoint {entrypoint}: give a module path"
     source = ROOT / path
     assert source.is_file(), f"entrypoint {entrypoint}: {path} does not exist"
     tree = ast.parse(source.read_text(encoding="utf-8"))
@@ -344,14 +347,34 @@ def _deployments() -> dict[str, dict]:
     return {d["name"]: d for d in deployments}
 
 
+def _constant(path: Path, name: str):
+    """A top-level constant of a flows/ file (`NIGHTLY_CRON = "0 2 * * *"`), read without importing it."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{path.relative_to(ROOT)} defines no {name}")
+
+
+DEPLOY_PY = ROOT / "flows" / "deploy.py"
+
+
 def test_prefect_yaml_has_the_deployments_on_known_pools() -> None:
     deployments = _deployments()
     assert set(deployments) == DEPLOYMENTS
     for name, dep in deployments.items():
         assert dep["work_pool"]["name"] in POOLS, f"{name}: unknown pool {dep['work_pool']['name']}"
         assert "LLMOPS_HOME" in dep["work_pool"]["job_variables"]["env"], name
-    assert deployments["nightly"]["work_pool"]["name"] == "llmops-cpu"
     assert deployments["nightly-gpu"]["work_pool"]["name"] == "llmops-gpu"
+    # Every flow `llmops serve` and `llmops worker` deploy, on the CPU pool, with the same description.
+    on_cpu = {name: dep for name, dep in deployments.items() if dep["work_pool"]["name"] == "llmops-cpu"}
+    described = _constant(DEPLOY_PY, "DESCRIPTIONS")
+    assert set(on_cpu) == set(described) | {"drift"}
+    for name, text in described.items():
+        assert on_cpu[name]["description"] == text, name
+        assert on_cpu[name]["entrypoint"] == f"flows.{name}.{name}_flow", name
+    assert on_cpu["drift"]["entrypoint"] == "flows.drift.drift_flow"
+    assert on_cpu["nightly"].get("concurrency_limit") == _constant(DEPLOY_PY, "CONCURRENCY")["nightly"] == 1
 
 
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
@@ -362,9 +385,25 @@ def test_deployment_entrypoint_and_parameters_match_the_flow(name: str) -> None:
     accepted = {a.arg for a in args}
     given = set(dep.get("parameters") or {})
     assert given <= accepted, f"{name}: parameters {sorted(given - accepted)} are not arguments of {func.name}"
-    # `config: RunConfig` has no default, so a deployment without it cannot start a run.
-    assert "config" in given, f"{name}: give `config` (an empty mapping means every default)"
-    RunConfig.model_validate(dep["parameters"]["config"])
+    # A schedule starts a run with the deployment's parameters only: every argument needs a default.
+    defaults = func.args.defaults + [d for d in func.args.kw_defaults if d is not None]
+    assert len(defaults) == len(args), f"{name}: every argument of {func.name} needs a default"
+    if "config" in given:
+        RunConfig.model_validate(dep["parameters"]["config"])
+
+
+def test_deploy_time_templating_keeps_every_deployment_as_written() -> None:
+    """`prefect deploy` fills each `{{ name }}` in prefect.yaml from its build steps' outputs and
+    empties one it has no value for: a prompt template's `{{question}}` must come through."""
+    from prefect.utilities.templating import apply_values
+
+    from flows.deploy import keep_prompt_placeholders
+
+    assert {"flows.deploy.keep_prompt_placeholders": {}} in _load(PREFECT_FILE)["build"]
+    for name, dep in _deployments().items():
+        assert apply_values(dep, keep_prompt_placeholders()) == dep, name
+    # Without the step, the GPU nightly would start every run with a template its config check refuses.
+    assert apply_values(_deployments()["nightly-gpu"], {})["parameters"]["config"]["prompt"]["template"] == "Solve: "
 
 
 def test_nightly_gpu_config_equals_its_config_file() -> None:
@@ -421,16 +460,12 @@ def test_schedules_are_valid_cron_in_a_real_timezone() -> None:
     assert (nightly["cron"], nightly["timezone"], nightly.get("active", True)) == ("0 2 * * *", "UTC", True)
 
 
-def test_nightly_cron_agrees_with_the_serve_command() -> None:
-    deploy = ROOT / "flows" / "deploy.py"
-    if not deploy.is_file():
-        pytest.skip("no flows/deploy.py")
-    tree = ast.parse(deploy.read_text(encoding="utf-8"))
-    crons = [n.value.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
-             and any(getattr(t, "id", "") == "NIGHTLY_CRON" for t in n.targets)]
-    if not crons:
-        pytest.skip("flows/deploy.py defines no NIGHTLY_CRON")
-    assert _deployments()["nightly"]["schedules"][0]["cron"] == crons[0]
+def test_schedules_agree_with_the_serve_and_worker_commands() -> None:
+    schedules = {name: [s["cron"] for s in dep.get("schedules") or []]
+                 for name, dep in _deployments().items() if dep["work_pool"]["name"] == "llmops-cpu"}
+    expected = {"nightly": [_constant(DEPLOY_PY, "NIGHTLY_CRON")], "monitor": [_constant(DEPLOY_PY, "MONITOR_CRON")],
+                "drift": [_constant(ROOT / "flows" / "drift.py", "DRIFT_CRON")]}
+    assert schedules == {name: expected.get(name, []) for name in schedules}
 
 
 # -- accelerate --------------------------------------------------------------------------------

@@ -1,0 +1,124 @@
+"""`llmops worker`: every flow deployed to a process work pool, and a worker that runs them.
+
+    prefect server start                                   # in another terminal
+    export PREFECT_API_URL=http://127.0.0.1:4200/api
+    llmops worker                                          # pool llmops-local; Ctrl-C stops it
+
+Unlike `llmops serve`, the deployments stay on the server with their schedules when this process
+stops, and any worker polling the pool runs them (`prefect worker start --pool llmops-local` does
+the same as the last step here). Each flow run is a child process that inherits this process's
+environment: the same LLMOPS_HOME and MLFLOW_TRACKING_URI, whatever folder the run starts in.
+Ctrl-C stops the worker and cancels what it was running, so that no run stays `Running` in the UI.
+The path through the UI, form by form: docs/deployments.md.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+from llmops.errors import UserError
+
+API_HINT = "start one with `prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+
+
+def register(sub) -> None:
+    from flows.deploy import DEFAULT_POOL, NIGHTLY_CRON
+
+    p = sub.add_parser("worker", help="deploy every flow to a process work pool and run a worker on it "
+                                      "(needs PREFECT_API_URL)")
+    p.add_argument("--pool", default=DEFAULT_POOL, metavar="NAME",
+                   help=f"process work pool to deploy to and poll; created if missing (default: {DEFAULT_POOL})")
+    p.add_argument("--cron", default=NIGHTLY_CRON, help="schedule of the nightly deployment (default: 02:00 UTC)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from llmops.home import llmops_home
+
+    url = os.environ.get("PREFECT_API_URL", "")
+    if not url:
+        raise UserError("PREFECT_API_URL", "is not set; `llmops worker` needs a Prefect server that the UI and the "
+                        "worker share (a temporary one would vanish with this process)", API_HINT)
+    check_server(url)
+    from llmops.home import prepare_home
+
+    prepare_home()  # the MLflow store created once, runs a killed worker left RUNNING marked KILLED
+    # Flow runs start in the checkout (the deployments' pull step): a relative home would move with them.
+    os.environ["LLMOPS_HOME"] = str(llmops_home())
+    from flows.deploy import deploy_to_pool
+
+    names = deploy_to_pool(args.pool, args.cron)
+    print(f"deployed to work pool {args.pool}: {', '.join(names)}", file=sys.stderr)
+    print(f"runs: the Prefect UI ({url.removesuffix('/api')}), Deployments; state: {llmops_home()}", file=sys.stderr)
+    print(f"worker on {args.pool} polling; Ctrl-C stops it", file=sys.stderr)
+    name = f"llmops-{socket.gethostname()}-{os.getpid()}"
+    try:
+        start_worker(args.pool, name)
+    except KeyboardInterrupt:
+        pass
+    stopped = stop_runs(args.pool, name)
+    if stopped:
+        print(f"cancelled the runs it had in progress: {', '.join(stopped)}", file=sys.stderr)
+    print("worker stopped", file=sys.stderr)
+    return 0
+
+
+def check_server(url: str) -> None:
+    """One clear line when the server is not there, before anything else touches it."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        problem = client.api_healthcheck()
+    if problem is not None:
+        raise UserError(f"PREFECT_API_URL={url}", f"no Prefect server answers there ({type(problem).__name__})",
+                        API_HINT)
+
+
+def start_worker(pool: str, name: str) -> None:
+    """Polls the pool until interrupted; each flow run is a child process in its own process group."""
+    import asyncio
+
+    from prefect.workers.process import ProcessWorker
+
+    async def work() -> None:
+        await ProcessWorker(work_pool_name=pool, name=name, create_pool_if_not_found=False).start()
+
+    asyncio.run(work())
+
+
+OPEN_STATES = ("PENDING", "RUNNING", "PAUSED", "CANCELLING")
+
+
+def stop_runs(pool: str, worker_name: str) -> list[str]:
+    """Ends what the worker was running when it stopped. Prefect's worker signals each run's process
+    group as it exits but leaves the run `Running` on the server for good; here every such run, and
+    the subflow runs inside it, is cancelled with the reason, and a process still alive is killed.
+    Returns the names of the runs cancelled."""
+    import contextlib
+    import signal
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterParentFlowRunId, FlowRunFilterState,
+                                                FlowRunFilterStateType, WorkPoolFilter, WorkPoolFilterName)
+    from prefect.states import Cancelled
+
+    still_open = FlowRunFilterState(type=FlowRunFilterStateType(any_=list(OPEN_STATES)))
+    stopped = []
+    with get_client(sync_client=True) as client:
+        runs = [run for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(state=still_open),
+                                                     work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])))
+                if run.labels.get("prefect.worker.name") == worker_name]
+        for run in runs:
+            if str(run.infrastructure_pid or "").isdigit():  # the leader of the run's own process group
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(int(run.infrastructure_pid), signal.SIGKILL)
+        while runs:
+            for run in runs:
+                client.set_flow_run_state(run.id, Cancelled(message=f"stopped with worker {worker_name} (Ctrl-C)"),
+                                          force=True)
+                stopped.append(run.name)
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                state=still_open, parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id for run in runs])))
+    return stopped
