@@ -15,17 +15,22 @@ EPILOG = """\
 examples:
   llmops nightly                                   the whole pipeline on the embedded default
   llmops nightly --set train.sft.max_steps=50      the same, with one config value changed
-  llmops curate --config configs/nightly.yaml      only the data stage
-  llmops evaluate --model models:/tiny-arith@champion
-  llmops models                                    versions and aliases in the registry
+  llmops nightly --config configs/chat.yaml --set 'data.inputs=[chats.jsonl]' --set data.eval_path=held.jsonl
+                                                   your own data, model and prompt
+  llmops curate --input corpus.jsonl.gz            the data stage alone; prints the dataset hash
+  llmops train --dataset latest                    train on the newest curation; registers a challenger
+  llmops evaluate --model tiny-arith@challenger    against the champion and the base
+  llmops promote --train-run RUN_ID                the gate decides
   llmops models history tiny-arith                 every decision: who, when, why, evidence
   llmops rollback --model tiny-arith --reason "bad answers in production"
-  llmops serve                                     deployments for the Prefect UI (nightly on cron)
+  llmops drift --reference latest --current requests.jsonl
+  llmops worker                                    every stage as a form in the Prefect UI (needs PREFECT_API_URL)
 
-state: everything lives under $LLMOPS_HOME (now: {home}); MLflow UI: `make ui`.
-Set MLFLOW_TRACKING_URI / PREFECT_API_URL to use a team's servers instead.
+state: everything lives under $LLMOPS_HOME (now: {home}); its Prefect server runs until `llmops stop`;
+MLflow UI: `make ui`. Set MLFLOW_TRACKING_URI / PREFECT_API_URL to use a team's servers instead.
+Exit codes: 0 done, 2 bad input (one line on stderr says what to change), 3 a check found a problem
+(regression, drift, rejected prompt).
 """
-
 
 
 def build_parser() -> argparse.ArgumentParser:

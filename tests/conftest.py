@@ -72,4 +72,7 @@ def tiny_overrides() -> list[str]:
         "model.tiny.pretrain_steps=60", "model.tiny.hidden_size=64", "model.tiny.num_layers=2",
         "train.sft.max_steps=40", "train.sft.batch_size=8", "train.preference.max_steps=6", "train.preference.batch_size=4",
         "eval.max_new_tokens=16",
+        # Latency and cost are timings: on a shared 2-core machine they swing by more than the 2x the
+        # gate allows, and would decide a test by load. Their gate checks have unit tests (test_gate.py).
+        "gate.max_latency_increase=null", "gate.max_cost_increase=null",
     ]

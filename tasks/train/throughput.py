@@ -1,8 +1,10 @@
 """What a training run did with its hardware: tokens/s, padding, peak memory, GPU utilisation, MFU.
 
-Counted where the data really is: a wrapper around the trainer's data collator adds up the tokens
+Counted where the data really is: a wrapper around the trainer's data collator records the tokens
 of every batch it builds (real tokens from the attention mask, or every token when batches are
-padding-free) and the slots they occupy, so the padding fraction is measured, not estimated.
+padding-free) and the slots they occupy, so the padding fraction is measured, not estimated. Only
+the batches the trainer stepped on count: the data loader builds one or more ahead (prefetch), and
+those were never trained on. A callback counts the micro-batches consumed.
 
 MFU (model FLOPs utilisation) = model FLOPs per token x tokens/s / the device's peak. Model FLOPs
 per token: 6 N for full fine-tuning and 4 N for LoRA/QLoRA (frozen weights need no weight gradient),
@@ -48,23 +50,46 @@ def matmul_parameters(model) -> int:
 
 
 class CountingCollator:
-    """Wraps a data collator and counts real tokens, padded slots and sequences of every batch."""
+    """Wraps a data collator and records (real tokens, padded slots, sequences) of every batch, in order."""
 
     def __init__(self, inner):
         self.inner = inner
-        self.tokens = self.slots = self.sequences = 0
+        self.batches: list[tuple[int, int, int]] = []
 
     def __call__(self, examples):
         batch = self.inner(examples)
+        tokens = slots = sequences = 0
         for key, ids in batch.items():
             if not key.endswith("input_ids") or not hasattr(ids, "numel"):
                 continue
             mask = batch.get(key.replace("input_ids", "attention_mask"))
-            self.slots += ids.numel()
-            self.tokens += int(mask.sum()) if mask is not None else ids.numel()
+            slots += ids.numel()
+            tokens += int(mask.sum()) if mask is not None else ids.numel()
             positions = batch.get("position_ids") if key == "input_ids" else None
-            self.sequences += int((positions == 0).sum()) if positions is not None and mask is None else ids.shape[0]
+            sequences += int((positions == 0).sum()) if positions is not None and mask is None else ids.shape[0]
+        self.batches.append((tokens, slots, sequences))
         return batch
+
+    def totals(self, consumed: int | None = None) -> tuple[int, int, int]:
+        """(tokens, slots, sequences) of the first `consumed` batches (all when None)."""
+        kept = self.batches if consumed is None else self.batches[:consumed]
+        return sum(b[0] for b in kept), sum(b[1] for b in kept), sum(b[2] for b in kept)
+
+
+def batch_counter():
+    """A TrainerCallback counting the micro-batches the trainer consumed: one per substep, one per step."""
+    from transformers import TrainerCallback
+
+    class BatchCounter(TrainerCallback):
+        consumed = 0
+
+        def on_substep_end(self, args, state, control, **kwargs):
+            self.consumed += 1
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.consumed += 1
+
+    return BatchCounter()
 
 
 class UtilisationSampler:
@@ -112,6 +137,8 @@ class ThroughputMeter:
         self.device, self.full_weights = device, full_weights
         self.collator = CountingCollator(trainer.data_collator)
         trainer.data_collator = self.collator
+        self.counter = batch_counter()
+        trainer.add_callback(self.counter)
         model = trainer.model
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.params = matmul_parameters(base)
@@ -127,12 +154,13 @@ class ThroughputMeter:
             self.sampler.start()
 
     def summary(self, seconds: float) -> dict[str, Any]:
-        c = self.collator
-        tokens_per_s = c.tokens / seconds if seconds > 0 else 0.0
-        mean_seq = c.tokens / c.sequences if c.sequences else 0.0
+        tokens, slots, sequences = self.collator.totals(self.counter.consumed)
+        tokens_per_s = tokens / seconds if seconds > 0 else 0.0
+        mean_seq = tokens / sequences if sequences else 0.0
         per_token = (6 if self.full_weights else 4) * self.params + 12 * self.layers * self.hidden * mean_seq
-        out: dict[str, Any] = {"tokens": c.tokens, "tokens_per_s": tokens_per_s,
-                               "padding_fraction": 1 - c.tokens / c.slots if c.slots else 0.0,
+        out: dict[str, Any] = {"tokens": tokens, "tokens_per_s": tokens_per_s, "batches": self.counter.consumed,
+                               "batches_built": len(self.collator.batches),
+                               "padding_fraction": 1 - tokens / slots if slots else 0.0,
                                "mean_sequence_tokens": mean_seq, "model_flops_per_token": per_token,
                                "peak_gpu_memory_gib": None, "gpu_utilisation_mean": None, "gpu_utilisation_samples": [],
                                "mfu": None, "peak_tflops_assumed": None, "device": self.device}

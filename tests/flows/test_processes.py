@@ -153,13 +153,20 @@ def sft_has_started(home: Path, experiment: str) -> bool:
         return False
 
 
+def sft_checkpoints(home: Path) -> list[Path]:
+    """Complete SFT checkpoints (the trainer writes trainer_state.json last) of every train run."""
+    return list((home / "runs").glob("*/checkpoints-sft/checkpoint-*/trainer_state.json"))
+
+
 def test_killed_nightly_leaves_no_running_run_and_no_stray_server(home, small, tmp_path):
+    """Killed inside SFT after a checkpoint: the next start marks its runs KILLED, the same `train`
+    command resumes the killed train run from that checkpoint, and no server is orphaned."""
     from llmops.server import read_state
 
     sets = [arg for o in [*small, "train.sft.max_steps=400", "registry.experiment=killed"] for arg in ("--set", o)]
     logs = tmp_path / "killed"
     nightly = start_cli(home, logs, "nightly", *sets)
-    wait_for(lambda: sft_has_started(home, "killed"), nightly, logs, "SFT logged its loss")
+    wait_for(lambda: sft_has_started(home, "killed") and sft_checkpoints(home), nightly, logs, "SFT wrote a checkpoint")
     nightly.send_signal(signal.SIGKILL)
     nightly.wait(timeout=60)
     left = {r.info.run_id: r.data.tags["llmops.stage"] for r in running_runs(home)}
@@ -173,6 +180,15 @@ def test_killed_nightly_leaves_no_running_run_and_no_stray_server(home, small, t
     for run_id in left:
         run = store(home).get_run(run_id)
         assert run.info.status == "KILLED" and f"process {nightly.pid} " in run.data.tags["llmops.ended_by"]
+
+    # The same training, started again, continues the killed run from its last checkpoint.
+    killed_train = next(run_id for run_id, stage in left.items() if stage == "train")
+    train = run_cli(home, "train", *sets)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert "trained (resumed)" in train.stdout and f"MLflow run: {killed_train}" in train.stdout
+    assert store(home).get_run(killed_train).info.status == "FINISHED"
+    summary = json.loads((home / "runs" / killed_train / "sft_summary.json").read_text())
+    assert summary["steps"] == 400 and "/checkpoints-sft/checkpoint-" in summary["resumed_from"]
 
     # No server was orphaned: the only one is the documented per-home server, which `llmops stop` ends.
     state = read_state(home)

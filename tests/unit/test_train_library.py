@@ -56,6 +56,13 @@ def test_packing_gives_the_same_first_step_loss(base, demo, tmp_path):
     assert first(packed) == pytest.approx(first(padded), rel=1e-3)
     assert packed["throughput"]["tokens"] == padded["throughput"]["tokens"]
     assert packed["throughput"]["padding_fraction"] == 0.0 < padded["throughput"]["padding_fraction"]
+    # Only batches trained on count: two steps over the same eight rows are twice one step's tokens,
+    # though the data loader built a batch ahead of each.
+    two = train_sft(str(base), str(data), QUESTION_TEMPLATE,
+                    TrainConfig.model_validate(common | {"sft": {"max_steps": 2, "batch_size": 8, "max_length": 1024}}),
+                    str(tmp_path / "c"))
+    assert padded["throughput"]["batches"] == 1 and two["throughput"]["batches"] == 2
+    assert two["throughput"]["tokens"] == 2 * padded["throughput"]["tokens"]
 
 
 def test_a_run_killed_after_a_checkpoint_resumes_there(base, demo, tmp_path):
