@@ -134,9 +134,13 @@ def promote_prompt_cli(config: RunConfig, name: str, number: int, reason: str) -
     if reason.strip():
         candidate = prompts.load_prompt(ref)
         version = models.resolve_version(f"{config.registry.model_name}@champion")
-        live = prompts.live_prompt(name) or version_prompt(version, config)
+        aliased = prompts.live_prompt(name)
+        live = aliased or version_prompt(version, config)
         record_prompt_decision(candidate, live, version, "promote", actor(), reason, None, None)
-        print(f"prompt {ref} is live (@{prompts.LIVE_ALIAS}), promoted by hand; it was {live.ref}")
+        # With no version @production yet, the champion served its own prompt: say so rather than
+        # naming that version as if it had held the alias.
+        before = live.ref if aliased else f"none (the champion used its own, {live.ref})"
+        print(f"prompt {ref} is live (@{prompts.LIVE_ALIAS}), promoted by hand; @{prompts.LIVE_ALIAS} before: {before}")
         return 0
     result = prompt_flow(config, prompt=ref)
     _print(result)
