@@ -115,14 +115,15 @@ def record_prompt_decision(candidate: prompts.PromptVersion, live: prompts.Promp
             tx.step("alias production", lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, candidate.version),
                     (lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, before.version)) if before
                     else (lambda: prompts.delete_prompt_alias(candidate.name, prompts.LIVE_ALIAS)))
-            _show_live_prompt(tx, version, candidate)
+            _show_live_prompt(tx, version, candidate, by)
 
 
-def _show_live_prompt(tx: Transaction, version: models.VersionInfo, live: prompts.PromptVersion) -> None:
-    """The champion's card and tags name the prompt version now served with it."""
+def _show_live_prompt(tx: Transaction, version: models.VersionInfo, live: prompts.PromptVersion, by: str) -> None:
+    """The champion's card and tags name the prompt version now served with it, and who moved it there."""
     card = tracking.client().get_model_version(version.name, str(version.version)).description or ""
     marker = "\n## Live prompt\n"
-    card = card.split(marker)[0].rstrip() + f"\n{marker}`{live.ref}` (moved through the prompt gate; trained with "\
+    how = "moved through the prompt gate" if by == "gate" else f"promoted by hand, {by}"
+    card = card.split(marker)[0].rstrip() + f"\n{marker}`{live.ref}` ({how}; trained with "\
         f"`{version.tags.get('lineage.prompt', '?')}`):\n\n```\n{live.template}\n```\n"
     tags_step(tx, version, {"prompt.live": live.ref})
     card_step(tx, version, card)
