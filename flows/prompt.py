@@ -115,14 +115,15 @@ def record_prompt_decision(candidate: prompts.PromptVersion, live: prompts.Promp
             tx.step("alias production", lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, candidate.version),
                     (lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, before.version)) if before
                     else (lambda: prompts.delete_prompt_alias(candidate.name, prompts.LIVE_ALIAS)))
-            _show_live_prompt(tx, version, candidate)
+            _show_live_prompt(tx, version, candidate, by)
 
 
-def _show_live_prompt(tx: Transaction, version: models.VersionInfo, live: prompts.PromptVersion) -> None:
-    """The champion's card and tags name the prompt version now served with it."""
+def _show_live_prompt(tx: Transaction, version: models.VersionInfo, live: prompts.PromptVersion, by: str) -> None:
+    """The champion's card and tags name the prompt version now served with it, and who moved it there."""
     card = tracking.client().get_model_version(version.name, str(version.version)).description or ""
     marker = "\n## Live prompt\n"
-    card = card.split(marker)[0].rstrip() + f"\n{marker}`{live.ref}` (moved through the prompt gate; trained with "\
+    how = "moved through the prompt gate" if by == "gate" else f"promoted by hand, {by}"
+    card = card.split(marker)[0].rstrip() + f"\n{marker}`{live.ref}` ({how}; trained with "\
         f"`{version.tags.get('lineage.prompt', '?')}`):\n\n```\n{live.template}\n```\n"
     tags_step(tx, version, {"prompt.live": live.ref})
     card_step(tx, version, card)
@@ -134,9 +135,13 @@ def promote_prompt_cli(config: RunConfig, name: str, number: int, reason: str) -
     if reason.strip():
         candidate = prompts.load_prompt(ref)
         version = models.resolve_version(f"{config.registry.model_name}@champion")
-        live = prompts.live_prompt(name) or version_prompt(version, config)
+        aliased = prompts.live_prompt(name)
+        live = aliased or version_prompt(version, config)
         record_prompt_decision(candidate, live, version, "promote", actor(), reason, None, None)
-        print(f"prompt {ref} is live (@{prompts.LIVE_ALIAS}), promoted by hand; it was {live.ref}")
+        # With no version @production yet, the champion served its own prompt: say so rather than
+        # naming that version as if it had held the alias.
+        before = live.ref if aliased else f"none (the champion used its own, {live.ref})"
+        print(f"prompt {ref} is live (@{prompts.LIVE_ALIAS}), promoted by hand; @{prompts.LIVE_ALIAS} before: {before}")
         return 0
     result = prompt_flow(config, prompt=ref)
     _print(result)

@@ -136,7 +136,9 @@ def train_flow(config: RunConfig = default_config(), dataset: str = "latest", pa
                    "prompt": prompt.ref, "base": base, "model_dir": result["path"], "resumed": bool(resume),
                    "metrics": metrics}
         tracking.log_json(run_id, summary, "lineage/trained.json")
+        # The run id is what the promote form asks for (train_run): say it where a person reads the result.
         logger.info(f"trained {config.train.method} on {base}: registered {reg.model_name} v{version.version} "
-                    f"(challenger); {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
+                    f"(challenger) from train run {run_id} (promote: train_run={run_id}); "
+                    f"{json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
         return summary
 

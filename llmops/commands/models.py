@@ -37,7 +37,7 @@ def run(args) -> int:
             print(f"no decisions recorded for {args.name}")
         for e in entries:
             version = f"v{e['version']}" if e.get("version") is not None else "-"
-            print(f"{e['time']}  {e['action']:<15} {version:<5} by {e['by']:<24} {e['why']}"
+            print(f"{e['time']}  {e['action']:<16} {version:<5} by {e['by']:<24} {e['why']}"
                   + (f"  (evidence run {e['evidence_run_id']})" if e.get("evidence_run_id") else ""))
         return 0
     names = [args.name] if args.name else registered_names()
@@ -49,7 +49,7 @@ def run(args) -> int:
         for v in list_versions(name):
             aliases = ",".join(v.aliases) or "-"
             decision = v.tags.get("gate.decision", "-")
-            print(f"  v{v.version:<4} aliases={aliases:<22} gate={decision:<8} dataset={v.tags.get('lineage.dataset_hash', '')[:12]}"
+            print(f"  v{v.version:<4} aliases={aliases:<22} gate={decision:<16} dataset={v.tags.get('lineage.dataset_hash', '')[:12]}"
                   f" train_run={v.run_id}")
     return 0
 

@@ -261,7 +261,7 @@ def test_untrained_base_as_challenger_is_rejected_with_statistics(first, tiny_ov
     assert any(r.startswith("arithmetic/exact_match.gain_over_base") for r in result.reasons())
 
 
-def test_prompt_changes_are_gated_like_models(first, tiny_overrides):
+def test_prompt_changes_are_gated_like_models(first, tiny_overrides, capsys):
     """A worse template is rejected with its evidence on the prompt version; a release manager can
     still make one live by hand; the better one then wins `production` back through the gate."""
     from flows.prompt import promote_prompt_cli, prompt_flow
@@ -286,17 +286,21 @@ def test_prompt_changes_are_gated_like_models(first, tiny_overrides):
     assert {"gate.arithmetic.chrf.delta", "gate.arithmetic.chrf.ci_low", "gate.arithmetic.chrf.p_value"} <= set(tags)
     assert prompts.live_prompt(name) is None  # nothing moved
 
+    capsys.readouterr()
     assert promote_prompt_cli(config(), name, int(bad_version), "trying a playful prompt") == 0
     assert prompts.live_prompt(name).ref == bad["candidate"]
+    assert f"@production before: none (the champion used its own, {trained})" in capsys.readouterr().out
+    from registry.tracking import client
+
+    by_hand = client().get_model_version(MODEL, str(champion.version)).description
+    assert f"## Live prompt\n`{bad['candidate']}` (promoted by hand, user:" in by_hand
     good = prompt_flow(config(), prompt=trained)
     assert good["decision"] == "promote" and good["live"] == bad["candidate"]
     assert prompts.live_prompt(name).ref == trained
     assert prompts.prompt_version_tags(name, int(trained.split("/")[1]))["gate.decision"] == "promote"
     card = version_by_alias(MODEL, "champion")
     assert card.tags["prompt.live"] == trained
-    from registry.tracking import client
-
-    assert f"## Live prompt\n`{trained}`" in client().get_model_version(MODEL, str(card.version)).description
+    assert f"## Live prompt\n`{trained}` (moved through the prompt gate;" in client().get_model_version(MODEL, str(card.version)).description
     actions = [(e["action"], e["version"], e["by"]) for e in read_audit(f"prompt:{name}")]
     assert actions[-3:] == [("reject", int(bad_version), "gate"), ("promote", int(bad_version), actions[-2][2]),
                             ("promote", int(trained.split("/")[1]), "gate")]

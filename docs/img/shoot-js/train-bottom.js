@@ -1,0 +1,2 @@
+prop('dataset (Optional)').scrollIntoView({block: 'center'});
+await sleep(300);

@@ -1,0 +1,6 @@
+// Prefect run form of the walkthrough (docs/walkthrough-data-scientist.md): what the data scientist types.
+typeInto(document.querySelector('input'), 'gsm8k-hh-qa-prompt');
+await setProp('dataset (Optional)', '40bae01470bc');
+await setIn('Sft (Optional)', 'Max Steps', '60');
+await setIn('Preference (Optional)', 'Max Steps', '10');
+await setIn('Prompt (Optional)', 'Template', 'Question: {{question}} End with #### and the number.');
