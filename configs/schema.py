@@ -183,6 +183,8 @@ class SftConfig(Strict):
     batch_size: int = Field(16, ge=1, description="sequences per device and step (packed sequences with packing)")
     grad_accum: int = Field(1, ge=1)
     max_length: int = Field(128, ge=16, description="tokens per sequence; with packing, the length rows are packed to")
+    max_dropped_fraction: float = Field(0.2, ge=0.0, le=1.0, description="largest share of rows whose prompt fills "
+                                        "max_length (no answer token left) before training stops")
 
 
 class PreferenceConfig(Strict):
