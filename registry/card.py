@@ -58,15 +58,27 @@ def render_model_card(
     for c in gate["checks"]:
         lines.append(f"| {c['name']} | {'yes' if c['passed'] else 'no'} | {c['detail']} |")
     if gate.get("comparisons"):
-        lines += ["", "| comparison | delta | 95% CI | p | MDE | method |", "|---|---|---|---|---|---|"]
+        # The p that decided: one-sided against the margin (or the gain over base), Holm-adjusted across rules.
+        lines += ["", "| comparison | delta | 95% CI | p (one-sided vs margin, Holm) | MDE | method |",
+                  "|---|---|---|---|---|---|"]
         for name, c in gate["comparisons"].items():
             mde = f"{c['mde']:.3f}" if c.get("mde") is not None else ""
             lines.append(f"| {name} | {c['delta']:+.3f} | [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | "
-                         f"{c.get('p_adjusted', c['p_value']):.4f} | {mde} | {c.get('method', '')} |")
+                         f"{c.get('p_adjusted', c.get('p_value_margin', c['p_value'])):.4f} | {mde} | {c.get('method', '')} |")
     lines += [
         "",
         "## Limitations",
-        "- A tiny model trained in minutes: it gets many sums wrong, and knows nothing outside the task.",
-        "- Scores come from one synthetic eval split; they say nothing about other tasks or languages.",
+        *limitations(config, metrics),
     ]
     return "\n".join(lines) + "\n"
+
+
+def limitations(config: dict[str, Any], metrics: list[str]) -> list[str]:
+    """What the card cannot promise, from what was trained and measured rather than fixed text."""
+    base = config["model"]["base"]
+    suites = sorted({m.split("/", 1)[0] for m in metrics})
+    model = ("- A tiny model built and trained in minutes: it gets many answers wrong and knows nothing outside the task."
+             if base == "embedded" else
+             f"- Fine-tuned from `{base}`: it keeps that model's limitations and learned only what its dataset holds.")
+    return [model, f"- Scores come from the suites above ({', '.join(suites) or 'none'}) on their items only; "
+                   "they say nothing about other tasks, languages or inputs unlike those items."]

@@ -248,12 +248,46 @@ def reap_dead_runs() -> list[str]:
     return reaped
 
 
+def prefect_link() -> dict[str, str]:
+    """Tags naming the Prefect flow run this code runs in, if any, so each UI leads to the other: the
+    MLflow run's description links the flow run, and the flow run's log names the MLflow run.
+    Prefect is only looked at when the caller already imported it (the registry does not need it)."""
+    import sys
+
+    if "prefect" not in sys.modules:
+        return {}
+    from prefect.runtime import flow_run
+
+    if not flow_run.id:
+        return {}
+    link = {"llmops.prefect_flow_run_id": flow_run.id, "llmops.prefect_flow_run": flow_run.name or ""}
+    url = flow_run.ui_url
+    if url:
+        link |= {"llmops.prefect_flow_run_url": url,
+                 "mlflow.note.content": f"Prefect flow run [{flow_run.name}]({url}) ({flow_run.flow_name})"}
+    return link
+
+
+def _announce(run_id: str, experiment: str, name: str) -> None:
+    import sys
+
+    if "prefect" not in sys.modules:
+        return
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        get_run_logger().info(f"MLflow run {run_id} ({name}, experiment {experiment!r})")
+    except MissingContextError:
+        pass
+
+
 @contextlib.contextmanager
 def stage_run(experiment: str, name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None,
               resume_run_id: str | None = None) -> Iterator[str]:
     """Starts a run by id (or continues `resume_run_id`, an unfinished run of the same work), ends it
     FINISHED or FAILED; yields the run id. Tagged with its process (see `reap_dead_runs`)."""
-    all_tags = {"llmops.stage": name, "mlflow.runName": name, **process_tags(), **(tags or {})}
+    all_tags = {"llmops.stage": name, "mlflow.runName": name, **process_tags(), **prefect_link(), **(tags or {})}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     commit = git_commit()
@@ -267,6 +301,7 @@ def stage_run(experiment: str, name: str, parent_run_id: str | None = None, tags
                 client().set_tag(run_id, key, value)
     else:
         run_id = client().create_run(ensure_experiment(experiment), tags=all_tags, run_name=name).info.run_id
+    _announce(run_id, experiment, name)
     try:
         yield run_id
     except BaseException as exc:

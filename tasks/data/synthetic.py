@@ -74,16 +74,18 @@ class SyntheticConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="generate variants; needs 'synthesize' in curate.steps")
     teacher: str = Field("", description="'local:<model folder or hub name>' or 'http:<OpenAI-compatible base URL>'")
     api_model: str | None = Field(None, description="model name sent to an http: teacher")
     api_key_env: str = Field("OPENAI_API_KEY", description="name of the env var holding the key (never the key)")
-    operations: list[Operation] = Field(default_factory=lambda: ["rephrase"])
+    operations: list[Operation] = Field(
+        default_factory=lambda: ["rephrase"],
+        description="rephrase: the same question in other words; harder, simpler: a new instruction and answer")
     variants_per_seed: int = Field(1, ge=1, description="variants per seed and operation")
     max_seeds: int | None = Field(None, ge=1, description="a seeded sample of this many sft seeds; None = all")
-    max_new_tokens: int = Field(96, ge=1)
+    max_new_tokens: int = Field(96, ge=1, description="tokens the teacher may write per reply")
     temperature: float = Field(0.7, ge=0, description="0 = greedy")
-    seed: int = 0
+    seed: int = Field(0, description="seed of the max_seeds sample and of the teacher's sampling")
     timeout_s: float = Field(60, gt=0, description="per HTTP request")
     max_retries: int = Field(3, ge=0, description="HTTP retries on 429, 5xx and network errors")
 

@@ -76,8 +76,44 @@ def sft_examples(path: str, template: str) -> list[dict]:
         for m in messages:
             if m["role"] == "user":
                 m["content"] = render_prompt(template, m["content"])
-        examples.append({"prompt": messages[:-1], "completion": messages[-1:]})
+        examples.append({"id": str(row.get("id", len(examples))), "prompt": messages[:-1], "completion": messages[-1:]})
     return examples
+
+
+def prompt_tokens(tokenizer, prompt: list[dict]) -> int:
+    encoded = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+    return len(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+
+
+def answerless_rows(examples: list[dict], tokenizer, max_length: int, out: Path, stage: str,
+                    max_fraction: float) -> dict[str, Any]:
+    """Rows whose prompt alone fills `max_length` tokens: truncation leaves them no answer token, so trl
+    drops them (or, packed, they add no loss). They are written to `<stage>_dropped.jsonl` with the
+    reason, so no row is lost unrecorded; when more than `max_fraction` of the rows are such, training
+    stops before it starts, saying which setting to change."""
+    from llmops.errors import UserError
+
+    lengths = [prompt_tokens(tokenizer, ex["prompt"]) for ex in examples]
+    lost = [(ex, n) for ex, n in zip(examples, lengths) if n >= max_length]
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{stage}_dropped.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for ex, n in lost:
+            f.write(json.dumps({"id": ex["id"], "reason": "prompt_fills_max_length", "prompt_tokens": n,
+                                "max_length": max_length}) + "\n")
+    report = {"rows": len(examples), "dropped_prompt_fills_max_length": len(lost), "dropped_path": str(path),
+              "longest_prompt_tokens": max(lengths, default=0)}
+    if examples and len(lost) / len(examples) > max_fraction:
+        p95 = sorted(lengths)[int(0.95 * (len(lengths) - 1))]
+        raise UserError(f"train.{stage}.max_length={max_length}",
+                        f"{len(lost)} of {len(examples)} training rows ({len(lost) / len(examples):.0%}) have a prompt "
+                        f"of {max_length} tokens or more, so truncation would leave them no answer to learn "
+                        f"(e.g. row {lost[0][0]['id']}: {lost[0][1]} tokens; the longest: {report['longest_prompt_tokens']})",
+                        f"raise train.{stage}.max_length above {p95} tokens plus the answer's length (95% of the "
+                        f"prompts have at most {p95}), "
+                        f"shorten the prompt template, or accept the loss with train.{stage}.max_dropped_fraction "
+                        f"(now {max_fraction}); the rows are listed in {path}")
+    return report
 
 
 def pref_examples(path: str, template: str) -> list[dict]:
@@ -173,7 +209,8 @@ def write_examples(trainer, tokenizer, out: Path, name: str) -> Path:
     return path
 
 
-def run_and_save(trainer, tokenizer, out: Path, name: str, logger, meter, records: dict[str, Any]) -> dict:
+def run_and_save(trainer, tokenizer, out: Path, name: str, logger, meter, records: dict[str, Any],
+                 rows: dict[str, Any] | None = None) -> dict:
     """Trains (from the last checkpoint if there is one), saves the result as `out/name` with its
     tokenizer and records, and writes `out/<name>_summary.json` and `out/<name>_examples.jsonl`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +227,7 @@ def run_and_save(trainer, tokenizer, out: Path, name: str, logger, meter, record
         (final / filename).write_text(json.dumps(payload, indent=1))
     summary = {"path": str(final), "train_loss": float(result.training_loss), "seconds": seconds,
                "steps": int(result.global_step), "resumed_from": resume, "history": logger.history,
-               "examples": str(examples),
+               "examples": str(examples), "rows": rows or {},
                "throughput": meter.summary(seconds)}
     (out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
     return summary

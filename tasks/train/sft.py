@@ -18,8 +18,8 @@ from pathlib import Path
 from configs.schema import ModelConfig, TrainConfig
 from tasks.model.load import load_for_training, load_tokenizer, training_placement
 from tasks.train.common import (
-    StepSink, build_lora_config, finished, make_step_logger, run_and_save, sft_examples, shared_trainer_args,
-    training_records,
+    StepSink, answerless_rows, build_lora_config, finished, make_step_logger, run_and_save, sft_examples,
+    shared_trainer_args, training_records,
 )
 from tasks.train.throughput import ThroughputMeter
 
@@ -37,6 +37,8 @@ def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_di
         return done | {"skipped": True}
     placement = training_placement(cfg, model_cfg or ModelConfig())
     tokenizer = load_tokenizer(base)
+    examples = sft_examples(data_path, template)
+    rows = answerless_rows(examples, tokenizer, cfg.sft.max_length, out, "sft", cfg.sft.max_dropped_fraction)
     model = load_for_training(base, placement, cfg.activation_checkpointing)
     args = SFTConfig(
         **shared_trainer_args(cfg, placement, out, "sft", cfg.sft.max_steps, log_points=50),
@@ -52,10 +54,11 @@ def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_di
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(sft_examples(data_path, template)),
+        train_dataset=Dataset.from_list([{k: ex[k] for k in ("prompt", "completion")} for ex in examples]),
         processing_class=tokenizer,
         peft_config=None if cfg.method == "full" else build_lora_config(cfg),
         callbacks=[logger, *(callbacks or [])],
     )
     meter = ThroughputMeter(trainer, placement.device, full_weights=cfg.method == "full")
-    return run_and_save(trainer, tokenizer, out, "sft", logger, meter, training_records(cfg, placement, base, "sft"))
+    return run_and_save(trainer, tokenizer, out, "sft", logger, meter, training_records(cfg, placement, base, "sft"),
+                        rows)

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from tests.servers import VENV_BIN, mlflow_env, prefect_server, started
+from tests.unit.test_config_forms import description_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL = "llmops-test"
@@ -42,7 +43,8 @@ SCHEDULED = {"nightly": "0 2 * * *", "monitor": "0 6 * * *", "drift": "0 6 * * *
 def form_problems(schema: dict) -> list[str]:
     """Why a deployment's form would not start a run as it is, or would show a field a person
     cannot fill: a parameter without a default or a description, or one that is neither a plain
-    value (text, number, flag, list of texts, empty-able text) nor the one RunConfig."""
+    value (text, number, flag, list of texts, empty-able text) nor the one RunConfig; and, inside
+    RunConfig, every nested field without a short description (`description_problems`)."""
     problems = [f"{name}: required" for name in schema.get("required") or []]
     for name, prop in schema["properties"].items():
         if "default" not in prop:
@@ -53,7 +55,9 @@ def form_problems(schema: dict) -> list[str]:
         for kind in kinds:
             plain = kind.get("type") in PLAIN_TYPES | {"null"} or (
                 kind.get("type") == "array" and kind.get("items", {}).get("type") in PLAIN_TYPES)
-            if not plain and kind.get("$ref") != "#/definitions/RunConfig":
+            if kind.get("$ref") == "#/definitions/RunConfig":
+                problems += description_problems(kind, schema.get("definitions") or {}, where=name)
+            elif not plain:
                 problems.append(f"{name}: not a plain field ({json.dumps(kind)[:80]})")
     return problems
 
@@ -64,6 +68,11 @@ def test_form_problems_names_what_a_form_lacks() -> None:
                              "c": {"type": "string", "description": "fine", "default": "x"}}, "required": ["a"]}
     assert form_problems(schema) == ["a: required", "a: no description", 'b: not a plain field ({"type": "object", '
                                      '"default": {}, "description": "a mapping"})']
+    nested = {"properties": {"config": {"$ref": "#/definitions/RunConfig", "default": {}, "description": "the run"}},
+              "definitions": {"RunConfig": {"properties": {"seed": {"type": "integer"},
+                                                           "name": {"type": "string", "description": "x" * 300}}}}}
+    assert form_problems(nested) == ["config.seed: no description", "config.name: description of 300 characters "
+                                     "(limit 200)"]
 
 
 def test_every_deployment_form_field_has_a_default_and_a_description() -> None:
@@ -75,7 +84,8 @@ def test_every_deployment_form_field_has_a_default_and_a_description() -> None:
     assert {d.name for d in deployments} == DEPLOYMENTS
     for deployment in deployments:
         schema = deployment._parameter_openapi_schema.model_dump()  # what `apply` sends to the server
-        assert form_problems(schema) == [], deployment.name
+        problems = form_problems(schema)  # the config's nested fields too: each is a field of the form
+        assert not problems, f"{deployment.name}'s form:\n" + "\n".join(problems)
         if "config" in schema["properties"]:  # the form starts from configs/nightly.yaml
             assert RunConfig.model_validate(schema["properties"]["config"]["default"]) == default_config()
 

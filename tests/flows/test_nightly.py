@@ -53,6 +53,9 @@ def test_first_run_promotes_and_records_everything(first):
     children = c.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{first['run_id']}'")
     assert sorted(r.data.tags["llmops.stage"] for r in children) == ["curate", "evaluate", "promote", "train"]
     assert all(r.info.status == "FINISHED" for r in children)
+    # Each MLflow run names the Prefect flow run it ran in (its own subflow run, not the nightly's).
+    prefect_runs = {r.data.tags["llmops.prefect_flow_run_id"] for r in [parent, *children]}
+    assert len(prefect_runs) == 5 and "" not in prefect_runs
 
     curate = first["curate"]
     assert curate["kept"] + sum(curate["dropped"].values()) == curate["read"]
@@ -65,6 +68,7 @@ def test_first_run_promotes_and_records_everything(first):
     train_run = c.get_run(first["train"]["run_id"])
     assert train_run.data.tags["llmops.prompt"] == first["train"]["prompt"] and first["train"]["prompt"].startswith("arith-qa/")
     assert train_run.data.metrics["sft/tokens_per_s"] > 0 and "sft/padding_fraction" in train_run.data.metrics
+    assert train_run.data.metrics["sft/rows"] > 0 and train_run.data.metrics["sft/dropped_prompt_fills_max_length"] == 0
     assert len(c.get_metric_history(train_run.info.run_id, "sft/loss")) >= 5
     artifacts = {a.path for a in c.list_artifacts(train_run.info.run_id)}
     assert {"adapter", "config", "lineage"} <= artifacts

@@ -165,8 +165,10 @@ def test_killed_nightly_leaves_no_running_run_and_no_stray_server(home, small, t
 
     sets = [arg for o in [*small, "train.sft.max_steps=400", "registry.experiment=killed"] for arg in ("--set", o)]
     logs = tmp_path / "killed"
+    earlier = set(sft_checkpoints(home))  # the home is shared: other tests' runs left theirs
     nightly = start_cli(home, logs, "nightly", *sets)
-    wait_for(lambda: sft_has_started(home, "killed") and sft_checkpoints(home), nightly, logs, "SFT wrote a checkpoint")
+    wait_for(lambda: sft_has_started(home, "killed") and set(sft_checkpoints(home)) - earlier, nightly, logs,
+             "SFT wrote a checkpoint")
     nightly.send_signal(signal.SIGKILL)
     nightly.wait(timeout=60)
     left = {r.info.run_id: r.data.tags["llmops.stage"] for r in running_runs(home)}

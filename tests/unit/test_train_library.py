@@ -108,3 +108,33 @@ def test_orpo_and_kto_train_from_the_sft_adapter(base, demo, tmp_path, method):
     assert read_record(result["path"], TRAINING_RECORD)["stage"] == method
     again = train_preference(sft["path"], demo["pref"], QUESTION_TEMPLATE, cfg, str(tmp_path))
     assert again.get("skipped") and again["steps"] == 3  # a finished stage is not trained twice
+
+
+def test_rows_whose_prompt_fills_max_length_are_recorded_or_stop_the_run(base, demo, tmp_path):
+    """trl drops a row that truncation leaves without an answer token; here each is recorded, and too many stop."""
+    from llmops.errors import UserError
+    from tasks.train.sft import train_sft
+
+    rows = [json.loads(line) for line in Path(demo["sft"]).read_text().splitlines()[:8]]
+    long_prompt = "Count the apples in every basket on the long shelf. " * 12
+
+    def data(n_long: int) -> str:
+        for i, row in enumerate(rows):
+            row["id"] = f"r{i}"
+            if i < n_long:
+                row["messages"][0]["content"] = long_prompt
+        path = tmp_path / f"{n_long}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(path)
+
+    cfg = TrainConfig.model_validate({"device": "cpu", "sft": {"max_steps": 1, "batch_size": 4, "max_length": 64}})
+    one = train_sft(str(base), data(1), QUESTION_TEMPLATE, cfg, str(tmp_path / "one"))
+    assert one["rows"]["rows"] == 8 and one["rows"]["dropped_prompt_fills_max_length"] == 1
+    assert one["rows"]["longest_prompt_tokens"] >= 64
+    [dropped] = [json.loads(line) for line in Path(one["rows"]["dropped_path"]).read_text().splitlines()]
+    assert dropped["id"] == "r0" and dropped["reason"] == "prompt_fills_max_length"
+
+    with pytest.raises(UserError) as stopped:
+        train_sft(str(base), data(4), QUESTION_TEMPLATE, cfg, str(tmp_path / "four"))
+    assert stopped.value.subject == "train.sft.max_length=64" and "4 of 8 training rows" in stopped.value.problem
+    assert "train.sft.max_dropped_fraction" in stopped.value.fix
