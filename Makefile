@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/llmops nightly --config configs/nightly.yaml
 
+# Test files run on up to 4 worker processes (pytest-xdist), each file whole on one worker: the
+# slow ones mostly wait on servers they started. `pytest -q` alone runs them one after another.
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 ui: $(STAMP)
 	@echo "MLflow UI: http://127.0.0.1:5000   (Ctrl-C to stop)"

@@ -6,6 +6,7 @@ problem by its dotted field path and says what is allowed.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,13 @@ from configs.consistency import cross_section_problems
 from configs.schema import RunConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "nightly.yaml"
+# A config file that replaces the bundled one wherever no config is given: commands without --config,
+# the deployments' forms, and the runs a schedule starts with no parameters (a team's worker sets it).
+CONFIG_VAR = "LLMOPS_CONFIG"
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get(CONFIG_VAR) or DEFAULT_CONFIG)
 
 
 class ConfigError(ValueError):
@@ -56,11 +64,12 @@ def format_validation_error(err: ValidationError) -> list[str]:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, check: bool = True) -> RunConfig:
-    source = str(path or DEFAULT_CONFIG)
+    source = str(path or default_config_path())
     try:
         raw = yaml.safe_load(Path(source).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
-        raise ConfigError(source, [f"file not found (the bundled configs are in {DEFAULT_CONFIG.parent})"]) from None
+        named_by = f", named by {CONFIG_VAR}" if not path and os.environ.get(CONFIG_VAR) else ""
+        raise ConfigError(source, [f"file not found{named_by} (the bundled configs are in {DEFAULT_CONFIG.parent})"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, [f"not valid YAML: {exc}"]) from None
     if not isinstance(raw, dict):
@@ -87,5 +96,6 @@ def check_run_config(config: RunConfig, source: str = "the run's config") -> Run
 
 
 def default_config() -> RunConfig:
-    """The bundled nightly config, schema-checked only: what a deployment's form starts from."""
-    return load_config(DEFAULT_CONFIG, check=False)
+    """The bundled nightly config (or $LLMOPS_CONFIG), schema-checked only: what a deployment's form
+    starts from, and what a scheduled run gets."""
+    return load_config(default_config_path(), check=False)

@@ -42,12 +42,12 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from configs.consistency import narrowed_to_suites
-    from configs.load import check_run_config, load_config
+    from configs.load import check_run_config, default_config_path, load_config
 
     overrides = list(args.overrides) + ([f"eval.limit={args.limit}"] if args.limit else [])
     config = load_config(args.config, overrides, check=not args.suite)
     if args.suite:  # the gate narrows with the suites asked for
-        config = check_run_config(narrowed_to_suites(config, args.suite), args.config or "configs/nightly.yaml")
+        config = check_run_config(narrowed_to_suites(config, args.suite), args.config or str(default_config_path()))
     prepare_home()
     from registry.models import resolve_version
 

@@ -126,3 +126,15 @@ def test_evaluating_one_suite_narrows_the_gate_with_it():
     assert cfg.eval.suites == ["json-format"] and cfg.gate.safety_must_pass == []
     assert list(cfg.gate.rules) == ["json-format/json_valid"] and cfg.gate.primary == "json-format/json_valid"
     assert cross_section_problems(cfg) == []
+
+
+def test_llmops_config_replaces_the_bundled_default(tmp_path, monkeypatch):
+    from configs.load import ConfigError, default_config, load_config
+
+    path = tmp_path / "team.yaml"
+    path.write_text("name: team-nightly\ntrain:\n  sft:\n    max_steps: 7\n")
+    monkeypatch.setenv("LLMOPS_CONFIG", str(path))
+    assert default_config().name == "team-nightly" and load_config().train.sft.max_steps == 7
+    monkeypatch.setenv("LLMOPS_CONFIG", str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match="file not found, named by LLMOPS_CONFIG"):
+        load_config()
