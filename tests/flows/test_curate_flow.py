@@ -18,7 +18,7 @@ def test_cli_curates_the_hh_sample_into_output(prefect_harness, shared_data, tmp
 
     from llmops.cli import main
 
-    sample = shared_data / "hh_harmless_sample.jsonl.gz"
+    sample = (shared_data / "hh_harmless_sample.jsonl.gz").resolve()  # the CLI names inputs by their real path
     out = tmp_path / "hh"
     assert main(["curate", "--input", str(sample), "--output", str(out), "--set", "registry.experiment=curate-test"]) == 0
 
