@@ -263,11 +263,11 @@ def test_a_broken_gzip_keeps_its_head_and_records_its_tail(tmp_path):
 
 @pytest.mark.parametrize(("name", "data", "says"), [
     ("plain.jsonl.gz", b'{"text": "hi"}\n', "is named .gz but is not gzip-compressed"),
-    ("packed.jsonl", gzip.compress(b'{"text": "hi"}\n'), "rename it to packed.jsonl.gz"),
+    ("packed.jsonl", gzip.compress(b'{"text": "hi"}\n', mtime=0), "rename it to packed.jsonl.gz"),
     ("utf16.jsonl", '{"text": "hi"}\n'.encode("utf-16"), "NUL bytes"),
     ("broken.parquet", b"not parquet at all", "no PAR1 header"),
     ("notes.txt", b"hello\n", "is a .txt file"),
-])
+], ids=["plain.jsonl.gz", "packed.jsonl", "utf16.jsonl", "broken.parquet", "notes.txt"])  # stable ids: xdist workers must collect the same names
 def test_files_of_the_wrong_kind_are_refused_by_name(tmp_path, name, data, says):
     src = tmp_path / name
     src.write_bytes(data)
