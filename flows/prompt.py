@@ -20,10 +20,10 @@ from configs.schema import RunConfig
 from flows.evaluate import Contender, base_for, eval_split, run_evaluation, version_prompt
 from llmops.errors import UserError
 from llmops.home import llmops_home
-from registry import models, prompts, tracking
+from registry import models, prompts
 from registry.audit import actor
-from registry.gate import Check, GateResult, decide
-from registry.promotion import Transaction, audit_step, card_step, tags_step
+from registry.gate import Check, decide
+from registry.promotion import apply_prompt_decision
 from tasks.prompts import render_prompt
 
 
@@ -91,42 +91,11 @@ def prompt_flow(config: RunConfig = default_config(), prompt: str = "", model: s
     logger = get_run_logger()
     version, candidate, live, evaluated, gate = compare_prompts(config, model, prompt, dataset, parent_run_id)
     if apply:
-        record_prompt_decision(candidate, live, version, gate.decision, "gate",
+        apply_prompt_decision(version, candidate, live, gate.decision, "gate",
                                "; ".join(gate.reasons()) or "all gate checks passed", evaluated["run_id"], gate)
     logger.info(f"prompt {candidate.ref} vs live {live.ref} on {version.name} v{version.version}: {gate.decision}")
     return {"decision": gate.decision, "candidate": candidate.ref, "live": live.ref, "gate": gate.to_dict(),
             "evaluation": evaluated["run_id"], "summary": evaluated["summary"], "model_version": version.version}
-
-
-def record_prompt_decision(candidate: prompts.PromptVersion, live: prompts.PromptVersion, version: models.VersionInfo,
-                           decision: str, by: str, why: str, evidence_run_id: str | None, gate: GateResult | None) -> None:
-    """Evidence on the prompt version, an audit entry, then (on promote) the alias and the champion's card."""
-    before = prompts.live_prompt(candidate.name)
-    tags = (gate.tags() if gate else {"gate.decision": decision}) | {
-        "gate.decided_by": by, "gate.reason": why[:4000], "gate.model_version": f"{version.name}/{version.version}",
-        "gate.compared_with": live.ref} | ({"gate.evidence_run_id": evidence_run_id} if evidence_run_id else {})
-    with Transaction(f"{decision} prompt {candidate.ref}") as tx:
-        old = prompts.prompt_version_tags(candidate.name, candidate.version)
-        tx.step("prompt tags", lambda: prompts.tag_prompt_version(candidate.name, candidate.version, tags),
-                lambda: prompts.restore_prompt_tags(candidate.name, candidate.version, old, list(tags)))
-        metrics = {k: {f: c.get(f) for f in ("delta", "ci_low", "ci_high", "p_value")} for k, c in (gate.comparisons if gate else {}).items()}
-        audit_step(tx, f"prompt:{candidate.name}", candidate.version, decision, by, why, evidence_run_id, metrics)
-        if decision == "promote":
-            tx.step("alias production", lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, candidate.version),
-                    (lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, before.version)) if before
-                    else (lambda: prompts.delete_prompt_alias(candidate.name, prompts.LIVE_ALIAS)))
-            _show_live_prompt(tx, version, candidate, by)
-
-
-def _show_live_prompt(tx: Transaction, version: models.VersionInfo, live: prompts.PromptVersion, by: str) -> None:
-    """The champion's card and tags name the prompt version now served with it, and who moved it there."""
-    card = tracking.client().get_model_version(version.name, str(version.version)).description or ""
-    marker = "\n## Live prompt\n"
-    how = "moved through the prompt gate" if by == "gate" else f"promoted by hand, {by}"
-    card = card.split(marker)[0].rstrip() + f"\n{marker}`{live.ref}` ({how}; trained with "\
-        f"`{version.tags.get('lineage.prompt', '?')}`):\n\n```\n{live.template}\n```\n"
-    tags_step(tx, version, {"prompt.live": live.ref})
-    card_step(tx, version, card)
 
 
 def promote_prompt_cli(config: RunConfig, name: str, number: int, reason: str) -> int:
@@ -137,7 +106,7 @@ def promote_prompt_cli(config: RunConfig, name: str, number: int, reason: str) -
         version = models.resolve_version(f"{config.registry.model_name}@champion")
         aliased = prompts.live_prompt(name)
         live = aliased or version_prompt(version, config)
-        record_prompt_decision(candidate, live, version, "promote", actor(), reason, None, None)
+        apply_prompt_decision(version, candidate, live, "promote", actor(), reason, None, None)
         # With no version @production yet, the champion served its own prompt: say so rather than
         # naming that version as if it had held the alias.
         before = live.ref if aliased else f"none (the champion used its own, {live.ref})"

@@ -6,7 +6,8 @@ on the version, an entry in the audit log, then two aliases (`previous` to the o
 (`previous` moved, `champion` not). Here each write is a step that knows its undo; steps run in a
 fixed order — check the version and the aliases first, then the version's tags and card, then the
 audit record, the aliases last — and when any step fails, the steps already done are undone in
-reverse, so the registry is as it was. Registering a candidate works the same way.
+reverse, so the registry is as it was. Registering a candidate, and a prompt gate's decision (the
+prompt's `production` alias and the champion's card), work the same way.
 
 Processes sharing one LLMOPS_HOME (two nightlies at once) take turns: each public routine holds a
 lock of the home per model (`llmops.locks.home_lock`) from its first read of the aliases to its
@@ -22,8 +23,9 @@ from typing import Any, Callable, TypeVar
 
 from llmops.errors import UserError
 from llmops.locks import home_lock
-from registry import models
+from registry import models, prompts
 from registry.audit import record_decision, remove_decision
+from registry.gate import GateResult
 from registry.tracking import client
 
 log = logging.getLogger(__name__)
@@ -255,3 +257,43 @@ def reconcile_champion(name: str) -> dict | None:
         if known is not None and known != champion.version and models.get_version(name, known) is not None:
             alias_step(tx, name, "previous", known, before)
     return {"version": champion.version, "replaced": known, "by": who, "why": why}
+
+
+@serialised
+def apply_prompt_decision(version: models.VersionInfo, candidate: prompts.PromptVersion, live: prompts.PromptVersion,
+                          decision: str, by: str, why: str, evidence_run_id: str | None, gate: GateResult | None) -> None:
+    """A prompt gate's decision: evidence on the prompt version, an audit entry, then (on promote) the
+    `production` alias and the champion's card naming the prompt it now serves.
+
+    Holds the model's lock (the champion's card and tags) and then the prompt's (its alias), so a model
+    promotion or another prompt decision on the same home waits instead of interleaving its writes.
+    """
+    with home_lock(f"prompt-{candidate.name}"):
+        before = prompts.live_prompt(candidate.name)
+        tags = (gate.tags() if gate else {"gate.decision": decision}) | {
+            "gate.decided_by": by, "gate.reason": why[:4000], "gate.model_version": f"{version.name}/{version.version}",
+            "gate.compared_with": live.ref} | ({"gate.evidence_run_id": evidence_run_id} if evidence_run_id else {})
+        with Transaction(f"{decision} prompt {candidate.ref}") as tx:
+            old = prompts.prompt_version_tags(candidate.name, candidate.version)
+            tx.step("prompt tags", lambda: prompts.tag_prompt_version(candidate.name, candidate.version, tags),
+                    lambda: prompts.restore_prompt_tags(candidate.name, candidate.version, old, list(tags)))
+            metrics = {k: {f: c.get(f) for f in ("delta", "ci_low", "ci_high", "p_value")}
+                       for k, c in (gate.comparisons if gate else {}).items()}
+            audit_step(tx, f"prompt:{candidate.name}", candidate.version, decision, by, why, evidence_run_id, metrics)
+            if decision == "promote":
+                tx.step("alias production",
+                        lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, candidate.version),
+                        (lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, before.version)) if before
+                        else (lambda: prompts.delete_prompt_alias(candidate.name, prompts.LIVE_ALIAS)))
+                _show_live_prompt(tx, version, candidate, by)
+
+
+def _show_live_prompt(tx: Transaction, version: models.VersionInfo, live: prompts.PromptVersion, by: str) -> None:
+    """The champion's card and tags name the prompt version now served with it, and who moved it there."""
+    card = client().get_model_version(version.name, str(version.version)).description or ""
+    marker = "\n## Live prompt\n"
+    how = "moved through the prompt gate" if by == "gate" else f"promoted by hand, {by}"
+    card = card.split(marker)[0].rstrip() + f"\n{marker}`{live.ref}` ({how}; trained with "\
+        f"`{version.tags.get('lineage.prompt', '?')}`):\n\n```\n{live.template}\n```\n"
+    tags_step(tx, version, {"prompt.live": live.ref})
+    card_step(tx, version, card)

@@ -265,7 +265,7 @@ def test_untrained_base_as_challenger_is_rejected_with_statistics(first, tiny_ov
     assert any(r.startswith("arithmetic/exact_match.gain_over_base") for r in result.reasons())
 
 
-def test_prompt_changes_are_gated_like_models(first, tiny_overrides, capsys):
+def test_prompt_changes_are_gated_like_models(first, tiny_overrides, capsys, monkeypatch):
     """A worse template is rejected with its evidence on the prompt version; a release manager can
     still make one live by hand; the better one then wins `production` back through the gate."""
     from flows.prompt import promote_prompt_cli, prompt_flow
@@ -291,7 +291,12 @@ def test_prompt_changes_are_gated_like_models(first, tiny_overrides, capsys):
     assert prompts.live_prompt(name) is None  # nothing moved
 
     capsys.readouterr()
+    from registry import promotion
+
+    taken, real_lock = [], promotion.home_lock
+    monkeypatch.setattr(promotion, "home_lock", lambda lock: (taken.append(lock), real_lock(lock))[1])
     assert promote_prompt_cli(config(), name, int(bad_version), "trying a playful prompt") == 0
+    assert taken == [f"registry-{MODEL}", f"prompt-{name}"]  # the champion's card, then the prompt's alias
     assert prompts.live_prompt(name).ref == bad["candidate"]
     assert f"@production before: none (the champion used its own, {trained})" in capsys.readouterr().out
     from registry.tracking import client
