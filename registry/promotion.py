@@ -16,6 +16,7 @@ last write, so no routine acts on aliases another is moving.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -213,12 +214,39 @@ def rollback(name: str, by: str, why: str) -> tuple[int, int]:
         raise UserError(f"model {name!r}", f"champion and previous are both v{current}: there is nothing to roll back to",
                         f"promote the version you want by hand: llmops promote --model {name} --version N --reason ...")
     info = _existing_version(name, current)
-    with Transaction(f"rollback {name}") as tx:
-        tags_step(tx, info, {"rollback.by": by, "rollback.reason": why})
-        audit_step(tx, name, previous, "rollback", by, why, metrics={"demoted": current})
-        alias_step(tx, name, "champion", previous, before)
-        tx.step("alias previous", lambda: models.delete_alias(name, "previous"), _restore_alias(name, "previous", previous))
+    served = served_prompt(_existing_version(name, previous))
+    with contextlib.ExitStack() as held:
+        if served:
+            held.enter_context(home_lock(f"prompt-{served[0]}"))
+        with Transaction(f"rollback {name}") as tx:
+            tags_step(tx, info, {"rollback.by": by, "rollback.reason": why})
+            audit_step(tx, name, previous, "rollback", by, why, metrics={"demoted": current})
+            alias_step(tx, name, "champion", previous, before)
+            tx.step("alias previous", lambda: models.delete_alias(name, "previous"), _restore_alias(name, "previous", previous))
+            if served:
+                _restore_live_prompt(tx, *served, f"{name} rolled back to v{previous}", by, why)
     return current, previous
+
+
+def served_prompt(info: models.VersionInfo) -> tuple[str, int] | None:
+    """(prompt name, version) a version served as champion: the one the prompt gate last made live on
+    it (`prompt.live`), else the one it was trained with (`lineage.prompt`)."""
+    ref = info.tags.get("prompt.live") or info.tags.get("lineage.prompt") or ""
+    prompt, _, number = ref.removeprefix("prompts:/").rpartition("/")
+    return (prompt, int(number)) if prompt and number.isdigit() else None
+
+
+def _restore_live_prompt(tx: Transaction, prompt: str, version: int, what: str, by: str, why: str) -> None:
+    """A rollback takes the prompt back with the model: `production` moves to the prompt the restored
+    version served, when the prompt has that alias and it points elsewhere (it was moved for the
+    demoted champion). Without the alias, the restored version serves its own prompt already."""
+    live = prompts.live_prompt(prompt)
+    if live is None or live.version == version:
+        return
+    tx.step(f"prompt {prompt} alias production",
+            lambda: prompts.set_prompt_alias(prompt, prompts.LIVE_ALIAS, version),
+            lambda: prompts.set_prompt_alias(prompt, prompts.LIVE_ALIAS, live.version))
+    audit_step(tx, f"prompt:{prompt}", version, "rollback", by, f"{what}: {why}", metrics={"demoted": live.version})
 
 
 # ------------------------------------------------------------------------------ moves made elsewhere

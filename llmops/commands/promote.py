@@ -69,8 +69,13 @@ def _promote_by_hand(args) -> int:
 
 def run_rollback(args) -> int:
     from registry.audit import actor
-    from registry.promotion import rollback
+    from registry import models, prompts
+    from registry.promotion import rollback, served_prompt
 
     demoted, restored = rollback(args.model, actor(), args.reason)
     print(f"{args.model}: champion moved back from v{demoted} to v{restored}")
+    served = served_prompt(models.get_version(args.model, restored))
+    live = prompts.live_prompt(served[0]) if served else None
+    if live is not None:
+        print(f"prompt {live.name} @{prompts.LIVE_ALIAS}: v{live.version}, the prompt v{restored} served")
     return 0

@@ -136,3 +136,61 @@ def test_a_champion_moved_in_the_mlflow_ui_is_recorded_as_a_manual_promotion(reg
     assert (last["action"], last["version"], last["metrics"]["replaced"]) == ("manual-promotion", v2, v1)
     assert models.aliases_of(MODEL)["previous"] == v1 and models.get_version(MODEL, v2).tags["gate.decision"] == "manual-promotion"
     assert reconcile_champion(MODEL) is None  # recorded once
+
+
+ROLLED = "rollback-prompt-test"
+
+
+@pytest.fixture()
+def champion_with_a_newer_prompt(tmp_path) -> dict:
+    """v1 trained with prompt /1; v2 promoted over it, then the prompt gate made /2 live on v2."""
+    from registry import models, prompts, tracking
+    from registry.artifacts import log_trained_folder
+    from registry.promotion import apply_decision, apply_prompt_decision, register_candidate
+
+    prompt = f"{ROLLED}-{tmp_path.name}"
+    first = prompts.register_prompt_template(prompt, "Q: {{question}}\nA:")
+    second = prompts.register_prompt_template(prompt, "Answer with the number only. {{question}}")
+    (tmp_path / "adapter_config.json").write_text("{}")
+    versions = []
+    for _ in range(2):
+        with tracking.stage_run(ROLLED, "train") as run_id:
+            source = log_trained_folder(run_id, str(tmp_path))
+        versions.append(register_candidate(ROLLED, source, run_id, {"lineage.prompt": f"{prompt}/{first}"}).version)
+    for v in versions:
+        apply_decision(ROLLED, v, "promote", "gate", "better", tags={"gate.decision": "promote"})
+    champion = models.get_version(ROLLED, versions[1])
+    apply_prompt_decision(champion, prompts.load_prompt(f"{prompt}/{second}"), prompts.load_prompt(f"{prompt}/{first}"),
+                          "promote", "gate", "shorter answers", None, None)
+    return {"prompt": prompt, "first": first, "second": second, "v1": versions[0], "v2": versions[1]}
+
+
+def test_a_rollback_takes_the_live_prompt_back_with_the_model(champion_with_a_newer_prompt, capsys):
+    from llmops.cli import main
+    from registry import models, prompts
+    from registry.audit import read_audit
+
+    c = champion_with_a_newer_prompt
+    assert prompts.live_prompt(c["prompt"]).version == c["second"]
+    assert main(["rollback", "--model", ROLLED, "--reason", "worse in production"]) == 0
+    assert models.aliases_of(ROLLED)["champion"] == c["v1"]
+    assert prompts.live_prompt(c["prompt"]).version == c["first"]  # the prompt v1 served, not the one gated on v2
+    out = capsys.readouterr().out
+    assert f"prompt {c['prompt']} @production: v{c['first']}, the prompt v{c['v1']} served" in out
+    last = read_audit(f"prompt:{c['prompt']}")[-1]
+    assert (last["action"], last["version"], last["metrics"]["demoted"]) == ("rollback", c["first"], c["second"])
+
+
+def test_a_rollback_that_fails_at_the_prompt_leaves_model_and_prompt_as_they_were(champion_with_a_newer_prompt, monkeypatch):
+    from registry import models, prompts
+    from registry.audit import read_audit
+    from registry.promotion import rollback
+
+    c = champion_with_a_newer_prompt
+    aliases, audit = models.aliases_of(ROLLED), read_audit(ROLLED)
+    fail_on(monkeypatch, prompts, "set_prompt_alias", lambda name, alias, version: version == c["first"])
+    with pytest.raises(RuntimeError, match="injected failure"):
+        rollback(ROLLED, "user:rm", "worse in production")
+    monkeypatch.undo()
+    assert models.aliases_of(ROLLED) == aliases and read_audit(ROLLED) == audit
+    assert prompts.live_prompt(c["prompt"]).version == c["second"]
