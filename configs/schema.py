@@ -212,6 +212,8 @@ class PreferenceConfig(Strict):
     batch_size: int = Field(8, ge=1, description="preference examples per device and step")
     beta: float = Field(0.1, gt=0, description="DPO/KTO temperature; ORPO's lambda (weight of the odds-ratio term)")
     max_length: int = Field(128, ge=16, description="tokens of prompt plus response; longer examples are truncated")
+    max_dropped_fraction: float = Field(0.2, ge=0.0, le=1.0, description="largest share of pairs whose prompt fills "
+                                        "max_length (no response token left) before training stops")
 
 
 class TrainConfig(Strict):

@@ -73,7 +73,7 @@ def unfinished_run(experiment: str, key: str) -> str | None:
 def throughput_metrics(prefix: str, summary: dict) -> dict[str, float]:
     t = summary.get("throughput") or {}
     keys = ("tokens_per_s", "padding_fraction", "peak_gpu_memory_gib", "gpu_utilisation_mean", "mfu")
-    rows = {f"{prefix}/{k}": float(v) for k, v in (summary.get("rows") or {}).items() if k != "dropped_path"}
+    rows = {f"{prefix}/{k}": float(v) for k, v in (summary.get("rows") or {}).items() if isinstance(v, (int, float))}
     return {f"{prefix}/{k}": float(t[k]) for k in keys if t.get(k) is not None} | rows | {
         f"{prefix}/seconds": summary["seconds"], f"{prefix}/train_loss": summary["train_loss"]}
 
@@ -127,7 +127,7 @@ def train_flow(config: RunConfig = default_config(), dataset: str = "latest", pa
                 tracking.client().log_artifact(run_id, s["rows"]["dropped_path"], "examples")
                 logger.warning(f"{s['rows']['dropped_prompt_fills_max_length']} of {s['rows']['rows']} training rows "
                                f"have a prompt that fills max_length and train nothing; listed in examples/"
-                               f"{Path(s['rows']['dropped_path']).name} (raise train.sft.max_length to keep them)")
+                               f"{Path(s['rows']['dropped_path']).name} (raise {s['rows'].get('setting', 'train.sft.max_length')} to keep them)")
 
         source = log_trained_folder(run_id, result["path"])
         merged = log_merged_model(run_id, result["path"], prompt.uri) if reg.log_merged else None

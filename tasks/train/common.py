@@ -86,12 +86,16 @@ def prompt_tokens(tokenizer, prompt: list[dict]) -> int:
 
 
 def answerless_rows(examples: list[dict], tokenizer, max_length: int, out: Path, stage: str,
-                    max_fraction: float) -> dict[str, Any]:
-    """Rows whose prompt alone fills `max_length` tokens: truncation leaves them no answer token, so trl
-    drops them (or, packed, they add no loss). They are written to `<stage>_dropped.jsonl` with the
-    reason, so no row is lost unrecorded; when more than `max_fraction` of the rows are such, training
-    stops before it starts, saying which setting to change."""
+                    max_fraction: float, section: str | None = None) -> tuple[list[dict], dict[str, Any]]:
+    """Rows whose prompt alone fills `max_length` tokens: truncation leaves them no answer token (trl
+    drops them; SFT packed, or ORPO, would keep them with no answer to learn). Returns the other rows,
+    which are what trains, and a report. The dropped ones are written to `<stage>_dropped.jsonl` with
+    the reason, so no row is lost unrecorded; when more than
+    `max_fraction` of the rows are such, training stops before it starts, saying which setting to
+    change: `train.<section>.max_length` (section: `sft`, or `preference` for dpo, orpo and kto)."""
     from llmops.errors import UserError
+
+    section = section or stage
 
     lengths = [prompt_tokens(tokenizer, ex["prompt"]) for ex in examples]
     lost = [(ex, n) for ex, n in zip(examples, lengths) if n >= max_length]
@@ -102,28 +106,30 @@ def answerless_rows(examples: list[dict], tokenizer, max_length: int, out: Path,
             f.write(json.dumps({"id": ex["id"], "reason": "prompt_fills_max_length", "prompt_tokens": n,
                                 "max_length": max_length}) + "\n")
     report = {"rows": len(examples), "dropped_prompt_fills_max_length": len(lost), "dropped_path": str(path),
-              "longest_prompt_tokens": max(lengths, default=0)}
+              "longest_prompt_tokens": max(lengths, default=0), "setting": f"train.{section}.max_length"}
     if examples and len(lost) / len(examples) > max_fraction:
         p95 = sorted(lengths)[int(0.95 * (len(lengths) - 1))]
-        raise UserError(f"train.{stage}.max_length={max_length}",
+        raise UserError(f"train.{section}.max_length={max_length}",
                         f"{len(lost)} of {len(examples)} training rows ({len(lost) / len(examples):.0%}) have a prompt "
                         f"of {max_length} tokens or more, so truncation would leave them no answer to learn "
                         f"(e.g. row {lost[0][0]['id']}: {lost[0][1]} tokens; the longest: {report['longest_prompt_tokens']})",
-                        f"raise train.{stage}.max_length above {p95} tokens plus the answer's length (95% of the "
+                        f"raise train.{section}.max_length above {p95} tokens plus the answer's length (95% of the "
                         f"prompts have at most {p95}), "
-                        f"shorten the prompt template, or accept the loss with train.{stage}.max_dropped_fraction "
+                        f"shorten the prompt template, or accept the loss with train.{section}.max_dropped_fraction "
                         f"(now {max_fraction}); the rows are listed in {path}")
-    return report
+    return [ex for ex, n in zip(examples, lengths) if n < max_length], report
 
 
 def pref_examples(path: str, template: str) -> list[dict]:
+    """Preference rows as conversational prompt/chosen/rejected; `id` names the row in drop records."""
     return [
         {
+            "id": str(row.get("id", i)),
             "prompt": [{"role": "user", "content": render_prompt(template, row["prompt"])}],
             "chosen": [{"role": "assistant", "content": row["chosen"]}],
             "rejected": [{"role": "assistant", "content": row["rejected"]}],
         }
-        for row in read_jsonl(path)
+        for i, row in enumerate(read_jsonl(path))
     ]
 
 

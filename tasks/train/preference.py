@@ -20,8 +20,8 @@ from pathlib import Path
 from configs.schema import ModelConfig, TrainConfig
 from tasks.model.load import is_adapter, load_for_training, load_tokenizer, load_trainable_adapter, training_placement
 from tasks.train.common import (
-    StepSink, build_lora_config, finished, inherited_base, make_step_logger, pref_examples, run_and_save, shared_trainer_args,
-    training_records,
+    StepSink, answerless_rows, build_lora_config, finished, inherited_base, make_step_logger, pref_examples, run_and_save,
+    shared_trainer_args, training_records,
 )
 from tasks.train.throughput import ThroughputMeter
 
@@ -55,6 +55,9 @@ def train_preference(sft_dir: str, data_path: str, template: str, cfg: TrainConf
         return done | {"skipped": True}
     placement = training_placement(cfg, model_cfg or ModelConfig())
     tokenizer = load_tokenizer(sft_dir)
+    p = cfg.preference
+    kept, rows = answerless_rows(pref_examples(data_path, template), tokenizer, p.max_length, out, method,
+                                 p.max_dropped_fraction, "preference")  # before any model loads
     fresh_adapter = cfg.method != "full" and not is_adapter(sft_dir)  # no SFT ran: start from the base
     if is_adapter(sft_dir):
         model = load_trainable_adapter(sft_dir, placement, cfg.activation_checkpointing)
@@ -63,9 +66,10 @@ def train_preference(sft_dir: str, data_path: str, template: str, cfg: TrainConf
     trainer_class, args = _trainer_for(method, cfg, shared_trainer_args(cfg, placement, out, method,
                                                                         cfg.preference.max_steps, log_points=30))
     logger = make_step_logger(method, on_log)
-    trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(pref_examples(data_path, template)),
+    pairs = Dataset.from_list([{k: ex[k] for k in ("prompt", "chosen", "rejected")} for ex in kept])
+    trainer = trainer_class(model=model, args=args, train_dataset=pairs,
                             processing_class=tokenizer, callbacks=[logger],
                             peft_config=build_lora_config(cfg) if fresh_adapter else None)
     meter = ThroughputMeter(trainer, placement.device, full_weights=cfg.method == "full")
     records = training_records(cfg, placement, inherited_base(sft_dir), method)
-    return run_and_save(trainer, tokenizer, out, method, logger, meter, records)
+    return run_and_save(trainer, tokenizer, out, method, logger, meter, records, rows)

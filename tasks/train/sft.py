@@ -38,7 +38,7 @@ def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_di
     placement = training_placement(cfg, model_cfg or ModelConfig())
     tokenizer = load_tokenizer(base)
     examples = sft_examples(data_path, template)
-    rows = answerless_rows(examples, tokenizer, cfg.sft.max_length, out, "sft", cfg.sft.max_dropped_fraction)
+    kept, rows = answerless_rows(examples, tokenizer, cfg.sft.max_length, out, "sft", cfg.sft.max_dropped_fraction)
     model = load_for_training(base, placement, cfg.activation_checkpointing)
     args = SFTConfig(
         **shared_trainer_args(cfg, placement, out, "sft", cfg.sft.max_steps, log_points=50),
@@ -54,7 +54,7 @@ def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_di
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list([{k: ex[k] for k in ("prompt", "completion")} for ex in examples]),
+        train_dataset=Dataset.from_list([{k: ex[k] for k in ("prompt", "completion")} for ex in kept]),
         processing_class=tokenizer,
         peft_config=None if cfg.method == "full" else build_lora_config(cfg),
         callbacks=[logger, *(callbacks or [])],

@@ -45,7 +45,8 @@ def chat_overrides(hh_files, tiny_overrides) -> list[str]:
     small = [o for o in tiny_overrides if o.startswith(("model.tiny.", "train.", "eval."))]
     return small + [f"data.inputs=[{hh_files['train']}]", f"data.eval_path={hh_files['eval']}",
                     f"registry.model_name={MODEL}", "registry.experiment=byo-test", "eval.limit=12",
-                    "gate.min_gain_over_base=-1.0", "train.preference.max_length=96"]
+                    "gate.min_gain_over_base=-1.0", "train.preference.max_length=96",
+                    "train.preference.max_dropped_fraction=0.8"]  # 70% of HH prompts fill 96 tokens: short, and recorded
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,11 @@ def test_hh_trains_without_the_demo_prompt_and_the_card_names_its_prompt(night, 
     card = client().get_model_version(MODEL, str(trained["version"])).description
     assert f"Prompt version `{trained['prompt']}`" in card and "no preference tuning" not in card
     assert client().get_model_version(MODEL, str(trained["version"])).tags["lineage.stages"] == "dpo"
+    m = trained["metrics"]
+    assert 0 < m["dpo/dropped_prompt_fills_max_length"] < m["dpo/rows"] == night["curate"]["pref_rows"]
+    dropped = Path(llmops_home) / "runs" / trained["run_id"] / "dpo_dropped.jsonl"
+    assert len(dropped.read_text().splitlines()) == m["dpo/dropped_prompt_fills_max_length"]
+    assert "examples/dpo_dropped.jsonl" in [a.path for a in client().list_artifacts(trained["run_id"], "examples")]
 
 
 @pytest.mark.parametrize("method", ["orpo", "kto"])

@@ -138,3 +138,33 @@ def test_rows_whose_prompt_fills_max_length_are_recorded_or_stop_the_run(base, d
         train_sft(str(base), data(4), QUESTION_TEMPLATE, cfg, str(tmp_path / "four"))
     assert stopped.value.subject == "train.sft.max_length=64" and "4 of 8 training rows" in stopped.value.problem
     assert "train.sft.max_dropped_fraction" in stopped.value.fix
+
+
+def test_preference_pairs_whose_prompt_fills_max_length_are_recorded_not_trained_or_stop_the_run(base, demo, tmp_path):
+    """ORPO would train such a pair on an empty response and DPO/KTO drop it unsaid: here it is left out and listed."""
+    from llmops.errors import UserError
+    from tasks.train.preference import train_preference
+
+    pairs = [json.loads(line) for line in Path(demo["pref"]).read_text().splitlines()[:8]]
+
+    def data(n_long: int) -> str:
+        for i, pair in enumerate(pairs):
+            pair["id"] = f"p{i}"
+            if i < n_long:
+                pair["prompt"] = "Weigh every parcel on the loading dock before noon. " * 12
+        path = tmp_path / f"pairs{n_long}.jsonl"
+        path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+        return str(path)
+
+    cfg = TrainConfig.model_validate({"device": "cpu", "preference": {"method": "orpo", "max_steps": 1, "batch_size": 4,
+                                                                      "max_length": 64}})
+    one = train_preference(str(base), data(1), QUESTION_TEMPLATE, cfg, str(tmp_path / "one"))
+    assert one["rows"]["rows"] == 8 and one["rows"]["dropped_prompt_fills_max_length"] == 1
+    assert one["rows"]["setting"] == "train.preference.max_length"
+    [dropped] = [json.loads(line) for line in Path(one["rows"]["dropped_path"]).read_text().splitlines()]
+    assert dropped["id"] == "p0" and Path(one["rows"]["dropped_path"]).name == "orpo_dropped.jsonl"
+
+    with pytest.raises(UserError) as stopped:
+        train_preference(str(base), data(3), QUESTION_TEMPLATE, cfg, str(tmp_path / "three"))
+    assert stopped.value.subject == "train.preference.max_length=64" and "3 of 8 training rows" in stopped.value.problem
+    assert "train.preference.max_dropped_fraction" in stopped.value.fix
