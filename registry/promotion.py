@@ -178,7 +178,8 @@ def apply_decision(name: str, version: int, decision: str, by: str, why: str, *,
     info = _existing_version(name, version)
     before = models.aliases_of(name)
     replaced = before.get("champion") if decision == "promote" and before.get("champion") != version else None
-    with Transaction(f"{decision} {name} v{version}") as tx:
+    served = served_prompt(info) if decision == "promote" else None
+    with _prompt_lock(served), Transaction(f"{decision} {name} v{version}") as tx:
         if tags:
             tags_step(tx, info, tags)
         if card is not None:
@@ -188,6 +189,8 @@ def apply_decision(name: str, version: int, decision: str, by: str, why: str, *,
             if replaced is not None:
                 alias_step(tx, name, "previous", replaced, before)
             alias_step(tx, name, "champion", version, before)
+            if served:
+                _prompt_follows(tx, *served, "promote", by, f"{name} v{version} promoted: {why}")
     return replaced
 
 
@@ -215,16 +218,13 @@ def rollback(name: str, by: str, why: str) -> tuple[int, int]:
                         f"promote the version you want by hand: llmops promote --model {name} --version N --reason ...")
     info = _existing_version(name, current)
     served = served_prompt(_existing_version(name, previous))
-    with contextlib.ExitStack() as held:
+    with _prompt_lock(served), Transaction(f"rollback {name}") as tx:
+        tags_step(tx, info, {"rollback.by": by, "rollback.reason": why})
+        audit_step(tx, name, previous, "rollback", by, why, metrics={"demoted": current})
+        alias_step(tx, name, "champion", previous, before)
+        tx.step("alias previous", lambda: models.delete_alias(name, "previous"), _restore_alias(name, "previous", previous))
         if served:
-            held.enter_context(home_lock(f"prompt-{served[0]}"))
-        with Transaction(f"rollback {name}") as tx:
-            tags_step(tx, info, {"rollback.by": by, "rollback.reason": why})
-            audit_step(tx, name, previous, "rollback", by, why, metrics={"demoted": current})
-            alias_step(tx, name, "champion", previous, before)
-            tx.step("alias previous", lambda: models.delete_alias(name, "previous"), _restore_alias(name, "previous", previous))
-            if served:
-                _restore_live_prompt(tx, *served, f"{name} rolled back to v{previous}", by, why)
+            _prompt_follows(tx, *served, "rollback", by, f"{name} rolled back to v{previous}: {why}")
     return current, previous
 
 
@@ -236,17 +236,23 @@ def served_prompt(info: models.VersionInfo) -> tuple[str, int] | None:
     return (prompt, int(number)) if prompt and number.isdigit() else None
 
 
-def _restore_live_prompt(tx: Transaction, prompt: str, version: int, what: str, by: str, why: str) -> None:
-    """A rollback takes the prompt back with the model: `production` moves to the prompt the restored
-    version served, when the prompt has that alias and it points elsewhere (it was moved for the
-    demoted champion). Without the alias, the restored version serves its own prompt already."""
+def _prompt_lock(served: tuple[str, int] | None) -> contextlib.AbstractContextManager:
+    """The prompt's lock of the home, taken after the model's (the order every routine keeps)."""
+    return home_lock(f"prompt-{served[0]}") if served else contextlib.nullcontext()
+
+
+def _prompt_follows(tx: Transaction, prompt: str, version: int, action: str, by: str, why: str) -> None:
+    """The prompt follows the champion: `production` moves to the prompt the new champion serves (a
+    promoted version's own; a restored one's, see `served_prompt`), so a serving system never loads a
+    pair the gate did not evaluate. Only when the prompt has that alias and it points elsewhere:
+    without it, the champion serves its own prompt already."""
     live = prompts.live_prompt(prompt)
     if live is None or live.version == version:
         return
     tx.step(f"prompt {prompt} alias production",
             lambda: prompts.set_prompt_alias(prompt, prompts.LIVE_ALIAS, version),
             lambda: prompts.set_prompt_alias(prompt, prompts.LIVE_ALIAS, live.version))
-    audit_step(tx, f"prompt:{prompt}", version, "rollback", by, f"{what}: {why}", metrics={"demoted": live.version})
+    audit_step(tx, f"prompt:{prompt}", version, action, by, why, metrics={"replaced": live.version})
 
 
 # ------------------------------------------------------------------------------ moves made elsewhere

@@ -178,7 +178,7 @@ def test_a_rollback_takes_the_live_prompt_back_with_the_model(champion_with_a_ne
     out = capsys.readouterr().out
     assert f"prompt {c['prompt']} @production: v{c['first']}, the prompt v{c['v1']} served" in out
     last = read_audit(f"prompt:{c['prompt']}")[-1]
-    assert (last["action"], last["version"], last["metrics"]["demoted"]) == ("rollback", c["first"], c["second"])
+    assert (last["action"], last["version"], last["metrics"]["replaced"]) == ("rollback", c["first"], c["second"])
 
 
 def test_a_rollback_that_fails_at_the_prompt_leaves_model_and_prompt_as_they_were(champion_with_a_newer_prompt, monkeypatch):
@@ -194,3 +194,22 @@ def test_a_rollback_that_fails_at_the_prompt_leaves_model_and_prompt_as_they_wer
     monkeypatch.undo()
     assert models.aliases_of(ROLLED) == aliases and read_audit(ROLLED) == audit
     assert prompts.live_prompt(c["prompt"]).version == c["second"]
+
+
+def test_a_promoted_version_takes_the_live_prompt_to_the_one_it_was_gated_with(champion_with_a_newer_prompt, tmp_path):
+    """The gate judged the new version with its own prompt: `production` follows, so no untested pair serves."""
+    from registry import prompts, tracking
+    from registry.artifacts import log_trained_folder
+    from registry.audit import read_audit
+    from registry.promotion import promote_by_hand, register_candidate
+
+    c = champion_with_a_newer_prompt
+    (tmp_path / "adapter_config.json").write_text("{}")
+    with tracking.stage_run(ROLLED, "train") as run_id:
+        source = log_trained_folder(run_id, str(tmp_path))
+    v3 = register_candidate(ROLLED, source, run_id, {"lineage.prompt": f"{c['prompt']}/{c['first']}"}).version
+    assert promote_by_hand(ROLLED, v3, "user:rm", "approved after review") == c["v2"]
+    assert prompts.live_prompt(c["prompt"]).version == c["first"]
+    last = read_audit(f"prompt:{c['prompt']}")[-1]
+    assert (last["action"], last["version"], last["by"]) == ("promote", c["first"], "user:rm")
+    assert last["why"].startswith(f"{ROLLED} v{v3} promoted: approved")
