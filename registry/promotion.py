@@ -285,11 +285,14 @@ def reconcile_champion(name: str) -> dict | None:
     before = models.aliases_of(name)
     who = "outside llmops (MLflow records no author for an alias move)"
     why = f"champion alias moved to v{champion.version} outside llmops (the log had v{known if known else 'none'})"
-    with Transaction(f"record manual promotion of {name} v{champion.version}") as tx:
+    served = served_prompt(champion)
+    with _prompt_lock(served), Transaction(f"record manual promotion of {name} v{champion.version}") as tx:
         tags_step(tx, champion, {"gate.decided_by": "manual (outside llmops)", "gate.decision": "manual-promotion"})
         audit_step(tx, name, champion.version, "manual-promotion", who, why, metrics={"replaced": known})
         if known is not None and known != champion.version and models.get_version(name, known) is not None:
             alias_step(tx, name, "previous", known, before)
+        if served:
+            _prompt_follows(tx, *served, "manual-promotion", who, f"{name}: {why}")
     return {"version": champion.version, "replaced": known, "by": who, "why": why}
 
 

@@ -213,3 +213,14 @@ def test_a_promoted_version_takes_the_live_prompt_to_the_one_it_was_gated_with(c
     last = read_audit(f"prompt:{c['prompt']}")[-1]
     assert (last["action"], last["version"], last["by"]) == ("promote", c["first"], "user:rm")
     assert last["why"].startswith(f"{ROLLED} v{v3} promoted: approved")
+
+
+def test_a_champion_moved_in_the_mlflow_ui_takes_the_live_prompt_along_when_recorded(champion_with_a_newer_prompt):
+    from registry import prompts
+    from registry.promotion import reconcile_champion
+    from registry.tracking import client
+
+    c = champion_with_a_newer_prompt
+    client().set_registered_model_alias(ROLLED, "champion", str(c["v1"]))  # what the MLflow UI does
+    assert reconcile_champion(ROLLED)["version"] == c["v1"]
+    assert prompts.live_prompt(c["prompt"]).version == c["first"]
