@@ -90,9 +90,9 @@ def answerless_rows(examples: list[dict], tokenizer, max_length: int, out: Path,
     """Rows whose prompt alone fills `max_length` tokens: truncation leaves them no answer token (trl
     drops them; SFT packed, or ORPO, would keep them with no answer to learn). Returns the other rows,
     which are what trains, and a report. The dropped ones are written to `<stage>_dropped.jsonl` with
-    the reason, so no row is lost unrecorded; when more than
-    `max_fraction` of the rows are such, training stops before it starts, saying which setting to
-    change: `train.<section>.max_length` (section: `sft`, or `preference` for dpo, orpo and kto)."""
+    the reason, so no row is lost unrecorded. When more than `max_fraction` of the rows are such (or
+    all of them), training stops before it starts, saying which setting to change:
+    `train.<section>.max_length` (section: `sft`, or `preference` for dpo, orpo and kto)."""
     from llmops.errors import UserError
 
     section = section or stage
@@ -107,7 +107,7 @@ def answerless_rows(examples: list[dict], tokenizer, max_length: int, out: Path,
                                 "max_length": max_length}) + "\n")
     report = {"rows": len(examples), "dropped_prompt_fills_max_length": len(lost), "dropped_path": str(path),
               "longest_prompt_tokens": max(lengths, default=0), "setting": f"train.{section}.max_length"}
-    if examples and len(lost) / len(examples) > max_fraction:
+    if examples and (len(lost) / len(examples) > max_fraction or len(lost) == len(examples)):
         p95 = sorted(lengths)[int(0.95 * (len(lengths) - 1))]
         raise UserError(f"train.{section}.max_length={max_length}",
                         f"{len(lost)} of {len(examples)} training rows ({len(lost) / len(examples):.0%}) have a prompt "

@@ -168,3 +168,6 @@ def test_preference_pairs_whose_prompt_fills_max_length_are_recorded_not_trained
         train_preference(str(base), data(3), QUESTION_TEMPLATE, cfg, str(tmp_path / "three"))
     assert stopped.value.subject == "train.preference.max_length=64" and "3 of 8 training rows" in stopped.value.problem
     assert "train.preference.max_dropped_fraction" in stopped.value.fix
+    lenient = cfg.model_copy(update={"preference": cfg.preference.model_copy(update={"max_dropped_fraction": 1.0})})
+    with pytest.raises(UserError, match="8 of 8 training rows"):  # nothing left to train is never accepted
+        train_preference(str(base), data(8), QUESTION_TEMPLATE, lenient, str(tmp_path / "all"))
