@@ -122,18 +122,18 @@ def contenders(config: RunConfig, model: str, against: str, prompt: str) -> dict
 
 
 @flow(name="evaluate")
-def evaluate_flow(config: RunConfig = default_config(), model: str = "", dataset: str = "", against: str = "champion",
-                  prompt: str = "", fresh: bool = False, parent_run_id: str | None = None) -> dict:
+def evaluate_flow(model: str = "", dataset: str = "", against: str = "champion", prompt: str = "", fresh: bool = False,
+                  config: RunConfig = default_config(), parent_run_id: str | None = None) -> dict:
     """Score a model, the champion and the base model on the same items of every configured suite.
 
     Args:
-        config: the run config; `eval` (suites, device, batch size) and `model` are what this stage reads.
         model: NAME@ALIAS, NAME/VERSION or a model folder; empty = the challenger of registry.model_name.
         dataset: eval items: a dataset hash or `latest` (its eval split), or a JSONL file; empty = the split
             the model was trained with.
         against: compare with the `champion` (default), the `previous` champion, or `none`.
         prompt: a registered prompt to generate with (prompts:/NAME@ALIAS); empty = the model's own prompt.
         fresh: generate every answer again instead of reusing cached ones.
+        config: the run config; `eval` (suites, device, batch size) and `model` are what this stage reads.
         parent_run_id: MLflow run to nest this run under (set by nightly; leave empty).
     """
     check_run_config(config)

@@ -69,19 +69,19 @@ def evidence_tags(findings: list[dict]) -> dict[str, str]:
 
 
 @flow(name="monitor")
-def monitor_flow(config: RunConfig = default_config(), model: str = "", dataset: str = "") -> dict:
+def monitor_flow(model: str = "", dataset: str = "", config: RunConfig = default_config()) -> dict:
     """Re-evaluate the champion and judge it, with the gate's statistics, against its promotion scores.
 
     Args:
-        config: the run config; `gate.rules` (margins), `monitor` and `eval` are what this stage reads.
         model: the version to watch; empty = the champion of registry.model_name.
         dataset: eval items (hash, `latest` or a JSONL file); empty = the split it was promoted on.
+        config: the run config; `gate.rules` (margins), `monitor` and `eval` are what this stage reads.
     """
     check_run_config(config)
     reg, logger = config.registry, get_run_logger()
     info = models.resolve_version(model or f"{reg.model_name}@champion")
     baseline = stored_baseline(info)
-    now = evaluate_flow(config, model=f"{info.name}/{info.version}", dataset=dataset, against="none", fresh=True)
+    now = evaluate_flow(config=config, model=f"{info.name}/{info.version}", dataset=dataset, against="none", fresh=True)
     findings = assess(config.gate, baseline, now["results"]["candidate"])
     regression = any(f["status"] == "regression" for f in findings)
     models.tag_version(info.name, info.version, evidence_tags(findings) | {

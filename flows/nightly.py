@@ -36,11 +36,12 @@ def nightly_flow(config: RunConfig = default_config()) -> dict:
         manual = check_manual_promotion(config, run_id)
         curated = run_curate(config, parent_run_id=run_id)
         challenger_before = models.aliases_of(reg.model_name).get("challenger") if reg.model_name in models.registered_names() else None
-        trained = train_flow(config, dataset=curated["dataset_hash"], parent_run_id=run_id)
+        trained = train_flow(config=config, dataset=curated["dataset_hash"], parent_run_id=run_id)
         try:
-            evaluated = evaluate_flow(config, model=f"{reg.model_name}/{trained['version']}",
+            evaluated = evaluate_flow(config=config, model=f"{reg.model_name}/{trained['version']}",
                                       dataset=curated["dataset_hash"], parent_run_id=run_id)
-            promoted = promote_flow(config, train_run=trained["run_id"], evaluation=evaluated["run_id"], parent_run_id=run_id)
+            promoted = promote_flow(train_run=trained["run_id"], evaluation=evaluated["run_id"], config=config,
+                                    parent_run_id=run_id)
         except BaseException:
             undo_registration(reg.model_name, trained["version"], challenger_before)
             raise
@@ -63,7 +64,7 @@ def check_manual_promotion(config: RunConfig, parent_run_id: str) -> dict | None
         return None
     get_run_logger().warning(f"{name} v{moved['version']} was made champion outside llmops: {moved['why']}")
     if moved["replaced"] is not None:
-        moved["evaluation"] = evaluate_flow(config, model=f"{name}@champion", against="previous",
+        moved["evaluation"] = evaluate_flow(config=config, model=f"{name}@champion", against="previous",
                                             parent_run_id=parent_run_id)["summary"]
     return moved
 

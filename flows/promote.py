@@ -96,14 +96,14 @@ def _eval_path_of(config: RunConfig, version: models.VersionInfo) -> str:
 
 
 @flow(name="promote")
-def promote_flow(config: RunConfig = default_config(), train_run: str = "", evaluation: str = "",
+def promote_flow(train_run: str = "", evaluation: str = "", config: RunConfig = default_config(),
                  parent_run_id: str | None = None) -> dict:
     """Gate the version a training run registered: promote it to champion, reject it, or ask a person.
 
     Args:
-        config: the run config; `gate` and `registry` are what this stage reads.
         train_run: MLflow run id of the train run whose registered version is to be judged.
         evaluation: an evaluate run id to use as the evidence; empty = the newest that fits, or a new one.
+        config: the run config; `gate` and `registry` are what this stage reads.
         parent_run_id: MLflow run to nest this run under (set by nightly; leave empty).
     """
     check_run_config(config)
@@ -113,7 +113,8 @@ def promote_flow(config: RunConfig = default_config(), train_run: str = "", eval
     if eval_run is None:
         if evaluation:
             logger.warning(f"evaluation {evaluation} does not fit (other suites, or the champion changed): evaluating again")
-        eval_run = evaluate_flow(config, model=f"{version.name}/{version.version}", parent_run_id=parent_run_id)["run_id"]
+        eval_run = evaluate_flow(model=f"{version.name}/{version.version}", config=config,
+                                 parent_run_id=parent_run_id)["run_id"]
     results = stored_results(eval_run)
     if "candidate" not in results:
         raise UserError(f"evaluation {eval_run}", "holds no candidate scores", "evaluate the version before promoting it")

@@ -74,17 +74,17 @@ def compare_prompts(config: RunConfig, model: str, prompt: str, dataset: str = "
 
 
 @flow(name="prompt")
-def prompt_flow(config: RunConfig = default_config(), prompt: str = "", model: str = "", dataset: str = "",
-                apply: bool = True, parent_run_id: str | None = None) -> dict:
+def prompt_flow(prompt: str = "", model: str = "", dataset: str = "", apply: bool = True,
+                config: RunConfig = default_config(), parent_run_id: str | None = None) -> dict:
     """Gate a prompt version on a fixed model, with the model gate's statistics; move `production` if it passes.
 
     Args:
-        config: the run config; `prompt`, `gate` and `eval` are what this stage reads.
         prompt: the candidate: NAME/VERSION, NAME@ALIAS or prompts:/...; empty = the config's prompt.template
             (registered as a new version when its text is new).
         model: the model both prompts run on; empty = the champion of registry.model_name.
         dataset: eval items (hash, `latest` or a JSONL file); empty = the split the model was trained with.
         apply: move the `production` alias when the gate passes (false: compare only).
+        config: the run config; `prompt`, `gate` and `eval` are what this stage reads.
         parent_run_id: MLflow run to nest this run under (leave empty).
     """
     check_run_config(config)
@@ -112,14 +112,14 @@ def promote_prompt_cli(config: RunConfig, name: str, number: int, reason: str) -
         before = live.ref if aliased else f"none (the champion used its own, {live.ref})"
         print(f"prompt {ref} is live (@{prompts.LIVE_ALIAS}), promoted by hand; @{prompts.LIVE_ALIAS} before: {before}")
         return 0
-    result = prompt_flow(config, prompt=ref)
+    result = prompt_flow(config=config, prompt=ref)
     _print(result)
     return 0
 
 
 def prompt_ab(config: RunConfig, model: str, prompt: str, dataset: str) -> int:
     """`llmops evaluate --model M --prompt P`: the comparison, with no alias moved."""
-    _print(prompt_flow(config, prompt=prompt, model=model, dataset=dataset, apply=False))
+    _print(prompt_flow(config=config, prompt=prompt, model=model, dataset=dataset, apply=False))
     return 0
 
 

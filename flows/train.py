@@ -79,13 +79,13 @@ def throughput_metrics(prefix: str, summary: dict) -> dict[str, float]:
 
 
 @flow(name="train")
-def train_flow(config: RunConfig = default_config(), dataset: str = "latest", parent_run_id: str | None = None) -> dict:
+def train_flow(dataset: str = "latest", config: RunConfig = default_config(), parent_run_id: str | None = None) -> dict:
     """Fine-tune on a curated dataset (SFT, then DPO/ORPO/KTO) and register the result as `challenger`.
 
     Args:
-        config: the run config; `model`, `train`, `prompt` and `registry` are what this stage reads.
         dataset: a dataset hash printed by curate (or its first 8+ characters), or `latest` for the newest
             curation of this config.
+        config: the run config; `model`, `train`, `prompt` and `registry` are what this stage reads.
         parent_run_id: MLflow run to nest this run under (set by nightly; leave empty).
     """
     check_run_config(config)

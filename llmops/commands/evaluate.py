@@ -62,14 +62,14 @@ def run(args) -> int:
     from flows.evaluate import evaluate_flow
 
     against = args.against or ("champion" if version is not None else "none")
-    r = evaluate_flow(config, model=ref, dataset=args.data or "", against=against)
+    r = evaluate_flow(config=config, model=ref, dataset=args.data or "", against=against)
     return _report(r, ref, args.output)
 
 
 def _monitor(config, version) -> int:
     from flows.monitor import monitor_flow
 
-    m = monitor_flow(config, model=f"{version.name}/{version.version}")
+    m = monitor_flow(config=config, model=f"{version.name}/{version.version}")
     for f in m["findings"]:
         detail = (f" {f['delta']:+.3f} [{f['ci_low']:+.3f}, {f['ci_high']:+.3f}], margin {f['margin']:+.3f}"
                   if f.get("delta") is not None else f" ({f['why']})")

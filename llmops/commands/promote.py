@@ -46,7 +46,7 @@ def run(args) -> int:
     config = load(args)
     from flows.promote import promote_flow
 
-    p = promote_flow(config, train_run=args.train_run, evaluation=args.evaluation)
+    p = promote_flow(config=config, train_run=args.train_run, evaluation=args.evaluation)
     print(f"{p['model_name']} v{p['version']}: {p['decision']}  (evidence: evaluate run {p['evaluation']}; "
           f"MLflow run {p['run_id']})")
     for check in p["gate"]["checks"]:

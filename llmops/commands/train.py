@@ -25,7 +25,7 @@ def run(args) -> int:
     config = load(args)
     from flows.train import train_flow
 
-    t = train_flow(config, dataset=args.dataset)
+    t = train_flow(config=config, dataset=args.dataset)
     resumed = " (resumed)" if t["resumed"] else ""
     print(f"trained{resumed}: {t['model_name']} v{t['version']} is the challenger  (dataset {t['dataset'][:12]}, "
           f"prompt {t['prompt']})")

@@ -84,7 +84,7 @@ def test_orpo_and_kto_on_hh_register_a_version(night, chat_overrides, method):
     from registry.models import get_version
 
     config = load_config("configs/chat.yaml", chat_overrides + [f"train.preference.method={method}"])
-    trained = train_flow(config, dataset=night["curate"]["dataset_hash"])
+    trained = train_flow(config=config, dataset=night["curate"]["dataset_hash"])
     version = get_version(MODEL, trained["version"])
     assert version.tags["lineage.stages"] == method and "challenger" in version.aliases
     assert trained["metrics"][f"{method}/train_loss"] == trained["metrics"][f"{method}/train_loss"]  # a number, not NaN

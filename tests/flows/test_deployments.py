@@ -88,6 +88,9 @@ def test_every_deployment_form_field_has_a_default_and_a_description() -> None:
         assert not problems, f"{deployment.name}'s form:\n" + "\n".join(problems)
         if "config" in schema["properties"]:  # the form starts from configs/nightly.yaml
             assert RunConfig.model_validate(schema["properties"]["config"]["default"]) == default_config()
+        order = sorted(schema["properties"], key=lambda name: schema["properties"][name]["position"])
+        typed = [name for name in order if name not in ("config", "parent_run_id")]
+        assert order[:len(typed)] == typed, f"{deployment.name}'s form opens with {order}: typed fields come first"
 
 
 def test_prefect_yaml_says_what_llmops_deploys() -> None:

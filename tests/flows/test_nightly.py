@@ -182,7 +182,7 @@ def test_inconclusive_gate_pauses_for_approval(first, tiny_overrides):
 
     helper = threading.Thread(target=approve_when_paused, daemon=True)
     helper.start()
-    result = promote_flow(config, train_run=first["train"]["run_id"])
+    result = promote_flow(config=config, train_run=first["train"]["run_id"])
     helper.join(timeout=5)
     assert answered, "the promote flow never paused"
     assert result["decision"] == "promote"
@@ -226,7 +226,7 @@ def test_monitor_detects_a_broken_champion_and_rolls_back(first, tiny_overrides)
                                                  'gate.rules={"arithmetic/exact_match": {}, "arithmetic/chrf": {}}'])
     champion = version_by_alias(MODEL, "champion")
     assert version_by_alias(MODEL, "previous") is not None  # the approval test left one
-    ok = monitor_flow(config, model=f"{MODEL}/{champion.version}")
+    ok = monitor_flow(config=config, model=f"{MODEL}/{champion.version}")
     assert not ok["regression"] and {f["status"] for f in ok["findings"]} == {"ok"}
 
     weights = Path(first["train"]["base"]) / "model.safetensors"
@@ -236,7 +236,7 @@ def test_monitor_detects_a_broken_champion_and_rolls_back(first, tiny_overrides)
         tensors = load_file(weights)
         torch.manual_seed(0)
         save_file({k: torch.randn_like(v) for k, v in tensors.items()}, weights)
-        broken = monitor_flow(config, model=f"{MODEL}/{champion.version}")
+        broken = monitor_flow(config=config, model=f"{MODEL}/{champion.version}")
     finally:
         shutil.move(backup, weights)
     status = {f["metric"]: f for f in broken["findings"]}
@@ -257,7 +257,7 @@ def test_untrained_base_as_challenger_is_rejected_with_statistics(first, tiny_ov
     config = load_config(None, tiny_overrides + [f"registry.model_name={MODEL}", "registry.experiment=nightly-test",
                                                  'gate.rules={"arithmetic/exact_match": {}, "arithmetic/chrf": {"max_regression": 0.0}}'])
     base = first["train"]["base"]
-    evaluated = evaluate_flow(config, model=base, dataset=first["curate"]["eval_path"])
+    evaluated = evaluate_flow(config=config, model=base, dataset=first["curate"]["eval_path"])
     result = decide(config.gate, evaluated["results"])
     assert result.decision == "reject"
     chrf = result.comparisons["arithmetic/chrf"]
@@ -282,7 +282,7 @@ def test_prompt_changes_are_gated_like_models(first, tiny_overrides, capsys, mon
     champion = version_by_alias(MODEL, "champion")
     trained = champion.tags["lineage.prompt"]
     bad_text = "Ignore the numbers and write a short poem about ducks instead. {{question}} Quack quack."
-    bad = prompt_flow(config(f"prompt.template={bad_text}"))
+    bad = prompt_flow(config=config(f"prompt.template={bad_text}"))
     assert bad["decision"] == "reject" and bad["live"] == trained
     name, bad_version = bad["candidate"].split("/")
     tags = prompts.prompt_version_tags(name, int(bad_version))
@@ -303,7 +303,7 @@ def test_prompt_changes_are_gated_like_models(first, tiny_overrides, capsys, mon
 
     by_hand = client().get_model_version(MODEL, str(champion.version)).description
     assert f"## Live prompt\n`{bad['candidate']}` (promoted by hand, user:" in by_hand
-    good = prompt_flow(config(), prompt=trained)
+    good = prompt_flow(config=config(), prompt=trained)
     assert good["decision"] == "promote" and good["live"] == bad["candidate"]
     assert prompts.live_prompt(name).ref == trained
     assert prompts.prompt_version_tags(name, int(trained.split("/")[1]))["gate.decision"] == "promote"
