@@ -23,8 +23,15 @@ def register(sub) -> None:
     p.add_argument("--version", type=int, metavar="N", help="the model or prompt version")
     p.add_argument("--reason", default="", help="why (recorded in the audit log and on the version)")
     p.set_defaults(run=run)
-    p = sub.add_parser("rollback", help="move `champion` back to the `previous` version and record why")
-    p.add_argument("--model", metavar="NAME", required=True)
+    p = sub.add_parser("rollback", help="move `champion` back to the `previous` version and record why",
+                       description="Moves `champion` back to the version holding `previous`, and records who and why.\n"
+                       "When the model's prompt has a `production` alias, it moves back too, to the prompt the\n"
+                       "restored version served. Rolling back consumes `previous`: a second one in a row is refused.",
+                       epilog="examples:\n"
+                       "  llmops rollback --model tiny-arith --reason 'bad answers in production'\n"
+                       "  llmops models history tiny-arith      what was done, by whom, and why",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", metavar="NAME", required=True, help="the registered model (see `llmops models`)")
     p.add_argument("--reason", required=True, help="why (recorded in the audit log and on the version)")
     p.set_defaults(run=run_rollback)
 
