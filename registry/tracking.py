@@ -269,10 +269,7 @@ def prefect_link() -> dict[str, str]:
 
 
 def _announce(run_id: str, experiment: str, name: str) -> None:
-    import sys
-
-    if "prefect" not in sys.modules:
-        return
+    """The flow run's log names the MLflow run; called only inside a flow run (`prefect_link` found one)."""
     from prefect.exceptions import MissingContextError
     from prefect.logging import get_run_logger
 
@@ -287,7 +284,8 @@ def stage_run(experiment: str, name: str, parent_run_id: str | None = None, tags
               resume_run_id: str | None = None) -> Iterator[str]:
     """Starts a run by id (or continues `resume_run_id`, an unfinished run of the same work), ends it
     FINISHED or FAILED; yields the run id. Tagged with its process (see `reap_dead_runs`)."""
-    all_tags = {"llmops.stage": name, "mlflow.runName": name, **process_tags(), **prefect_link(), **(tags or {})}
+    link = prefect_link()
+    all_tags = {"llmops.stage": name, "mlflow.runName": name, **process_tags(), **link, **(tags or {})}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     commit = git_commit()
@@ -301,7 +299,8 @@ def stage_run(experiment: str, name: str, parent_run_id: str | None = None, tags
                 client().set_tag(run_id, key, value)
     else:
         run_id = client().create_run(ensure_experiment(experiment), tags=all_tags, run_name=name).info.run_id
-    _announce(run_id, experiment, name)
+    if link:
+        _announce(run_id, experiment, name)
     try:
         yield run_id
     except BaseException as exc:
