@@ -21,20 +21,26 @@ def snapshot() -> dict:
     return {"versions": versions, "audit": read_audit(MODEL)}
 
 
+def register(model: str, folder, tags: dict[str, str] | None = None) -> int:
+    """A candidate version of `model`, registered from a train run (in experiment `model`) that logged an
+    adapter folder; returns its number."""
+    from registry import tracking
+    from registry.artifacts import log_trained_folder
+    from registry.promotion import register_candidate
+
+    (folder / "adapter_config.json").write_text("{}")
+    with tracking.stage_run(model, "train") as run_id:
+        source = log_trained_folder(run_id, str(folder))
+    return register_candidate(model, source, run_id, {"lineage.train_run_id": run_id} | (tags or {})).version
+
+
 @pytest.fixture(scope="module")
 def registry_with_champion(tmp_path_factory) -> dict:
     """v1 champion (promoted through the routine), v2 the challenger."""
-    from registry import tracking
-    from registry.artifacts import log_trained_folder
-    from registry.promotion import apply_decision, register_candidate
+    from registry.promotion import apply_decision
 
     folder = tmp_path_factory.mktemp("adapter")
-    (folder / "adapter_config.json").write_text("{}")
-    versions = []
-    for _ in range(2):
-        with tracking.stage_run("promotion-test", "train") as run_id:
-            source = log_trained_folder(run_id, str(folder))
-        versions.append(register_candidate(MODEL, source, run_id, {"lineage.train_run_id": run_id}).version)
+    versions = [register(MODEL, folder) for _ in range(2)]
     apply_decision(MODEL, versions[0], "promote", "gate", "first model", tags={"gate.decision": "promote"})
     return {"v1": versions[0], "v2": versions[1]}
 
@@ -144,19 +150,13 @@ ROLLED = "rollback-prompt-test"
 @pytest.fixture()
 def champion_with_a_newer_prompt(tmp_path) -> dict:
     """v1 trained with prompt /1; v2 promoted over it, then the prompt gate made /2 live on v2."""
-    from registry import models, prompts, tracking
-    from registry.artifacts import log_trained_folder
-    from registry.promotion import apply_decision, apply_prompt_decision, register_candidate
+    from registry import models, prompts
+    from registry.promotion import apply_decision, apply_prompt_decision
 
     prompt = f"{ROLLED}-{tmp_path.name}"
     first = prompts.register_prompt_template(prompt, "Q: {{question}}\nA:")
     second = prompts.register_prompt_template(prompt, "Answer with the number only. {{question}}")
-    (tmp_path / "adapter_config.json").write_text("{}")
-    versions = []
-    for _ in range(2):
-        with tracking.stage_run(ROLLED, "train") as run_id:
-            source = log_trained_folder(run_id, str(tmp_path))
-        versions.append(register_candidate(ROLLED, source, run_id, {"lineage.prompt": f"{prompt}/{first}"}).version)
+    versions = [register(ROLLED, tmp_path, {"lineage.prompt": f"{prompt}/{first}"}) for _ in range(2)]
     for v in versions:
         apply_decision(ROLLED, v, "promote", "gate", "better", tags={"gate.decision": "promote"})
     champion = models.get_version(ROLLED, versions[1])
@@ -198,16 +198,12 @@ def test_a_rollback_that_fails_at_the_prompt_leaves_model_and_prompt_as_they_wer
 
 def test_a_promoted_version_takes_the_live_prompt_to_the_one_it_was_gated_with(champion_with_a_newer_prompt, tmp_path):
     """The gate judged the new version with its own prompt: `production` follows, so no untested pair serves."""
-    from registry import prompts, tracking
-    from registry.artifacts import log_trained_folder
+    from registry import prompts
     from registry.audit import read_audit
-    from registry.promotion import promote_by_hand, register_candidate
+    from registry.promotion import promote_by_hand
 
     c = champion_with_a_newer_prompt
-    (tmp_path / "adapter_config.json").write_text("{}")
-    with tracking.stage_run(ROLLED, "train") as run_id:
-        source = log_trained_folder(run_id, str(tmp_path))
-    v3 = register_candidate(ROLLED, source, run_id, {"lineage.prompt": f"{c['prompt']}/{c['first']}"}).version
+    v3 = register(ROLLED, tmp_path, {"lineage.prompt": f"{c['prompt']}/{c['first']}"})
     assert promote_by_hand(ROLLED, v3, "user:rm", "approved after review") == c["v2"]
     assert prompts.live_prompt(c["prompt"]).version == c["first"]
     last = read_audit(f"prompt:{c['prompt']}")[-1]
