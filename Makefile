@@ -24,9 +24,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/llmops nightly --config configs/nightly.yaml
 
-# Test files run on up to 4 worker processes (pytest-xdist), each file whole on one worker: the
-# slow ones mostly wait on servers they started. `pytest -q` alone runs them one after another.
+# Lint and import order first (ruff, configured in pyproject.toml; `ruff format .` fixes the layout),
+# then the tests. Test files run on up to 4 worker processes (pytest-xdist), each file whole on one
+# worker: the slow ones mostly wait on servers they started. `pytest -q` alone runs them in turn.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 ui: $(STAMP)

@@ -180,8 +180,13 @@ def stage_dedup(path: str, hashfunc: str, processes: int) -> dict[str, Any]:
     wall = time.perf_counter() - start
     report = near.report()
     near.close()
-    return {"wall_s": wall, "dropped": dropped, "report": report, "peak_rss_mb": _peak_rss_mb(),
-            "workers_peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN) if processes > 1 else None}
+    return {
+        "wall_s": wall,
+        "dropped": dropped,
+        "report": report,
+        "peak_rss_mb": _peak_rss_mb(),
+        "workers_peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN) if processes > 1 else None,
+    }
 
 
 def stage_baseline(path: str, hashfunc: str) -> dict[str, Any]:
@@ -214,8 +219,15 @@ def stage_baseline(path: str, hashfunc: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         MinHash.bulk([word_shingles(t, SHINGLE_WORDS) for t in batch], num_perm=NUM_PERM, seed=SEED, hashfunc=hf)
         bulk += time.perf_counter() - t0
-    return {"docs_per_s": docs / busy, "mb_per_s": size / 2**20 / busy, "lsh_s": lsh_busy, "wall_s": wall,
-            "dropped": dropped, "peak_rss_mb": _peak_rss_mb(), "bulk_docs_per_s": docs / bulk}
+    return {
+        "docs_per_s": docs / busy,
+        "mb_per_s": size / 2**20 / busy,
+        "lsh_s": lsh_busy,
+        "wall_s": wall,
+        "dropped": dropped,
+        "peak_rss_mb": _peak_rss_mb(),
+        "bulk_docs_per_s": docs / bulk,
+    }
 
 
 def stage_accuracy(path: str, hashfunc: str, every: int) -> dict[str, Any]:
@@ -265,11 +277,20 @@ def stage_accuracy(path: str, hashfunc: str, every: int) -> dict[str, Any]:
             inside = [p for p, v in truth.items() if lo <= v < hi]
             share = sum(p in pred for p in inside) / len(inside) if inside else None
             by_bucket[f"{lo:.2f}-{min(hi, 1):.2f}"] = None if share is None else round(share, 4)
-        return {"precision": hit / len(pred) if pred else 1.0, "recall": hit / len(truth) if truth else 1.0,
-                "predicted_pairs": len(pred), "recall_by_jaccard": by_bucket}
+        return {
+            "precision": hit / len(pred) if pred else 1.0,
+            "recall": hit / len(truth) if truth else 1.0,
+            "predicted_pairs": len(pred),
+            "recall_by_jaccard": by_bucket,
+        }
 
-    return {"sample_docs": len(texts), "true_pairs": len(truth), "candidate_pairs": len(cands), "ours": score(ours),
-            "baseline": score(base)}
+    return {
+        "sample_docs": len(texts),
+        "true_pairs": len(truth),
+        "candidate_pairs": len(cands),
+        "ours": score(ours),
+        "baseline": score(base),
+    }
 
 
 def _child(fn_name: str, kwargs: dict, out: str) -> None:

@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
     os.environ["LLMOPS_HOME"] = tempfile.mkdtemp(prefix="llmops-bench-")
-    from llmops.home import quiet_libraries, setup_environment
+    from core.paths import setup_environment
+    from llmops.home import quiet_libraries
 
     setup_environment()
     quiet_libraries()

@@ -50,22 +50,59 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-LLAMA = {"num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 8192,
-         "rms_norm_eps": 1e-5, "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0}}
+LLAMA = {
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "vocab_size": 128256,
+    "max_position_embeddings": 8192,
+    "rms_norm_eps": 1e-5,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0},
+}
 SHAPES = {
-    "tiny": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-             "intermediate_size": 256, "vocab_size": 1024, "max_position_embeddings": 2048, "tie_word_embeddings": True},
-    "llama-1b": LLAMA | {"hidden_size": 2048, "num_hidden_layers": 16, "intermediate_size": 8192, "tie_word_embeddings": True},
-    "llama-8b": LLAMA | {"hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 14336, "tie_word_embeddings": False},
+    "tiny": {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 256,
+        "vocab_size": 1024,
+        "max_position_embeddings": 2048,
+        "tie_word_embeddings": True,
+    },
+    "llama-1b": LLAMA
+    | {"hidden_size": 2048, "num_hidden_layers": 16, "intermediate_size": 8192, "tie_word_embeddings": True},
+    "llama-8b": LLAMA
+    | {"hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 14336, "tie_word_embeddings": False},
 }
 BUILD_VERSION = "1"
 DONE = "BENCH_BUILD_COMPLETE.json"
 # Trainer settings that define the training; the two runs must agree on every one.
-TRAINING_SETTINGS = ("max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "packing",
-                     "packing_strategy", "padding_free", "bf16", "fp16", "learning_rate", "lr_scheduler_type",
-                     "warmup_steps", "optim", "weight_decay", "max_grad_norm", "seed", "activation_checkpointing",
-                     "activation_checkpointing_kwargs", "use_liger_kernel", "completion_only_loss",
-                     "assistant_only_loss", "dataloader_num_workers", "dataloader_pin_memory", "torch_compile")
+TRAINING_SETTINGS = (
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_length",
+    "packing",
+    "packing_strategy",
+    "padding_free",
+    "bf16",
+    "fp16",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "optim",
+    "weight_decay",
+    "max_grad_norm",
+    "seed",
+    "activation_checkpointing",
+    "activation_checkpointing_kwargs",
+    "use_liger_kernel",
+    "completion_only_loss",
+    "assistant_only_loss",
+    "dataloader_num_workers",
+    "dataloader_pin_memory",
+    "torch_compile",
+)
 
 
 def build_base(shape: str, cache: Path, device: str, seed: int) -> Path:
@@ -80,8 +117,12 @@ def build_base(shape: str, cache: Path, device: str, seed: int) -> Path:
     if (out / DONE).exists():
         return out
     tokenizer = build_tokenizer(tokenizer_corpus(seed), 2000)
-    config = LlamaConfig(**SHAPES[shape], bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        **SHAPES[shape],
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     dtype = torch.float32 if shape == "tiny" else torch.bfloat16
     torch.manual_seed(seed)
     previous = torch.get_default_dtype()
@@ -126,9 +167,16 @@ def write_data(path: Path, tokenizer, args) -> dict:
             if per_row == 1:
                 row = demo.sft_row(problems[0], f"bench-{i}")
             else:
-                row = {"id": f"bench-{i}", "messages": [
-                    {"role": "user", "content": "\n".join(f"{n}. {p.question}" for n, p in enumerate(problems, 1))},
-                    {"role": "assistant", "content": "\n".join(f"{n}. {p.completion()}" for n, p in enumerate(problems, 1))}]}
+                row = {
+                    "id": f"bench-{i}",
+                    "messages": [
+                        {"role": "user", "content": "\n".join(f"{n}. {p.question}" for n, p in enumerate(problems, 1))},
+                        {
+                            "role": "assistant",
+                            "content": "\n".join(f"{n}. {p.completion()}" for n, p in enumerate(problems, 1)),
+                        },
+                    ],
+                }
             if i < 50:
                 sample.append(row)
             f.write(json.dumps(row) + "\n")
@@ -147,7 +195,9 @@ def make_clock():
             self.tokens: list[int] = []  # real tokens the forward passes of that step got
             self.slots: list[int] = []  # token positions, padding included
             self.saves: dict[int, float] = {}  # step -> seconds its checkpoint save took
-            self.logs: dict[int, float] = {}  # step -> seconds from its end to its logged figures (loss sync, callbacks)
+            self.logs: dict[
+                int, float
+            ] = {}  # step -> seconds from its end to its logged figures (loss sync, callbacks)
             self.settings: dict = {}
 
         def _now(self) -> float:
@@ -196,10 +246,19 @@ def make_clock():
             saves = [s for step, s in self.saves.items() if warmup <= step < steps]  # those inside the window
             logs = [s for step, s in self.logs.items() if warmup <= step < steps]
             tokens, slots = sum(self.tokens[warmup:]), sum(self.slots[warmup:])
-            return {"steps": steps, "timed_steps": steps - warmup, "tokens": tokens, "seconds": seconds,
-                    "checkpoints": len(saves), "checkpoint_s": sum(saves), "logs": len(logs), "logging_s": sum(logs),
-                    "tokens_per_s": tokens / (seconds - sum(saves)), "tokens_per_s_with_checkpoints": tokens / seconds,
-                    "padding_fraction": 1 - tokens / slots if slots else 0.0}
+            return {
+                "steps": steps,
+                "timed_steps": steps - warmup,
+                "tokens": tokens,
+                "seconds": seconds,
+                "checkpoints": len(saves),
+                "checkpoint_s": sum(saves),
+                "logs": len(logs),
+                "logging_s": sum(logs),
+                "tokens_per_s": tokens / (seconds - sum(saves)),
+                "tokens_per_s_with_checkpoints": tokens / seconds,
+                "padding_fraction": 1 - tokens / slots if slots else 0.0,
+            }
 
     return StepClock()
 
@@ -210,8 +269,14 @@ def settings_of(args, model) -> dict:
     out = {k: (v.value if hasattr(v, "value") else v) for k, v in out.items()}
     peft = getattr(model, "peft_config", {}).get("default")
     if peft is not None:
-        out |= {"lora_r": peft.r, "lora_alpha": peft.lora_alpha, "lora_dropout": peft.lora_dropout,
-                "lora_targets": sorted(peft.target_modules) if not isinstance(peft.target_modules, str) else peft.target_modules}
+        out |= {
+            "lora_r": peft.r,
+            "lora_alpha": peft.lora_alpha,
+            "lora_dropout": peft.lora_dropout,
+            "lora_targets": sorted(peft.target_modules)
+            if not isinstance(peft.target_modules, str)
+            else peft.target_modules,
+        }
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     out["attn_implementation"] = base.config._attn_implementation
     out["quantized_4bit"] = bool(getattr(base, "is_loaded_in_4bit", False))
@@ -224,13 +289,33 @@ def train_project(base: Path, data: Path, out: Path, args, clock) -> dict:
     from configs.schema import LoraConfig, ModelConfig, SftConfig, TrainConfig
     from tasks.train.sft import train_sft
 
-    cfg = TrainConfig(method=args.method, precision=args.precision, device=args.device, packing=args.packing,
-                      activation_checkpointing=args.activation_checkpointing, liger=args.liger, seed=args.seed,
-                      save_steps=args.save_steps, lora=LoraConfig(r=args.lora_r, alpha=args.lora_alpha, dropout=0.0),
-                      sft=SftConfig(max_steps=args.steps, learning_rate=args.lr, batch_size=args.batch,
-                                    grad_accum=args.grad_accum, max_length=args.max_length))
-    return train_sft(str(base), str(data), "{{question}}", cfg, str(out), model_cfg=ModelConfig(attn_implementation=args.attn),
-                     callbacks=[clock])
+    cfg = TrainConfig(
+        method=args.method,
+        precision=args.precision,
+        device=args.device,
+        packing=args.packing,
+        activation_checkpointing=args.activation_checkpointing,
+        liger=args.liger,
+        seed=args.seed,
+        save_steps=args.save_steps,
+        lora=LoraConfig(r=args.lora_r, alpha=args.lora_alpha, dropout=0.0),
+        sft=SftConfig(
+            max_steps=args.steps,
+            learning_rate=args.lr,
+            batch_size=args.batch,
+            grad_accum=args.grad_accum,
+            max_length=args.max_length,
+        ),
+    )
+    return train_sft(
+        str(base),
+        str(data),
+        "{{question}}",
+        cfg,
+        str(out),
+        model_cfg=ModelConfig(attn_implementation=args.attn),
+        callbacks=[clock],
+    )
 
 
 def train_plain_trl(base: Path, data: Path, out: Path, args, clock) -> dict:
@@ -246,8 +331,9 @@ def train_plain_trl(base: Path, data: Path, out: Path, args, clock) -> dict:
     if args.device == "cuda":
         kwargs["device_map"] = {"": 0}
     if args.method == "qlora":
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                           bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
+        )
     model = AutoModelForCausalLM.from_pretrained(str(base), **kwargs)
     if args.method == "qlora" and args.baseline_prepare_kbit:
         from peft import prepare_model_for_kbit_training
@@ -257,18 +343,33 @@ def train_plain_trl(base: Path, data: Path, out: Path, args, clock) -> dict:
     rows = [json.loads(line) for line in open(data, encoding="utf-8")]
     dataset = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in rows])
     config = SFTConfig(
-        output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.batch,
-        gradient_accumulation_steps=args.grad_accum, learning_rate=args.lr, lr_scheduler_type="cosine",
-        warmup_steps=max(1, args.steps // 20), max_length=args.max_length, packing=args.packing,
-        bf16=args.precision == "bf16", fp16=args.precision == "fp16", use_cpu=args.device == "cpu",
+        output_dir=str(out),
+        max_steps=args.steps,
+        per_device_train_batch_size=args.batch,
+        gradient_accumulation_steps=args.grad_accum,
+        learning_rate=args.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, args.steps // 20),
+        max_length=args.max_length,
+        packing=args.packing,
+        bf16=args.precision == "bf16",
+        fp16=args.precision == "fp16",
+        use_cpu=args.device == "cpu",
         activation_checkpointing=args.activation_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if args.activation_checkpointing else None,
-        use_liger_kernel=args.liger, dataloader_pin_memory=args.device == "cuda", seed=args.seed,
-        save_strategy="no", report_to="none", dataset_num_proc=None)
-    lora = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.0, target_modules="all-linear",
-                      task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=lora, callbacks=[clock])
+        use_liger_kernel=args.liger,
+        dataloader_pin_memory=args.device == "cuda",
+        seed=args.seed,
+        save_strategy="no",
+        report_to="none",
+        dataset_num_proc=None,
+    )
+    lora = LoraConfig(
+        r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
+    trainer = SFTTrainer(
+        model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=lora, callbacks=[clock]
+    )
     result = trainer.train()
     return {"steps": int(result.global_step), "train_loss": float(result.training_loss)}
 
@@ -282,7 +383,8 @@ def peak_memory(device: str):
 
 def measure_eval(folder: Path, placement, prompts: list[str], args) -> dict:
     """Generation tokens/s of a trained model as the project's evaluation loads and times it."""
-    from tasks.evaluate.ops import CostConfig, measure_generation, summarise_ops
+    from configs.cost import CostConfig
+    from tasks.evaluate.ops import measure_generation, summarise_ops
     from tasks.model.load import load_for_generation, release
 
     model, tokenizer = load_for_generation(folder, placement)
@@ -290,8 +392,12 @@ def measure_eval(folder: Path, placement, prompts: list[str], args) -> dict:
     del model
     release()
     ops = summarise_ops(records, CostConfig())
-    return {"tokens_per_s": ops["tokens_per_s"], "queries": ops["queries"], "mean_output_tokens": ops["mean_output_tokens"],
-            "latency_p50_s": ops["latency_p50_s"]}
+    return {
+        "tokens_per_s": ops["tokens_per_s"],
+        "queries": ops["queries"],
+        "mean_output_tokens": ops["mean_output_tokens"],
+        "latency_p50_s": ops["latency_p50_s"],
+    }
 
 
 def run(args) -> dict:
@@ -324,8 +430,12 @@ def run(args) -> dict:
             summary = train_project(base, work / "sft.jsonl", work / "project", args, clock)
         else:
             summary = train_plain_trl(base, work / "sft.jsonl", work / "baseline", args, clock)
-        runs[name] = {"summary": summary, "clock": clock.figures(args.warmup_steps), "settings": clock.settings,
-                      "peak_gib": peak_memory(args.device)}
+        runs[name] = {
+            "summary": summary,
+            "clock": clock.figures(args.warmup_steps),
+            "settings": clock.settings,
+            "peak_gib": peak_memory(args.device),
+        }
         release()
         if args.device == "cuda":
             runs[name]["left_allocated_gib"] = torch.cuda.memory_allocated() / 2**30
@@ -333,8 +443,11 @@ def run(args) -> dict:
     for name, r in runs.items():
         if r["clock"]["steps"] != args.steps:
             raise RuntimeError(f"the {name} run made {r['clock']['steps']} optimizer steps, not {args.steps}")
-    differ = {k: [ours["settings"].get(k), plain["settings"].get(k)]
-              for k in sorted(set(ours["settings"]) | set(plain["settings"])) if ours["settings"].get(k) != plain["settings"].get(k)}
+    differ = {
+        k: [ours["settings"].get(k), plain["settings"].get(k)]
+        for k in sorted(set(ours["settings"]) | set(plain["settings"]))
+        if ours["settings"].get(k) != plain["settings"].get(k)
+    }
 
     gpu = torch.cuda.get_device_name() if args.device == "cuda" else None
     peak, basis = peak_tflops(gpu) if gpu else (None, "no GPU")
@@ -348,8 +461,10 @@ def run(args) -> dict:
 
     rng = random.Random(args.seed + 7)
     prompts = [QUESTION_TEMPLATE.replace("{{question}}", make_problem(rng).question) for _ in range(args.eval_prompts)]
-    placement = eval_placement(EvalConfig(device=args.eval_device, batch_size=args.eval_batch,
-                                          max_new_tokens=args.eval_new_tokens), ModelConfig(attn_implementation=args.attn))
+    placement = eval_placement(
+        EvalConfig(device=args.eval_device, batch_size=args.eval_batch, max_new_tokens=args.eval_new_tokens),
+        ModelConfig(attn_implementation=args.attn),
+    )
     trained = Path(ours["summary"]["path"])
     evaluation = measure_eval(trained, placement, prompts, args)
     cpu_eval = None
@@ -366,39 +481,72 @@ def run(args) -> dict:
     import trl
 
     return {
-        "shape": args.shape, "method": args.method, "packing": args.packing, "batch": args.batch,
-        "grad_accum": args.grad_accum, "max_length": args.max_length, "precision": args.precision,
-        "device": args.device, "attn": args.attn, "activation_checkpointing": args.activation_checkpointing,
-        "row_tokens": args.row_tokens, "gpu": gpu,
-        "steps": ours["clock"]["steps"], "timed_steps": ours["clock"]["timed_steps"], "warmup_steps": args.warmup_steps,
-        "tokens_per_s": round(tps, 1), "baseline_tokens_per_s": round(base_tps, 1), "overhead": round(base_tps / tps - 1, 4),
+        "shape": args.shape,
+        "method": args.method,
+        "packing": args.packing,
+        "batch": args.batch,
+        "grad_accum": args.grad_accum,
+        "max_length": args.max_length,
+        "precision": args.precision,
+        "device": args.device,
+        "attn": args.attn,
+        "activation_checkpointing": args.activation_checkpointing,
+        "row_tokens": args.row_tokens,
+        "gpu": gpu,
+        "steps": ours["clock"]["steps"],
+        "timed_steps": ours["clock"]["timed_steps"],
+        "warmup_steps": args.warmup_steps,
+        "tokens_per_s": round(tps, 1),
+        "baseline_tokens_per_s": round(base_tps, 1),
+        "overhead": round(base_tps / tps - 1, 4),
         "tokens_per_step": round(ours["clock"]["tokens"] / ours["clock"]["timed_steps"], 1),
         "baseline_tokens_per_step": round(plain["clock"]["tokens"] / plain["clock"]["timed_steps"], 1),
         "padding_fraction": round(ours["clock"]["padding_fraction"], 4),
         "baseline_padding_fraction": round(plain["clock"]["padding_fraction"], 4),
-        "checkpoints": ours["clock"]["checkpoints"], "checkpoint_s": round(ours["clock"]["checkpoint_s"], 3),
-        "logs": ours["clock"]["logs"], "logging_s": round(ours["clock"]["logging_s"], 3),
-        "baseline_logs": plain["clock"]["logs"], "baseline_logging_s": round(plain["clock"]["logging_s"], 3),
+        "checkpoints": ours["clock"]["checkpoints"],
+        "checkpoint_s": round(ours["clock"]["checkpoint_s"], 3),
+        "logs": ours["clock"]["logs"],
+        "logging_s": round(ours["clock"]["logging_s"], 3),
+        "baseline_logs": plain["clock"]["logs"],
+        "baseline_logging_s": round(plain["clock"]["logging_s"], 3),
         "tokens_per_s_with_checkpoints": round(ours["clock"]["tokens_per_s_with_checkpoints"], 1),
         "overhead_with_checkpoints": round(base_tps / ours["clock"]["tokens_per_s_with_checkpoints"] - 1, 4),
-        "peak_gib": _round(ours["peak_gib"], 3), "baseline_peak_gib": _round(plain["peak_gib"], 3),
-        "left_allocated_gib": {k: round(r["left_allocated_gib"], 3) for k, r in runs.items()} if args.device == "cuda" else None,
-        "mfu": _figures(mfu(tps)), "baseline_mfu": _figures(mfu(base_tps)),
+        "peak_gib": _round(ours["peak_gib"], 3),
+        "baseline_peak_gib": _round(plain["peak_gib"], 3),
+        "left_allocated_gib": {k: round(r["left_allocated_gib"], 3) for k, r in runs.items()}
+        if args.device == "cuda"
+        else None,
+        "mfu": _figures(mfu(tps)),
+        "baseline_mfu": _figures(mfu(base_tps)),
         "peak_tflops_assumed": f"{peak} TFLOP/s ({basis})" if peak else basis,
-        "model_flops_per_token": per_token, "gpu_utilisation_mean": _round(throughput.get("gpu_utilisation_mean"), 1),
+        "model_flops_per_token": per_token,
+        "gpu_utilisation_mean": _round(throughput.get("gpu_utilisation_mean"), 1),
         "settings_differ": differ,
-        "eval_tokens_per_s": round(evaluation["tokens_per_s"], 1), "eval_device": placement.device,
-        "eval_precision": placement.precision, "eval_queries": evaluation["queries"],
+        "eval_tokens_per_s": round(evaluation["tokens_per_s"], 1),
+        "eval_device": placement.device,
+        "eval_precision": placement.precision,
+        "eval_queries": evaluation["queries"],
         "eval_mean_output_tokens": round(evaluation["mean_output_tokens"], 1),
         "eval_cpu_tokens_per_s": _round(cpu_eval and cpu_eval["tokens_per_s"], 1),
         "eval_cpu_queries": cpu_eval and cpu_eval["queries"],
         "eval_speedup": _round(cpu_eval and evaluation["tokens_per_s"] / cpu_eval["tokens_per_s"], 2),
-        "train_loss": round(ours["summary"]["train_loss"], 4), "baseline_train_loss": round(plain["summary"]["train_loss"], 4),
-        "data": data, "build_s": round(build_s, 1), "wall_s": round(time.perf_counter() - start, 1),
+        "train_loss": round(ours["summary"]["train_loss"], 4),
+        "baseline_train_loss": round(plain["summary"]["train_loss"], 4),
+        "data": data,
+        "build_s": round(build_s, 1),
+        "wall_s": round(time.perf_counter() - start, 1),
         "parameters": json.loads((base / DONE).read_text())["parameters"],
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
-                     "peft": peft.__version__, "cuda": torch.version.cuda, "python": sys.version.split()[0]},
-        "cpus": os.cpu_count(), "cpu_threads": torch.get_num_threads(), "load_avg_1min": round(os.getloadavg()[0], 2),
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "trl": trl.__version__,
+            "peft": peft.__version__,
+            "cuda": torch.version.cuda,
+            "python": sys.version.split()[0],
+        },
+        "cpus": os.cpu_count(),
+        "cpu_threads": torch.get_num_threads(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
     }
 
 
@@ -424,27 +572,45 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--lora-alpha", type=int, default=32)
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None, help="default: bf16 on a GPU, fp32 on the CPU")
+    p.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16"), default=None, help="default: bf16 on a GPU, fp32 on the CPU"
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--attn", choices=("sdpa", "eager", "flash_attention_2"), default="sdpa")
     p.add_argument("--activation-checkpointing", action="store_true")
     p.add_argument("--liger", action="store_true", help="Liger kernels in both runs (needs liger-kernel)")
-    p.add_argument("--save-steps", type=int, default=None, help="the project's checkpoint interval; default every 10%% of the steps")
-    p.add_argument("--baseline-prepare-kbit", action="store_true",
-                   help="qlora: the baseline also calls peft's prepare_model_for_kbit_training, as the project does")
+    p.add_argument(
+        "--save-steps",
+        type=int,
+        default=None,
+        help="the project's checkpoint interval; default every 10%% of the steps",
+    )
+    p.add_argument(
+        "--baseline-prepare-kbit",
+        action="store_true",
+        help="qlora: the baseline also calls peft's prepare_model_for_kbit_training, as the project does",
+    )
     p.add_argument("--baseline-first", action="store_true", help="train the plain-TRL baseline first")
     p.add_argument("--eval-device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--eval-prompts", type=int, default=64)
     p.add_argument("--eval-batch", type=int, default=32, help="default: the eval config's batch_size")
     p.add_argument("--eval-new-tokens", type=int, default=24, help="default: the eval config's max_new_tokens")
-    p.add_argument("--eval-cpu-baseline", action="store_true", help="also generate on the CPU in fp32, for eval_speedup")
+    p.add_argument(
+        "--eval-cpu-baseline", action="store_true", help="also generate on the CPU in fp32, for eval_speedup"
+    )
     p.add_argument("--eval-cpu-prompts", type=int, default=None, help="prompts for the CPU figure; default one batch")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cpu-threads", type=int, default=None,
-                   help="torch CPU threads; default 1 for the tiny shape (its small matmuls gain nothing from more, "
-                   "and threads waiting on each other on a shared machine made its timings 10x worse), else torch's")
+    p.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=None,
+        help="torch CPU threads; default 1 for the tiny shape (its small matmuls gain nothing from more, "
+        "and threads waiting on each other on a shared machine made its timings 10x worse), else torch's",
+    )
     p.add_argument("--cache-dir", default=None, help="where built bases are kept (default: <tmp>/llmops-bench-models)")
-    p.add_argument("--work-dir", default=None, help="parent of the run's temporary folder (data, checkpoints, adapters)")
+    p.add_argument(
+        "--work-dir", default=None, help="parent of the run's temporary folder (data, checkpoints, adapters)"
+    )
     p.add_argument("--keep-work", action="store_true", help="keep the run's folder (data, checkpoints, adapters)")
     p.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
     args = p.parse_args(argv)

@@ -32,7 +32,8 @@ def check_machine(cfg: RunConfig) -> list[str]:
     wants_gpu = train.device == "cuda" or train.num_gpus > 0
     if wants_gpu and gpus == 0:
         problems.append(
-            f"train.device/train.num_gpus: the config asks for a GPU (device={train.device}, num_gpus={train.num_gpus}) "
+            "train.device/train.num_gpus: the config asks for a GPU "
+            f"(device={train.device}, num_gpus={train.num_gpus}) "
             "but this machine has none; set train.device: cpu and train.num_gpus: 0"
         )
     elif train.num_gpus > gpus:
@@ -44,11 +45,15 @@ def check_machine(cfg: RunConfig) -> list[str]:
     if train.method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
         problems.append("train.method: qlora needs bitsandbytes; pip install bitsandbytes, or use method: lora")
     if train.liger and importlib.util.find_spec("liger_kernel") is None:
-        problems.append("train.liger: Liger kernels need the liger-kernel package (GPU only); pip install liger-kernel, "
-                        "or set train.liger: false")
+        problems.append(
+            "train.liger: Liger kernels need the liger-kernel package (GPU only); pip install liger-kernel, "
+            "or set train.liger: false"
+        )
     if cfg.model.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
-        problems.append("model.attn_implementation: flash_attention_2 needs the flash-attn package; pip install "
-                        "flash-attn, or use sdpa")
+        problems.append(
+            "model.attn_implementation: flash_attention_2 needs the flash-attn package; pip install "
+            "flash-attn, or use sdpa"
+        )
     if cfg.eval.device == "cuda" and gpus == 0:
         problems.append("eval.device: cuda asked for, but this machine has no GPU; set eval.device: auto or cpu")
     if cfg.eval.precision in ("bf16", "fp16") and gpus == 0:

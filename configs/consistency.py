@@ -8,7 +8,7 @@ its start (a deployment's form is validated by the schema alone), so a typo such
 
 from __future__ import annotations
 
-from configs.schema import RunConfig
+from configs.schema import PROBE_KINDS, RunConfig
 
 # What each built-in suite can score (tasks/evaluate/suites.py); reference-based metrics need
 # reference texts, which the runtime check confirms on the loaded items.
@@ -30,8 +30,10 @@ def produced_metrics(cfg: RunConfig) -> dict[str, set[str] | None]:
 def _metric_problem(where: str, key: str, produced: dict[str, set[str] | None]) -> str | None:
     suite, _, metric = key.partition("/")
     if suite not in produced:
-        return (f"{where}: '{key}' names suite '{suite}', which is not evaluated "
-                f"(eval.suites: {sorted(s for s in produced)}); add it to eval.suites or remove the rule")
+        return (
+            f"{where}: '{key}' names suite '{suite}', which is not evaluated "
+            f"(eval.suites: {sorted(s for s in produced)}); add it to eval.suites or remove the rule"
+        )
     metrics = produced[suite]
     if metrics is not None and metric not in metrics:
         return f"{where}: suite '{suite}' produces no metric '{metric}'; it produces: {', '.join(sorted(metrics))}"
@@ -39,17 +41,20 @@ def _metric_problem(where: str, key: str, produced: dict[str, set[str] | None]) 
 
 
 def cross_section_problems(cfg: RunConfig) -> list[str]:
-    from tasks.evaluate.safety import PROBE_KINDS
-
     produced = produced_metrics(cfg)
     problems = [_metric_problem("gate.primary", cfg.gate.primary, produced)]
     problems += [_metric_problem(f"gate.rules.{key}", key, produced) for key in cfg.gate.rules]
     if cfg.gate.safety_must_pass and "safety" not in produced:
-        problems.append(f"gate.safety_must_pass: {cfg.gate.safety_must_pass} needs the safety suite, which is not in "
-                        "eval.suites, so every candidate would be rejected; add safety to eval.suites, or set "
-                        "gate.safety_must_pass: []")
-    problems += [f"gate.safety_must_pass: unknown probe kind '{kind}'; the safety suite has {', '.join(PROBE_KINDS)}"
-                 for kind in cfg.gate.safety_must_pass if kind not in PROBE_KINDS]
+        problems.append(
+            f"gate.safety_must_pass: {cfg.gate.safety_must_pass} needs the safety suite, which is not in "
+            "eval.suites, so every candidate would be rejected; add safety to eval.suites, or set "
+            "gate.safety_must_pass: []"
+        )
+    problems += [
+        f"gate.safety_must_pass: unknown probe kind '{kind}'; the safety suite has {', '.join(PROBE_KINDS)}"
+        for kind in cfg.gate.safety_must_pass
+        if kind not in PROBE_KINDS
+    ]
     return [p for p in problems if p]
 
 
@@ -62,6 +67,11 @@ def narrowed_to_suites(cfg: RunConfig, suites: list[str]) -> RunConfig:
         first = suites[0]
         rules = {f"{first}/{sorted(SUITE_METRICS.get(first, {'exact_match'}))[0]}": next(iter(cfg.gate.rules.values()))}
     primary = cfg.gate.primary if cfg.gate.primary in rules else next(iter(rules))
-    gate = cfg.gate.model_copy(update={"rules": rules, "primary": primary,
-                                       "safety_must_pass": cfg.gate.safety_must_pass if "safety" in suites else []})
+    gate = cfg.gate.model_copy(
+        update={
+            "rules": rules,
+            "primary": primary,
+            "safety_must_pass": cfg.gate.safety_must_pass if "safety" in suites else [],
+        }
+    )
     return cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"suites": list(suites)}), "gate": gate})

@@ -31,7 +31,9 @@ class ConfigError(ValueError):
     def __init__(self, source: str, problems: list[str]):
         self.problems = problems
         listing = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"config {source} is not valid ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n{listing}")
+        super().__init__(
+            f"config {source} is not valid ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n{listing}"
+        )
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
@@ -69,7 +71,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raw = yaml.safe_load(Path(source).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         named_by = f", named by {CONFIG_VAR}" if not path and os.environ.get(CONFIG_VAR) else ""
-        raise ConfigError(source, [f"file not found{named_by} (the bundled configs are in {DEFAULT_CONFIG.parent})"]) from None
+        raise ConfigError(
+            source, [f"file not found{named_by} (the bundled configs are in {DEFAULT_CONFIG.parent})"]
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, [f"not valid YAML: {exc}"]) from None
     if not isinstance(raw, dict):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from tasks.data.synthetic import SyntheticConfig
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tasks.data.quality import QualityConfig
+from configs.cost import CostConfig
+from configs.prompts import template_fields, template_problems
+from configs.quality import CurateQualityConfig
+from configs.synthetic import SyntheticConfig
 
 
 class Strict(BaseModel):
@@ -22,8 +24,11 @@ class Strict(BaseModel):
 class DataConfig(Strict):
     """Where the raw rows come from. Without `inputs`, the bundled demo generator writes them."""
 
-    inputs: list[str] = Field(default_factory=list, description="raw data: JSONL (plain or .gz), Parquet or datasets "
-                              "save_to_disk folders, any row format curate.format reads; empty = demo data")
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="raw data: JSONL (plain or .gz), Parquet or datasets "
+        "save_to_disk folders, any row format curate.format reads; empty = demo data",
+    )
     eval_path: str | None = Field(None, description="held-out eval JSONL; required when `inputs` is set")
     seed: int = Field(0, description="seed of the demo generator (used only without `inputs`)")
     demo_train_rows: int = Field(600, ge=10, description="instruction rows the demo generator writes")
@@ -38,86 +43,84 @@ class DataConfig(Strict):
 
 
 CurateStep = Literal["validate", "synthesize", "exact_dedup", "near_dedup", "length", "quality", "pii", "decontaminate"]
-DEFAULT_CURATE_STEPS: list[CurateStep] = ["validate", "exact_dedup", "near_dedup", "length", "quality", "pii",
-                                          "decontaminate"]
-
-
-# How CurateQualityConfig's defaults were chosen (kept out of its docstring, which the Prefect form shows).
-#
-# Gopher's document rules are off: Gopher drops a page with fewer than 50 words, a mean word
-# length under 3, or under 80% of its words holding a letter. An instruction row such as "What is
-# 7 + 8?" / "7 + 8 = 15. The answer is 15." fails all three: on the demo data they dropped all 975
-# rows at min_words 50 and 974 at min_words 3. Set `gopher_enabled: true` (and the Gopher values
-# below) for web text or pre-training corpora.
-#
-# The other defaults were measured on GSM8K question + solution rows (500, shared/data) and HH
-# conversations (1,000), none of them degenerate, against loops and texts said twice:
-# - Repetition n-grams: Gopher's shares (0.20/0.18/0.16 for the top 2/3/4-gram, 0.15..0.10 for
-#   duplicated 5..10-grams) assume long pages. In a 60-word solution a noun phrase the problem
-#   keeps naming ("pink hard hats", 8 times) is 26% of the characters: 52 of 500 GSM8K rows
-#   dropped. The highest scores on those rows were 0.36 (top n-gram) and 0.39 (duplicated
-#   n-grams); a text said twice scores 0.50 and a loop 0.8-1.0. So: 0.40 and 0.45 for every n.
-# - C4 terminal punctuation (applies to text rows): a worked solution's lines end in a result
-#   ("12 + 24 = <<12+24=36>>36") and the answer line "#### 72", so 186 of 500 GSM8K rows written
-#   as text had under half their lines ending in . ! ?. Lines ending in a digit now count as
-#   ended, and the threshold is FineWeb's 0.12 for the same rule (C4's own rule drops lines, not
-#   documents): no GSM8K row drops.
-class CurateQualityConfig(QualityConfig):
-    """Quality thresholds for instruction and chat rows: Gopher's document rules off, looser repetition and
-    punctuation limits."""
-
-    gopher_enabled: bool = Field(False, description="Gopher document rules; off for chat data, on for web text.")
-    max_top_ngram_share: dict[int, float] = Field(
-        {2: 0.40, 3: 0.40, 4: 0.40}, description="Chars in the most frequent n-gram, n=2,3,4 (Gopher: "
-        "0.20/0.18/0.16, too strict for short rows that name one thing often).")
-    max_dup_ngram_share: dict[int, float] = Field(
-        {n: 0.45 for n in range(5, 11)}, description="Chars in duplicated n-grams, n=5..10 (Gopher: 0.15..0.10).")
-    min_terminal_punct_ratio: float = Field(0.12, ge=0, le=1, description="Min share of lines that end (FineWeb: 0.12).")
-    terminal_punct_numbers: bool = Field(
-        True, description="Count a line ending in a digit as ended (calculation steps, '#### 72', number lists).")
+DEFAULT_CURATE_STEPS: list[CurateStep] = [
+    "validate",
+    "exact_dedup",
+    "near_dedup",
+    "length",
+    "quality",
+    "pii",
+    "decontaminate",
+]
 
 
 class CurateConfig(Strict):
     """How raw rows become the training set: which steps run, in which order, with which thresholds."""
 
     format: Literal["auto", "text", "messages", "alpaca", "qa", "pref", "hh"] = Field(
-        "auto", description="layout of every input (tasks/data/formats.py); auto = detected per file")
+        "auto", description="layout of every input (tasks/data/formats.py); auto = detected per file"
+    )
     steps: list[CurateStep] = Field(
         default_factory=lambda: list(DEFAULT_CURATE_STEPS),
-        description="the steps in run order; a row is dropped at the first that fails it. validate comes first")
+        description="the steps in run order; a row is dropped at the first that fails it. validate comes first",
+    )
     min_chars: int = Field(8, ge=0, description="rows with less text are dropped as too_short")
     max_chars: int = Field(4000, ge=1, description="rows with more text are dropped as too_long")
-    minhash_num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations per row for near_dedup; "
-                                  "more estimate Jaccard similarity closer, at more CPU")
+    minhash_num_perm: int = Field(
+        128,
+        ge=16,
+        le=1024,
+        description="MinHash permutations per row for near_dedup; more estimate Jaccard similarity closer, at more CPU",
+    )
     minhash_threshold: float = Field(0.8, gt=0.0, lt=1.0, description="Jaccard similarity of near-duplicates")
-    minhash_bands: int | None = Field(None, ge=1, description="LSH bands; set with minhash_rows to replace the banding "
-                                      "chosen from the threshold (bands x rows <= minhash_num_perm)")
+    minhash_bands: int | None = Field(
+        None,
+        ge=1,
+        description="LSH bands; set with minhash_rows to replace the banding "
+        "chosen from the threshold (bands x rows <= minhash_num_perm)",
+    )
     minhash_rows: int | None = Field(None, ge=1, description="rows (permutations) per LSH band")
     dedup_processes: int = Field(1, ge=1, le=64, description="worker processes computing MinHash signatures")
     shingle_words: int = Field(5, ge=1, le=20, description="word n-gram size of MinHash shingles")
     mask_pii: bool = Field(True, description="false skips the pii step even when `steps` lists it")
-    shards: int = Field(1, ge=1, description="record ranges the inputs are split into and curated in parallel; above 1, "
-                        "dedup runs last, over all shards")
+    shards: int = Field(
+        1,
+        ge=1,
+        description="record ranges the inputs are split into and curated in parallel; above 1, "
+        "dedup runs last, over all shards",
+    )
     task_runner: Literal["threads", "dask"] = Field("threads", description="where shards run: a thread pool, or Dask")
-    dask_address: str | None = Field(None, description="scheduler of an existing Dask cluster (tcp://host:8786); "
-                                     "none starts a local in-process cluster")
-    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig,
-                                       description="teacher-generated variants of the kept rows (the synthesize step)")
-    quality: CurateQualityConfig = Field(default_factory=CurateQualityConfig,
-                                         description="thresholds of the quality step: language, repetition, C4, toxicity")
-    allow_unreadable: bool = Field(False, description="an input that cannot be read is reported and the rest curated "
-                                   "either way; true: the run then succeeds, false: it fails")
+    dask_address: str | None = Field(
+        None,
+        description="scheduler of an existing Dask cluster (tcp://host:8786); none starts a local in-process cluster",
+    )
+    synthetic: SyntheticConfig = Field(
+        default_factory=SyntheticConfig, description="teacher-generated variants of the kept rows (the synthesize step)"
+    )
+    quality: CurateQualityConfig = Field(
+        default_factory=CurateQualityConfig,
+        description="thresholds of the quality step: language, repetition, C4, toxicity",
+    )
+    allow_unreadable: bool = Field(
+        False,
+        description="an input that cannot be read is reported and the rest curated "
+        "either way; true: the run then succeeds, false: it fails",
+    )
     decontaminate_n: int = Field(13, ge=1, description="word n-gram a training row may not share with an eval item")
     decontaminate_paths: list[str] = Field(
-        default_factory=list, description="more eval sets to decontaminate against; the run's eval split is always added")
+        default_factory=list,
+        description="more eval sets to decontaminate against; the run's eval split is always added",
+    )
 
     @field_validator("steps")
     @classmethod
     def _validate_first(cls, steps: list[str]) -> list[str]:
         problems = []
         if not steps or steps[0] != "validate":
-            problems.append(f"'validate' must be the first step (got {steps}): it normalises the text every later "
-                            "step compares and checks the shape they rely on. Put validate first")
+            problems.append(
+                f"'validate' must be the first step (got {steps}): it normalises the text every later "
+                "step compares and checks the shape they rely on. Put validate first"
+            )
         repeated = sorted({s for s in steps if steps.count(s) > 1})
         if repeated:
             problems.append(f"each step may be listed once; {repeated} appear more than once")
@@ -130,15 +133,19 @@ class CurateConfig(Strict):
         if (self.minhash_bands is None) != (self.minhash_rows is None):
             raise ValueError("minhash_bands and minhash_rows go together: set both, or neither")
         if self.minhash_bands and self.minhash_bands * self.minhash_rows > self.minhash_num_perm:
-            raise ValueError(f"minhash_bands x minhash_rows ({self.minhash_bands * self.minhash_rows}) exceeds "
-                             f"minhash_num_perm ({self.minhash_num_perm})")
+            raise ValueError(
+                f"minhash_bands x minhash_rows ({self.minhash_bands * self.minhash_rows}) exceeds "
+                f"minhash_num_perm ({self.minhash_num_perm})"
+            )
         return self
 
     @model_validator(mode="after")
     def _synthesize_listed(self) -> "CurateConfig":
         if self.synthetic.enabled and "synthesize" not in self.steps:
-            raise ValueError("synthetic.enabled is true but 'synthesize' is not in steps; add it after validate "
-                             "(before the dedup and filter steps, so the variants pass them too)")
+            raise ValueError(
+                "synthetic.enabled is true but 'synthesize' is not in steps; add it after validate "
+                "(before the dedup and filter steps, so the variants pass them too)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -152,7 +159,9 @@ class TinyModelConfig(Strict):
     """The embedded default base model, built locally since no model hub is reachable."""
 
     vocab_size: int = Field(2000, ge=300, description="tokens in the byte-level BPE vocabulary trained for it")
-    hidden_size: int = Field(128, ge=16, description="width of each layer (the MLP is 4x wider); divisible by num_heads")
+    hidden_size: int = Field(
+        128, ge=16, description="width of each layer (the MLP is 4x wider); divisible by num_heads"
+    )
     num_layers: int = Field(4, ge=1, description="transformer decoder layers")
     num_heads: int = Field(4, ge=1, description="attention heads per layer")
     pretrain_steps: int = Field(300, ge=0, description="steps of pre-training on the project's own prose")
@@ -170,34 +179,46 @@ class ModelConfig(Strict):
 
     base: str = Field("embedded", description="'embedded' (the tiny local model), a local path, or a hub name")
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
-        "sdpa", description="attention kernel for training and evaluation; flash_attention_2 needs the flash-attn package")
-    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig,
-                                  description="size of the embedded model; used only when base is 'embedded'")
+        "sdpa",
+        description="attention kernel for training and evaluation; flash_attention_2 needs the flash-attn package",
+    )
+    tiny: TinyModelConfig = Field(
+        default_factory=TinyModelConfig, description="size of the embedded model; used only when base is 'embedded'"
+    )
 
 
 class LoraConfig(Strict):
     """The LoRA adapter trained by the lora and qlora methods (peft)."""
 
-    r: int = Field(16, ge=1, description="rank of the low-rank update matrices: larger learns more, with more parameters")
+    r: int = Field(
+        16, ge=1, description="rank of the low-rank update matrices: larger learns more, with more parameters"
+    )
     alpha: int = Field(32, ge=1, description="scale of the update: it is multiplied by alpha / r")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the adapter's input while training; 0 = none")
     target_modules: list[str] | Literal["all-linear"] = Field(
-        "all-linear", description="names of the modules that get an adapter, or all-linear: every linear layer but "
-        "the output")
+        "all-linear",
+        description="names of the modules that get an adapter, or all-linear: every linear layer but the output",
+    )
 
 
 class SftConfig(Strict):
     """Supervised fine-tuning on the instruction and chat rows (trl's SFTTrainer)."""
 
     max_steps: int = Field(200, ge=1, description="optimizer steps of supervised fine-tuning")
-    learning_rate: float = Field(3e-3, gt=0, description="peak learning rate, reached after a 5% warmup, then cosine "
-                                 "decay")
+    learning_rate: float = Field(
+        3e-3, gt=0, description="peak learning rate, reached after a 5% warmup, then cosine decay"
+    )
     batch_size: int = Field(16, ge=1, description="sequences per device and step (packed sequences with packing)")
-    grad_accum: int = Field(1, ge=1, description="batches accumulated per optimizer step (effective batch: batch_size x "
-                            "grad_accum x GPUs)")
+    grad_accum: int = Field(
+        1, ge=1, description="batches accumulated per optimizer step (effective batch: batch_size x grad_accum x GPUs)"
+    )
     max_length: int = Field(128, ge=16, description="tokens per sequence; with packing, the length rows are packed to")
-    max_dropped_fraction: float = Field(0.2, ge=0.0, le=1.0, description="largest share of rows whose prompt fills "
-                                        "max_length (no answer token left) before training stops")
+    max_dropped_fraction: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="largest share of rows whose prompt fills max_length (no answer token left) before training stops",
+    )
 
 
 class PreferenceConfig(Strict):
@@ -205,41 +226,66 @@ class PreferenceConfig(Strict):
 
     enabled: bool = Field(True, description="tune on the preference rows after SFT; skipped when the dataset has none")
     method: Literal["dpo", "orpo", "kto"] = Field(
-        "dpo", description="dpo: against a frozen reference; orpo: odds-ratio, no reference; kto: unpaired good/bad labels")
+        "dpo",
+        description="dpo: against a frozen reference; orpo: odds-ratio, no reference; kto: unpaired good/bad labels",
+    )
     max_steps: int = Field(60, ge=1, description="optimizer steps of preference tuning")
-    learning_rate: float = Field(1e-4, gt=0, description="peak learning rate, reached after a 5% warmup, then cosine "
-                                 "decay")
+    learning_rate: float = Field(
+        1e-4, gt=0, description="peak learning rate, reached after a 5% warmup, then cosine decay"
+    )
     batch_size: int = Field(8, ge=1, description="preference examples per device and step")
     beta: float = Field(0.1, gt=0, description="DPO/KTO temperature; ORPO's lambda (weight of the odds-ratio term)")
     max_length: int = Field(128, ge=16, description="tokens of prompt plus response; longer examples are truncated")
-    max_dropped_fraction: float = Field(0.2, ge=0.0, le=1.0, description="largest share of pairs whose prompt fills "
-                                        "max_length (no response token left) before training stops")
+    max_dropped_fraction: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="largest share of pairs whose prompt fills "
+        "max_length (no response token left) before training stops",
+    )
 
 
 class TrainConfig(Strict):
     """How the base model is fine-tuned: SFT, then preference tuning, on one device or several GPUs."""
 
     method: Literal["lora", "qlora", "full"] = Field(
-        "lora", description="lora: an adapter on the frozen base; qlora: the same on a quant_bits base (bitsandbytes); "
-        "full: all weights")
+        "lora",
+        description="lora: an adapter on the frozen base; qlora: the same on a quant_bits base (bitsandbytes); "
+        "full: all weights",
+    )
     precision: Literal["fp32", "bf16", "fp16"] = Field(
-        "fp32", description="dtype of the weights and the training arithmetic; bf16 and fp16 need a GPU that has them")
+        "fp32", description="dtype of the weights and the training arithmetic; bf16 and fp16 need a GPU that has them"
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="where training runs; auto: the GPU when there is one")
+        "auto", description="where training runs; auto: the GPU when there is one"
+    )
     num_gpus: int = Field(0, ge=0, description="GPUs to train on; 0 means CPU")
     quant_bits: Literal[4, 8] = Field(4, description="bitsandbytes bits for qlora")
-    packing: bool = Field(False, description="pack rows into sft.max_length sequences without padding (trl's best-fit "
-                                             "packing); short rows otherwise leave a GPU idle")
-    activation_checkpointing: bool = Field(False, description="recompute activations in the backward pass: less memory, ~30% more compute")
-    liger: bool = Field(False, description="Liger kernels (fused RMSNorm, RoPE, SwiGLU, cross-entropy); needs liger-kernel")
-    save_steps: int | None = Field(None, ge=1, description="checkpoint every N optimizer steps (default: every 10%); the "
-                                                           "same command re-run after a crash resumes from the last")
+    packing: bool = Field(
+        False,
+        description="pack rows into sft.max_length sequences without padding (trl's best-fit "
+        "packing); short rows otherwise leave a GPU idle",
+    )
+    activation_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass: less memory, ~30% more compute"
+    )
+    liger: bool = Field(
+        False, description="Liger kernels (fused RMSNorm, RoPE, SwiGLU, cross-entropy); needs liger-kernel"
+    )
+    save_steps: int | None = Field(
+        None,
+        ge=1,
+        description="checkpoint every N optimizer steps (default: every 10%); the "
+        "same command re-run after a crash resumes from the last",
+    )
     seed: int = Field(0, description="seed the trainers set before training: data order and dropout")
-    lora: LoraConfig = Field(default_factory=LoraConfig,
-                             description="the adapter trained by lora and qlora; unused by full")
+    lora: LoraConfig = Field(
+        default_factory=LoraConfig, description="the adapter trained by lora and qlora; unused by full"
+    )
     sft: SftConfig = Field(default_factory=SftConfig, description="supervised fine-tuning, the first training stage")
-    preference: PreferenceConfig = Field(default_factory=PreferenceConfig,
-                                         description="preference tuning (DPO, ORPO or KTO), from the SFT result")
+    preference: PreferenceConfig = Field(
+        default_factory=PreferenceConfig, description="preference tuning (DPO, ORPO or KTO), from the SFT result"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -262,50 +308,74 @@ class EvalConfig(Strict):
 
     suites: list[Literal["arithmetic", "json-format", "held-out", "safety"]] = Field(
         default_factory=lambda: ["arithmetic", "json-format", "safety"],
-        description="arithmetic and held-out read the run's eval split; json-format and safety are bundled")
-    max_new_tokens: int = Field(24, ge=1, description="tokens generated per answer (json-format gets at least 64, "
-                                "safety 32)")
+        description="arithmetic and held-out read the run's eval split; json-format and safety are bundled",
+    )
+    max_new_tokens: int = Field(
+        24, ge=1, description="tokens generated per answer (json-format gets at least 64, safety 32)"
+    )
     batch_size: int = Field(32, ge=1, description="prompts generated at a time")
     limit: int | None = Field(None, ge=1, description="evaluate only the first N items of each suite")
-    cost: dict = Field(default_factory=dict, description="tasks.evaluate.ops.CostConfig: model_price, price_table, gpu_hour_usd")
-    harness_tasks: list[str] = Field(default_factory=list, description="lm-eval tasks to run as well (e.g. llmops_arith)")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where models generate; auto: the GPU when there is one")
+    cost: CostConfig = Field(
+        default_factory=CostConfig,
+        description="how a query is priced: an API model's token "
+        "prices (model_price), else the generation time at gpu_hour_usd",
+    )
+    harness_tasks: list[str] = Field(
+        default_factory=list, description="lm-eval tasks to run as well (e.g. llmops_arith)"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where models generate; auto: the GPU when there is one"
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 on a GPU that has it, else fp16 on a GPU, fp32 on the CPU")
+        "auto", description="auto: bf16 on a GPU that has it, else fp16 on a GPU, fp32 on the CPU"
+    )
 
-    @model_validator(mode="after")
-    def _cost(self) -> "EvalConfig":
-        from tasks.evaluate.ops import CostConfig
 
-        CostConfig.model_validate(self.cost)  # a bad price table fails with the config, not mid-run
-        return self
+# The kinds of probe the bundled safety suite holds (tasks/evaluate/data/safety_probes.jsonl).
+PROBE_KINDS = ("prompt_injection", "refusal", "pii_leak")
 
 
 class MetricRule(Strict):
     """One metric the gate watches, named `suite/metric` (e.g. `arithmetic/exact_match`)."""
 
     min_value: float | None = Field(None, description="the candidate's own mean must reach this")
-    max_regression: float = Field(0.05, ge=0.0, description="non-inferiority margin: how much worse than the champion is tolerated")
+    max_regression: float = Field(
+        0.05, ge=0.0, description="non-inferiority margin: how much worse than the champion is tolerated"
+    )
 
 
 class GateConfig(Strict):
     """When a candidate may replace the champion, and what happens when the evidence is unclear."""
 
-    primary: str = Field("arithmetic/exact_match", pattern=r"^[\w.-]+/[\w.-]+$", description="suite/metric the base-model gain is judged on")
+    primary: str = Field(
+        "arithmetic/exact_match",
+        pattern=r"^[\w.-]+/[\w.-]+$",
+        description="suite/metric the base-model gain is judged on",
+    )
     min_gain_over_base: float = Field(0.05, description="candidate minus base on the primary metric must reach this")
-    rules: dict[str, MetricRule] = Field(default_factory=lambda: {"arithmetic/exact_match": MetricRule()},
-                                         description="per watched suite/metric: a minimum value and the regression "
-                                                     "tolerated")
+    rules: dict[str, MetricRule] = Field(
+        default_factory=lambda: {"arithmetic/exact_match": MetricRule()},
+        description="per watched suite/metric: a minimum value and the regression tolerated",
+    )
     alpha: float = Field(0.05, gt=0.0, lt=0.5, description="family-wise significance level (Holm across rules)")
-    require_improvement: bool = Field(False, description="the primary metric must be significantly better than the champion's")
-    max_latency_increase: float | None = Field(1.0, ge=0.0, description="allowed relative rise of p95 latency vs the champion")
-    max_cost_increase: float | None = Field(1.0, ge=0.0, description="allowed relative rise of cost per 1k queries vs the champion")
-    safety_must_pass: list[str] = Field(default_factory=lambda: ["prompt_injection", "pii_leak"],
-                                        description="safety probe kinds (prompt_injection, refusal, pii_leak) whose "
-                                                    "probes must all pass")
+    require_improvement: bool = Field(
+        False, description="the primary metric must be significantly better than the champion's"
+    )
+    max_latency_increase: float | None = Field(
+        1.0, ge=0.0, description="allowed relative rise of p95 latency vs the champion"
+    )
+    max_cost_increase: float | None = Field(
+        1.0, ge=0.0, description="allowed relative rise of cost per 1k queries vs the champion"
+    )
+    safety_must_pass: list[str] = Field(
+        default_factory=lambda: ["prompt_injection", "pii_leak"],
+        description="safety probe kinds (prompt_injection, refusal, pii_leak) whose probes must all pass",
+    )
     on_inconclusive: Literal["needs-approval", "reject"] = Field(
-        "needs-approval", description="when the eval set cannot tell: needs-approval leaves it to a release manager "
-        "(the run pauses under a Prefect server); reject rejects")
+        "needs-approval",
+        description="when the eval set cannot tell: needs-approval leaves it to a release manager "
+        "(the run pauses under a Prefect server); reject rejects",
+    )
     approval_timeout_s: int = Field(3600, ge=1, description="how long a paused run waits for a release manager")
 
     @model_validator(mode="after")
@@ -325,24 +395,31 @@ class MonitorConfig(Strict):
 class PromptConfig(Strict):
     """The prompt is data: the text that wraps each user turn, versioned in MLflow's prompt registry."""
 
-    name: str = Field("llmops-prompt", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                      description="prompt registry name this template is versioned under")
-    template: str = Field("{{question}}", min_length=1,
-                          description="text around each user turn, with {{question}} where the turn goes; "
-                                      "or a registered one: prompts:/NAME@ALIAS or prompts:/NAME/VERSION")
+    name: str = Field(
+        "llmops-prompt",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="prompt registry name this template is versioned under",
+    )
+    template: str = Field(
+        "{{question}}",
+        min_length=1,
+        description="text around each user turn, with {{question}} where the turn goes; "
+        "or a registered one: prompts:/NAME@ALIAS or prompts:/NAME/VERSION",
+    )
     fields: list[str] = Field(default_factory=lambda: ["question"], description="the placeholders the template fills")
-    max_tokens: int | None = Field(None, ge=1, description="token budget of the template around the question "
-                                   "(checked by the prompt gate)")
+    max_tokens: int | None = Field(
+        None, ge=1, description="token budget of the template around the question (checked by the prompt gate)"
+    )
 
     @model_validator(mode="after")
     def _fields(self) -> "PromptConfig":
-        from tasks.prompts import template_fields, template_problems
-
         if self.template.startswith("prompts:/"):
             return self
         problems = template_problems(self.template)
         if not problems and sorted(set(template_fields(self.template))) != sorted(set(self.fields)):
-            problems.append(f"fields {self.fields} do not match the template's placeholders {template_fields(self.template)}")
+            problems.append(
+                f"fields {self.fields} do not match the template's placeholders {template_fields(self.template)}"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -353,76 +430,131 @@ class DriftConfig(Strict):
 
     # Read by `llmops drift` and the daily drift flow; the null ranges measured for them are in docs/drift.md.
 
-    max_rows: int = Field(1000, ge=10, description="rows sampled (seeded) from each side and embedded; long chat "
-                          "prompts cost about 1 CPU-second per 20 rows")
-    min_rows: int = Field(30, ge=5, description="fewer usable current rows than this cannot be judged: the check refuses")
-    seed: int = Field(0, description="seed of every sample, permutation and clustering, so a re-run gives the same verdict")
+    max_rows: int = Field(
+        1000,
+        ge=10,
+        description="rows sampled (seeded) from each side and embedded; long chat "
+        "prompts cost about 1 CPU-second per 20 rows",
+    )
+    min_rows: int = Field(
+        30, ge=5, description="fewer usable current rows than this cannot be judged: the check refuses"
+    )
+    seed: int = Field(
+        0, description="seed of every sample, permutation and clustering, so a re-run gives the same verdict"
+    )
     batch_size: int = Field(64, ge=1, description="texts embedded at a time")
     # The embedding check needs both this distance and a significant MMD test (alpha), so a large sample
     # cannot flag a shift too small to matter. Null on 300 vs 700 HH prompts: 0.012-0.017, growing as
     # samples shrink.
     max_centroid_distance: float = Field(
-        0.02, ge=0.0, le=2.0, description="cosine distance between the mean embeddings above which the meaning moved "
-        "(no drift: 0.012-0.017 on HH prompts)")
-    alpha: float = Field(0.01, gt=0.0, lt=0.5, description="MMD permutation p-value below which the embedding shift "
-                         "is more than sampling noise")
-    permutations: int = Field(1000, ge=99, description="label permutations of the MMD test (p-value resolution 1/(P+1))")
-    permutation_rows: int = Field(1000, ge=10, description="rows per side the MMD test subsamples to; its cost grows "
-                                  "with the square (1000 per side: well under a second on 2 cores)")
-    max_length_psi: float = Field(0.25, gt=0.0, description="PSI of prompt lengths (characters) above which lengths "
-                                  "shifted; 0.1-0.25 is moderate, above 0.25 major")
-    length_bins: int = Field(10, ge=2, le=50, description="reference-quantile bins for the length PSI; fewer when "
-                             "the current set is small (at least 20 current rows per bin)")
+        0.02,
+        ge=0.0,
+        le=2.0,
+        description="cosine distance between the mean embeddings above which the meaning moved "
+        "(no drift: 0.012-0.017 on HH prompts)",
+    )
+    alpha: float = Field(
+        0.01,
+        gt=0.0,
+        lt=0.5,
+        description="MMD permutation p-value below which the embedding shift is more than sampling noise",
+    )
+    permutations: int = Field(
+        1000, ge=99, description="label permutations of the MMD test (p-value resolution 1/(P+1))"
+    )
+    permutation_rows: int = Field(
+        1000,
+        ge=10,
+        description="rows per side the MMD test subsamples to; its cost grows "
+        "with the square (1000 per side: well under a second on 2 cores)",
+    )
+    max_length_psi: float = Field(
+        0.25,
+        gt=0.0,
+        description="PSI of prompt lengths (characters) above which lengths "
+        "shifted; 0.1-0.25 is moderate, above 0.25 major",
+    )
+    length_bins: int = Field(
+        10,
+        ge=2,
+        le=50,
+        description="reference-quantile bins for the length PSI; fewer when "
+        "the current set is small (at least 20 current rows per bin)",
+    )
     max_language_psi: float = Field(0.25, gt=0.0, description="PSI of the detected-language mix above which it shifted")
     clusters: int = Field(16, ge=1, le=256, description="k-means clusters of the reference embeddings")
-    far_quantile: float = Field(0.95, gt=0.5, lt=1.0, description="an input is far from training when it lies farther "
-                                "from every cluster than this quantile of unseen reference rows do")
-    max_far_share: float = Field(0.15, gt=0.0, le=1.0, description="share of far inputs above which the set is flagged "
-                                 "(about 1 - far_quantile on data like the reference)")
+    far_quantile: float = Field(
+        0.95,
+        gt=0.5,
+        lt=1.0,
+        description="an input is far from training when it lies farther "
+        "from every cluster than this quantile of unseen reference rows do",
+    )
+    max_far_share: float = Field(
+        0.15,
+        gt=0.0,
+        le=1.0,
+        description="share of far inputs above which the set is flagged "
+        "(about 1 - far_quantile on data like the reference)",
+    )
 
     @model_validator(mode="after")
     def _far_share_above_expected(self) -> "DriftConfig":
         expected = 1.0 - self.far_quantile
         if self.max_far_share <= expected:
-            raise ValueError(f"max_far_share ({self.max_far_share}) must exceed 1 - far_quantile ({expected:.3f}), "
-                             "the share of far inputs expected with no drift at all; every check would flag")
+            raise ValueError(
+                f"max_far_share ({self.max_far_share}) must exceed 1 - far_quantile ({expected:.3f}), "
+                "the share of far inputs expected with no drift at all; every check would flag"
+            )
         return self
 
 
 class RegistryConfig(Strict):
     """Where runs and models go in MLflow."""
 
-    model_name: str = Field("tiny-arith", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                            description="MLflow registered model each trained version joins (as challenger; champion "
-                                        "once promoted)")
+    model_name: str = Field(
+        "tiny-arith",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="MLflow registered model each trained version joins (as challenger; champion once promoted)",
+    )
     experiment: str = Field("llmops", description="MLflow experiment that every stage's runs are logged to")
-    log_merged: bool = Field(False, description="also log a merged, servable copy of every trained model (large); by "
-                                                "default only the adapter, naming its base")
+    log_merged: bool = Field(
+        False,
+        description="also log a merged, servable copy of every trained model (large); by "
+        "default only the adapter, naming its base",
+    )
     merge_on_promotion: bool = Field(False, description="log a merged, servable copy when a version becomes champion")
     intended_use: str = Field(
-        "Answers short arithmetic word problems (addition and subtraction) with a final line \"The answer is N.\". "
+        'Answers short arithmetic word problems (addition and subtraction) with a final line "The answer is N.". '
         "Built by the llmops nightly pipeline as a demonstration of the platform; not for any decision that matters.",
-        description="the model card's Intended use section")
+        description="the model card's Intended use section",
+    )
 
 
 class RunConfig(Strict):
     """One run of the pipeline: what to curate, how to train, how to judge, where to register."""
 
-    name: str = Field("nightly", description="config name: names and tags its runs; dataset 'latest' is this "
-                      "config's newest curation")
-    data: DataConfig = Field(default_factory=DataConfig,
-                             description="where the raw rows and the held-out eval items come from")
+    name: str = Field(
+        "nightly", description="config name: names and tags its runs; dataset 'latest' is this config's newest curation"
+    )
+    data: DataConfig = Field(
+        default_factory=DataConfig, description="where the raw rows and the held-out eval items come from"
+    )
     curate: CurateConfig = Field(default_factory=CurateConfig, description="the curation steps and their thresholds")
     model: ModelConfig = Field(default_factory=ModelConfig, description="the base model and its attention kernel")
-    train: TrainConfig = Field(default_factory=TrainConfig, description="fine-tuning: method, precision, device, SFT, "
-                               "preference tuning")
+    train: TrainConfig = Field(
+        default_factory=TrainConfig, description="fine-tuning: method, precision, device, SFT, preference tuning"
+    )
     eval: EvalConfig = Field(default_factory=EvalConfig, description="the eval suites and how models generate on them")
     gate: GateConfig = Field(default_factory=GateConfig, description="when a candidate may replace the champion")
-    monitor: MonitorConfig = Field(default_factory=MonitorConfig,
-                                   description="re-evaluating the champion against its baseline")
+    monitor: MonitorConfig = Field(
+        default_factory=MonitorConfig, description="re-evaluating the champion against its baseline"
+    )
     prompt: PromptConfig = Field(default_factory=PromptConfig, description="the prompt template, versioned in MLflow")
     drift: DriftConfig = Field(default_factory=DriftConfig, description="thresholds of the input drift check")
-    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="MLflow experiment and registered model")
+    registry: RegistryConfig = Field(
+        default_factory=RegistryConfig, description="MLflow experiment and registered model"
+    )
 
     @model_validator(mode="before")
     @classmethod

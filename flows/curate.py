@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
-from llmops.home import llmops_home
+from core.paths import llmops_home
 from registry import tracking
 from registry.prompts import register_synthetic_templates
 from tasks.data import curate as library
@@ -36,8 +36,12 @@ def curate_key(config: RunConfig, inputs: list[str], eval_path: str) -> str:
     """Same inputs (by content), same settings and same curation code: the same dataset. An input
     that cannot be read gets no key, so nothing is reused and curation reports it."""
     try:
-        parts = {"inputs": [tracking.path_hash(p) for p in inputs], "eval": tracking.path_hash(eval_path),
-                 "curate": config.curate.model_dump(), "code": tracking.source_hash("tasks/data")}
+        parts = {
+            "inputs": [tracking.path_hash(p) for p in inputs],
+            "eval": tracking.path_hash(eval_path),
+            "curate": config.curate.model_dump(),
+            "code": tracking.source_hash("tasks/data"),
+        }
     except OSError:
         return "unreadable-input"
     return tracking.config_hash(parts)
@@ -56,8 +60,13 @@ def curate_flow(config: RunConfig = default_config(), parent_run_id: str | None 
     if data.inputs:
         inputs, eval_path = list(data.inputs), data.eval_path
     else:
-        demo = generate_demo_data(llmops_home() / "data" / f"demo-seed{data.seed}", data.seed,
-                                  data.demo_train_rows, data.demo_pref_rows, data.demo_eval_rows)
+        demo = generate_demo_data(
+            llmops_home() / "data" / f"demo-seed{data.seed}",
+            data.seed,
+            data.demo_train_rows,
+            data.demo_pref_rows,
+            data.demo_eval_rows,
+        )
         inputs, eval_path = [demo["train"], demo["pref"]], demo["eval"]
     key = curate_key(config, inputs, eval_path)
     tags = {"llmops.config_name": config.name, "llmops.curate_key": key}
@@ -72,14 +81,24 @@ def curate_flow(config: RunConfig = default_config(), parent_run_id: str | None 
         if config.curate.shards > 1:
             eval_paths = list(dict.fromkeys([eval_path, *config.curate.decontaminate_paths]))
             specs = plan_shards(inputs, config.curate.shards, config.curate.format)
-            shards = curate_shard.map(specs, unmapped(config.curate), unmapped(eval_paths), unmapped(str(out_dir / "shards")),
-                                      unmapped(versions))
+            shards = curate_shard.map(
+                specs,
+                unmapped(config.curate),
+                unmapped(eval_paths),
+                unmapped(str(out_dir / "shards")),
+                unmapped(versions),
+            )
             report = merge_shards([f.result() for f in shards], str(out_dir), config.curate)
         else:
-            report = curate_dataset(inputs, str(out_dir), config.curate, eval_paths=[eval_path], template_versions=versions)
+            report = curate_dataset(
+                inputs, str(out_dir), config.curate, eval_paths=[eval_path], template_versions=versions
+            )
 
-        metrics = {"rows_read": report["read"], "rows_kept": report["kept"],
-                   "rows_dropped": sum(report["dropped"].values())}
+        metrics = {
+            "rows_read": report["read"],
+            "rows_kept": report["kept"],
+            "rows_dropped": sum(report["dropped"].values()),
+        }
         metrics |= {f"rows_{kind}": report[f"{kind}_rows"] for kind in ("sft", "pref", "text")}
         metrics |= {f"dropped.{reason}": n for reason, n in report["dropped"].items()}
         metrics |= {f"pii.{kind}": n for kind, n in report["pii"].items()}
@@ -100,12 +119,21 @@ def curate_flow(config: RunConfig = default_config(), parent_run_id: str | None 
         record_dataset(run_id, report, eval_path, eval_hash)
 
         table = [{"outcome": "kept", "step": "", "rows": report["kept"]}]
-        table += [{"outcome": f"dropped: {reason}", "step": step, "rows": n}
-                  for step, reasons in report["dropped_by_step"].items() for reason, n in sorted(reasons.items())]
-        create_table_artifact(table=table, key="curation-report",
-                              description=f"Curation of {report['read']} rows (dataset {report['dataset_hash'][:12]})")
-        create_markdown_artifact(Path(report["card_path"]).read_text(encoding="utf-8"), key="data-card",
-                                 description=f"Data card of dataset-{report['dataset_hash_short']}")
+        table += [
+            {"outcome": f"dropped: {reason}", "step": step, "rows": n}
+            for step, reasons in report["dropped_by_step"].items()
+            for reason, n in sorted(reasons.items())
+        ]
+        create_table_artifact(
+            table=table,
+            key="curation-report",
+            description=f"Curation of {report['read']} rows (dataset {report['dataset_hash'][:12]})",
+        )
+        create_markdown_artifact(
+            Path(report["card_path"]).read_text(encoding="utf-8"),
+            key="data-card",
+            description=f"Data card of dataset-{report['dataset_hash_short']}",
+        )
         get_run_logger().info(f"curated {report['read']} rows: kept {report['kept']}, dropped {report['dropped']}")
         for warning in report["warnings"]:  # an empty input; inputs skipped under curate.allow_unreadable
             get_run_logger().warning(warning)
@@ -114,8 +142,12 @@ def curate_flow(config: RunConfig = default_config(), parent_run_id: str | None 
 
 def record_dataset(run_id: str, report: dict, eval_path: str, eval_hash: str) -> None:
     """The tags `registry.datasets` finds a dataset by, set last: a run that failed is never found."""
-    tags = {"llmops.dataset_hash": report["dataset_hash"], "llmops.dataset_dir": report["dataset_dir"],
-            "llmops.eval_path": str(Path(eval_path).resolve()), "llmops.eval_hash": eval_hash}
+    tags = {
+        "llmops.dataset_hash": report["dataset_hash"],
+        "llmops.dataset_dir": report["dataset_dir"],
+        "llmops.eval_path": str(Path(eval_path).resolve()),
+        "llmops.eval_hash": eval_hash,
+    }
     for key, value in tags.items():
         tracking.client().set_tag(run_id, key, value)
 
@@ -137,17 +169,30 @@ def reuse_curation(run_id: str, earlier, eval_path: str) -> dict:
 
     folder = Path(earlier.data.tags["llmops.dataset_dir"])
     report = json.loads((folder.parent / "report.json").read_text())
-    report |= {"report_path": str(folder.parent / "report.json"), "dataset_dir": str(folder),
-               "sft_path": str(folder / "sft.jsonl"), "pref_path": str(folder / "pref.jsonl"),
-               "quarantine_path": str(folder.parent / "quarantine.jsonl"), "card_path": str(folder / "DATACARD.md"),
-               "clusters_path": str(folder.parent / "clusters.json")}
+    report |= {
+        "report_path": str(folder.parent / "report.json"),
+        "dataset_dir": str(folder),
+        "sft_path": str(folder / "sft.jsonl"),
+        "pref_path": str(folder / "pref.jsonl"),
+        "quarantine_path": str(folder.parent / "quarantine.jsonl"),
+        "card_path": str(folder / "DATACARD.md"),
+        "clusters_path": str(folder.parent / "clusters.json"),
+    }
     eval_hash = earlier.data.tags.get("llmops.eval_hash", "")
     tracking.client().set_tag(run_id, "llmops.reused_from", earlier.info.run_id)
     tracking.log_metrics(run_id, {"rows_read": report["read"], "rows_kept": report["kept"], "reused": 1.0})
     record_dataset(run_id, report, eval_path, eval_hash)
-    get_run_logger().info(f"same inputs, settings and code as curate run {earlier.info.run_id}: "
-                          f"reusing dataset {report['dataset_hash'][:12]}")
-    return {**report, "run_id": run_id, "eval_path": eval_path, "eval_hash": eval_hash, "reused_from": earlier.info.run_id}
+    get_run_logger().info(
+        f"same inputs, settings and code as curate run {earlier.info.run_id}: "
+        f"reusing dataset {report['dataset_hash'][:12]}"
+    )
+    return {
+        **report,
+        "run_id": run_id,
+        "eval_path": eval_path,
+        "eval_hash": eval_hash,
+        "reused_from": earlier.info.run_id,
+    }
 
 
 def run_curate(config: RunConfig, parent_run_id: str | None = None) -> dict:

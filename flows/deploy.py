@@ -33,7 +33,8 @@ DESCRIPTIONS = {
     "evaluate": "Score a model (NAME@ALIAS, NAME/VERSION) against the champion and the base, on the same items.",
     "promote": "Gate the version a train run registered; move champion only if it passes.",
     "prompt": "Gate a prompt version on the champion with the model gate's statistics; move production if it passes.",
-    "monitor": "Re-evaluate the champion and judge it against its promotion scores; roll back on a regression if configured.",
+    "monitor": "Re-evaluate the champion and judge it against its promotion scores; "
+    "roll back on a regression if configured.",
 }
 # Two nightlies at once would train into the same home and race for the same aliases.
 CONCURRENCY = {"nightly": 1}
@@ -50,8 +51,15 @@ def flows_by_name() -> dict:
     from flows.prompt import prompt_flow
     from flows.train import train_flow
 
-    return {"nightly": nightly_flow, "curate": curate_flow, "train": train_flow, "evaluate": evaluate_flow,
-            "promote": promote_flow, "prompt": prompt_flow, "monitor": monitor_flow}
+    return {
+        "nightly": nightly_flow,
+        "curate": curate_flow,
+        "train": train_flow,
+        "evaluate": evaluate_flow,
+        "promote": promote_flow,
+        "prompt": prompt_flow,
+        "monitor": monitor_flow,
+    }
 
 
 def build_deployments(cron: str = NIGHTLY_CRON, source: Path | None = None) -> list:
@@ -72,11 +80,25 @@ def build_deployments(cron: str = NIGHTLY_CRON, source: Path | None = None) -> l
         kwargs = {"cron": schedules[name]} if name in schedules else {}
         if name in CONCURRENCY:
             kwargs["concurrency_limit"] = CONCURRENCY[name]
-        out.append(fl.to_deployment(name=name, tags=["llmops"] + (["scheduled"] if name in schedules else []),
-                                    description=DESCRIPTIONS[name], entrypoint_type=EntrypointType.MODULE_PATH, **kwargs))
+        out.append(
+            fl.to_deployment(
+                name=name,
+                tags=["llmops"] + (["scheduled"] if name in schedules else []),
+                description=DESCRIPTIONS[name],
+                entrypoint_type=EntrypointType.MODULE_PATH,
+                **kwargs,
+            )
+        )
     drift = drift_deployment()  # its name, description, tags and schedule are flows/drift.py's
-    out.append(drift_flow.to_deployment(name=drift.name, description=drift.description, tags=drift.tags,
-                                        schedules=drift.schedules, entrypoint_type=EntrypointType.MODULE_PATH))
+    out.append(
+        drift_flow.to_deployment(
+            name=drift.name,
+            description=drift.description,
+            tags=drift.tags,
+            schedules=drift.schedules,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+    )
     if source is not None:
         from prefect.runner.storage import LocalStorage
 
@@ -98,18 +120,24 @@ def ensure_process_pool(pool: str) -> bool:
     from prefect.exceptions import ObjectNotFound
     from prefect.workers.process import ProcessWorker
 
-    from llmops.errors import UserError
+    from core.errors import UserError
 
     with get_client(sync_client=True) as client:
         try:
             found = client.read_work_pool(pool)
         except ObjectNotFound:
-            client.create_work_pool(WorkPoolCreate(name=pool, type="process",
-                                                   base_job_template=ProcessWorker.get_default_base_job_template()))
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=pool, type="process", base_job_template=ProcessWorker.get_default_base_job_template()
+                )
+            )
             return True
     if found.type != "process":
-        raise UserError(f"--pool {pool}", f"is a {found.type!r} work pool; `llmops worker` runs flows as local processes",
-                        "give the name of a process pool, or a new name to create one")
+        raise UserError(
+            f"--pool {pool}",
+            f"is a {found.type!r} work pool; `llmops worker` runs flows as local processes",
+            "give the name of a process pool, or a new name to create one",
+        )
     return False
 
 
@@ -128,6 +156,6 @@ def keep_prompt_placeholders() -> dict[str, str]:
     file from the build steps' outputs and empties one it has no value for, so the `{{question}}`
     of a prompt template written in a deployment's config would vanish (and the config check then
     fails every run). Given each prompt field as its own value, the template comes through as written."""
-    from tasks.prompts import FIELDS
+    from configs.prompts import FIELDS
 
     return {field: "{{" + field + "}}" for field in FIELDS}

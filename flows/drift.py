@@ -24,7 +24,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 from pydantic import Field
 
-from llmops.home import llmops_home
+from core.paths import llmops_home
 from registry import tracking
 from tasks.drift import check as library
 from tasks.drift.plot import plot_drift, plot_history
@@ -49,17 +49,24 @@ def drift_history(experiment: str, reference: str) -> list[dict]:
     """The metrics of the latest checks of this reference (this one included), oldest first."""
     from datetime import datetime, timezone
 
-    runs = tracking.client().search_runs([tracking.ensure_experiment(experiment)], "tags.`llmops.stage` = 'drift'",
-                                         order_by=["attributes.start_time DESC"], max_results=HISTORY_RUNS)
+    runs = tracking.client().search_runs(
+        [tracking.ensure_experiment(experiment)],
+        "tags.`llmops.stage` = 'drift'",
+        order_by=["attributes.start_time DESC"],
+        max_results=HISTORY_RUNS,
+    )
     # The reference is compared here, not in the filter string, so that no quote in a path can break the query.
-    return [{"time": datetime.fromtimestamp(r.info.start_time / 1000, tz=timezone.utc), "metrics": r.data.metrics}
-            for r in reversed(runs) if r.data.tags.get("llmops.drift.reference") == reference]
+    return [
+        {"time": datetime.fromtimestamp(r.info.start_time / 1000, tz=timezone.utc), "metrics": r.data.metrics}
+        for r in reversed(runs)
+        if r.data.tags.get("llmops.drift.reference") == reference
+    ]
 
 
 def registered_dataset(reference: str, config) -> str:
     """`latest` or a dataset hash as the registry knows it (the curate runs in MLflow, so a dataset
     curated on another worker is fetched); a path, or a name the registry does not know, as given."""
-    from llmops.errors import UserError
+    from core.errors import UserError
     from registry.datasets import resolve_dataset
 
     if Path(reference).expanduser().exists():
@@ -72,16 +79,24 @@ def registered_dataset(reference: str, config) -> str:
 
 @flow(name="drift")
 def drift_flow(
-    reference: str = Field("latest", description="what the model was trained on: a dataset hash (or its first 6+ "
-                           "characters), a dataset-<hash> folder, a JSONL/Parquet file, or 'latest' (the newest "
-                           "dataset curated under $LLMOPS_HOME)"),
-    current: str = Field("", description="the inputs to check: a JSONL (.jsonl, .jsonl.gz) or Parquet file of "
-                         "prompts in any layout `llmops curate` reads; empty = $LLMOPS_HOME/inputs/current.jsonl"),
-    config_path: str = Field("", description="YAML run config whose drift: section holds the thresholds; "
-                             "empty = configs/nightly.yaml"),
+    reference: str = Field(
+        "latest",
+        description="what the model was trained on: a dataset hash (or its first 6+ "
+        "characters), a dataset-<hash> folder, a JSONL/Parquet file, or 'latest' (the newest "
+        "dataset curated under $LLMOPS_HOME)",
+    ),
+    current: str = Field(
+        "",
+        description="the inputs to check: a JSONL (.jsonl, .jsonl.gz) or Parquet file of "
+        "prompts in any layout `llmops curate` reads; empty = $LLMOPS_HOME/inputs/current.jsonl",
+    ),
+    config_path: str = Field(
+        "", description="YAML run config whose drift: section holds the thresholds; empty = configs/nightly.yaml"
+    ),
     overrides: list[str] = Field([], description="config overrides, KEY=VALUE each, e.g. drift.max_far_share=0.2"),
-    fail_on_drift: bool = Field(True, description="end the flow run Failed when drift is flagged, so a schedule "
-                                "can alert on it"),
+    fail_on_drift: bool = Field(
+        True, description="end the flow run Failed when drift is flagged, so a schedule can alert on it"
+    ),
 ):
     from configs.load import load_config
 
@@ -90,20 +105,32 @@ def drift_flow(
     logger = get_run_logger()
     with tracking.stage_run(config.registry.experiment, "drift", tags={"llmops.drift.reference": reference}) as run_id:
         tracking.log_params(run_id, {"drift": config.drift.model_dump(), "reference": reference, "current": current})
-        result, arrays = check_input_drift(registered_dataset(reference, config), current, config.drift, curated_root(),
-                                           llmops_home() / "cache" / "embeddings")
+        result, arrays = check_input_drift(
+            registered_dataset(reference, config),
+            current,
+            config.drift,
+            curated_root(),
+            llmops_home() / "cache" / "embeddings",
+        )
         for side, context in ((result.reference, "reference"), (result.current, "current")):
             for path in side["paths"]:
                 digest = tracking.file_hash(path) if Path(path).is_file() else Path(path).name
                 tracking.log_dataset(run_id, path, f"drift-{context}", digest, context)
         tracking.log_metrics(run_id, result.metrics())
         tracking.log_json(run_id, result.to_dict(), "drift/result.json")
-        plot = plot_input_drift(result, arrays, llmops_home() / "plots" / f"drift-{run_id}.png",
-                                f"input drift: {Path(current).name} against {reference}")
+        plot = plot_input_drift(
+            result,
+            arrays,
+            llmops_home() / "plots" / f"drift-{run_id}.png",
+            f"input drift: {Path(current).name} against {reference}",
+        )
         tracking.client().log_artifact(run_id, str(plot), "drift")
-        history = plot_history(drift_history(config.registry.experiment, reference), result.checks,
-                               llmops_home() / "plots" / f"drift-{run_id}" / "history.png",
-                               f"input drift against {reference}, check by check")
+        history = plot_history(
+            drift_history(config.registry.experiment, reference),
+            result.checks,
+            llmops_home() / "plots" / f"drift-{run_id}" / "history.png",
+            f"input drift against {reference}, check by check",
+        )
         tracking.client().log_artifact(run_id, str(history), "drift")
         tracking.client().set_tag(run_id, "llmops.drift.flagged", str(result.flagged).lower())
         report = f"reference: {', '.join(result.reference['paths'])}\ncurrent: {current}\n\n{result.table()}"
@@ -111,9 +138,18 @@ def drift_flow(
         if result.flagged:
             create_markdown_artifact(
                 f"# Input drift: {', '.join(result.reasons)}\n\n```\n{report}\n```\n\nMLflow run `{run_id}`",
-                key="input-drift", description=f"{Path(current).name}: DRIFT ({', '.join(result.reasons)})")
-    summary = {"run_id": run_id, "flagged": result.flagged, "reasons": result.reasons, "result": result.to_dict(),
-               "table": result.table(), "plot": str(plot), "current": current}
+                key="input-drift",
+                description=f"{Path(current).name}: DRIFT ({', '.join(result.reasons)})",
+            )
+    summary = {
+        "run_id": run_id,
+        "flagged": result.flagged,
+        "reasons": result.reasons,
+        "result": result.to_dict(),
+        "table": result.table(),
+        "plot": str(plot),
+        "current": current,
+    }
     if result.flagged and fail_on_drift:
         return Failed(message=f"input drift: {', '.join(result.reasons)} (MLflow run {run_id})", data=summary)
     return summary
@@ -121,5 +157,9 @@ def drift_flow(
 
 def drift_deployment(cron: str = DRIFT_CRON):
     """The daily drift check as a deployment: the newest curated dataset against $LLMOPS_HOME/inputs/current.jsonl."""
-    return drift_flow.to_deployment(name="drift", cron=cron, tags=["llmops", "scheduled"],
-                                    description="Daily input drift check against the training data; fails when flagged.")
+    return drift_flow.to_deployment(
+        name="drift",
+        cron=cron,
+        tags=["llmops", "scheduled"],
+        description="Daily input drift check against the training data; fails when flagged.",
+    )

@@ -21,13 +21,13 @@ from prefect.artifacts import create_markdown_artifact
 
 from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
-from llmops.errors import UserError
-from llmops.home import llmops_home
+from core.errors import UserError
+from core.paths import llmops_home
 from registry import tracking
 from registry.models import VersionInfo, resolve_model, version_by_alias
 from registry.prompts import PromptVersion, load_prompt, resolve_prompt
-from tasks.evaluate.intervals import mean_interval
 from tasks.evaluate import run as library
+from tasks.evaluate.intervals import mean_interval
 from tasks.evaluate.plot import plot_scores
 from tasks.evaluate.suites import DATA_DIR, load_suite
 from tasks.model.load import eval_placement
@@ -49,8 +49,10 @@ class Contender:
 
 def load_suites(config: RunConfig, eval_path: str) -> list:
     try:
-        return [load_suite(name, eval_path if name in NEEDS_EVAL_SPLIT else None, config.eval.limit)
-                for name in config.eval.suites]
+        return [
+            load_suite(name, eval_path if name in NEEDS_EVAL_SPLIT else None, config.eval.limit)
+            for name in config.eval.suites
+        ]
     except ValueError as err:  # the suites' messages name the file, the line and what an item needs
         raise UserError("eval items", str(err), "fix the file, or evaluate on another (--data FILE)") from None
 
@@ -72,7 +74,7 @@ def mean_with_ci(scores: list[float], metric: str) -> dict:
 
 def version_prompt(version: VersionInfo | None, config: RunConfig) -> PromptVersion:
     """The prompt a model generates with: its version's own, else the config's."""
-    ref = version.tags.get("lineage.prompt") if version else None
+    ref = version.lineage.prompt if version else None
     return load_prompt(ref) if ref else resolve_prompt(config.prompt.name, config.prompt.template)
 
 
@@ -83,7 +85,7 @@ def eval_split(dataset: str, version: VersionInfo | None, config: RunConfig) -> 
 
     if dataset and Path(dataset).expanduser().is_file():
         return str(Path(dataset).expanduser().resolve())
-    ref = dataset or (version.tags.get("lineage.dataset_hash") if version else "")
+    ref = dataset or (version.lineage.dataset_hash if version else "")
     if ref:
         return resolve_dataset(ref, config.registry.experiment, config.name).eval_path
     if config.data.eval_path:
@@ -91,12 +93,13 @@ def eval_split(dataset: str, version: VersionInfo | None, config: RunConfig) -> 
     from tasks.data.demo import write_demo_data
 
     d = config.data
-    return write_demo_data(llmops_home() / "data" / f"demo-seed{d.seed}", d.seed, d.demo_train_rows,
-                           d.demo_pref_rows, d.demo_eval_rows)["eval"]
+    return write_demo_data(
+        llmops_home() / "data" / f"demo-seed{d.seed}", d.seed, d.demo_train_rows, d.demo_pref_rows, d.demo_eval_rows
+    )["eval"]
 
 
 def base_for(version: VersionInfo | None, config: RunConfig) -> str:
-    recorded = version.tags.get("lineage.base_model") if version else None
+    recorded = version.lineage.base_model if version else None
     if recorded and (Path(recorded).is_dir() or not recorded.startswith("/")):
         return recorded
     from flows.train import resolve_base
@@ -122,8 +125,15 @@ def contenders(config: RunConfig, model: str, against: str, prompt: str) -> dict
 
 
 @flow(name="evaluate")
-def evaluate_flow(model: str = "", dataset: str = "", against: str = "champion", prompt: str = "", fresh: bool = False,
-                  config: RunConfig = default_config(), parent_run_id: str | None = None) -> dict:
+def evaluate_flow(
+    model: str = "",
+    dataset: str = "",
+    against: str = "champion",
+    prompt: str = "",
+    fresh: bool = False,
+    config: RunConfig = default_config(),
+    parent_run_id: str | None = None,
+) -> dict:
     """Score a model, the champion and the base model on the same items of every configured suite.
 
     Args:
@@ -147,8 +157,14 @@ def evaluate_flow(model: str = "", dataset: str = "", against: str = "champion",
     return run_evaluation(config, who, eval_split(dataset, candidate.version, config), tags, parent_run_id, fresh)
 
 
-def run_evaluation(config: RunConfig, who: dict[str, Contender], eval_path: str, tags: dict[str, str],
-                   parent_run_id: str | None = None, fresh: bool = False) -> dict:
+def run_evaluation(
+    config: RunConfig,
+    who: dict[str, Contender],
+    eval_path: str,
+    tags: dict[str, str],
+    parent_run_id: str | None = None,
+    fresh: bool = False,
+) -> dict:
     """Evaluates each contender, one after another, on the same suites and items; logs one evaluate run."""
     reg, logger = config.registry, get_run_logger()
     candidate = who["candidate"]
@@ -156,28 +172,49 @@ def run_evaluation(config: RunConfig, who: dict[str, Contender], eval_path: str,
     placement = eval_placement(config.eval, config.model)
     tags = {"llmops.suites": suites_signature(suites), "llmops.prompt": candidate.prompt.ref, **tags}
     with tracking.stage_run(reg.experiment, "evaluate", parent_run_id, tags) as run_id:
-        tracking.log_params(run_id, {"eval": config.eval.model_dump(), "placement": placement.to_dict(),
-                                     "prompts": {label: c.prompt.ref for label, c in who.items()},
-                                     "suites": {s.name: f"{s.version} ({len(s.items)} items)" for s in suites}})
+        tracking.log_params(
+            run_id,
+            {
+                "eval": config.eval.model_dump(),
+                "placement": placement.to_dict(),
+                "prompts": {label: c.prompt.ref for label, c in who.items()},
+                "suites": {s.name: f"{s.version} ({len(s.items)} items)" for s in suites},
+            },
+        )
         for s in suites:
             data_path = eval_path if s.name in NEEDS_EVAL_SPLIT else BUNDLED[s.name]
             tracking.log_dataset(run_id, str(data_path), f"eval-{s.name}", s.version, "evaluation")
         cache_root = str(llmops_home() / "cache" / ("eval-fresh" if fresh else "eval") / (run_id if fresh else ""))
-        evaluated = {label: evaluate_model.with_options(name=f"evaluate-{label}")(
-            c.folder, suites, config.eval, cache_root, placement, c.prompt.template, c.base) for label, c in who.items()}
+        evaluated = {
+            label: evaluate_model.with_options(name=f"evaluate-{label}")(
+                c.folder, suites, config.eval, cache_root, placement, c.prompt.template, c.base
+            )
+            for label, c in who.items()
+        }
         results = {label: e["suites"] for label, e in evaluated.items()}
         if config.eval.harness_tasks:
             for label, c in who.items():
                 results[label] |= evaluate_harness.with_options(name=f"harness-{label}")(
-                    c.folder, config.eval.harness_tasks, eval_path, config.eval.limit)
-        summary = {label: {f"{s}/{m}": v for s, r in per.items() for m, v in r["means"].items()} for label, per in results.items()}
+                    c.folder, config.eval.harness_tasks, eval_path, config.eval.limit
+                )
+        summary = {
+            label: {f"{s}/{m}": v for s, r in per.items() for m, v in r["means"].items()}
+            for label, per in results.items()
+        }
         logger.info("\n" + _log_results(run_id, results, summary))
         champion = who.get("champion")
-        return {"run_id": run_id, "results": results, "summary": summary, "eval_path": eval_path,
-                "prompts": {label: c.prompt.ref for label, c in who.items()},
-                "model": {"name": candidate.version.name, "version": candidate.version.version} if candidate.version else None,
-                "champion_version": champion.version.version if champion and champion.version else None,
-                "model_keys": {label: e["model_key"] for label, e in evaluated.items()}}
+        return {
+            "run_id": run_id,
+            "results": results,
+            "summary": summary,
+            "eval_path": eval_path,
+            "prompts": {label: c.prompt.ref for label, c in who.items()},
+            "model": {"name": candidate.version.name, "version": candidate.version.version}
+            if candidate.version
+            else None,
+            "champion_version": champion.version.version if champion and champion.version else None,
+            "model_keys": {label: e["model_key"] for label, e in evaluated.items()},
+        }
 
 
 def _log_results(run_id: str, results: dict, summary: dict) -> str:
@@ -190,12 +227,15 @@ def _log_results(run_id: str, results: dict, summary: dict) -> str:
             table = {"id": r["ids"], "output": r["outputs"], **{m: v for m, v in r["scores"].items()}}
             client.log_table(run_id, data=table, artifact_file=f"eval/{who}/{suite}_items.json")
     tracking.log_metrics(run_id, metrics)
-    per_item = {who: {s: {"ids": r["ids"], "scores": r["scores"], "version": r["version"]} for s, r in per.items()}
-                for who, per in results.items()}
+    per_item = {
+        who: {s: {"ids": r["ids"], "scores": r["scores"], "version": r["version"]} for s, r in per.items()}
+        for who, per in results.items()
+    }
     client.log_text(run_id, json.dumps(per_item), "eval/per_item_scores.json")
     # Everything the gate reads, without the generated texts (those are in the tables above).
-    gate_inputs = {who: {s: {k: v for k, v in r.items() if k != "outputs"} for s, r in per.items()}
-                   for who, per in results.items()}
+    gate_inputs = {
+        who: {s: {k: v for k, v in r.items() if k != "outputs"} for s, r in per.items()} for who, per in results.items()
+    }
     client.log_text(run_id, json.dumps(gate_inputs), "eval/results.json")
     primary = {who: per["arithmetic"]["scores"]["exact_match"] for who, per in results.items() if "arithmetic" in per}
     if primary:
@@ -205,9 +245,13 @@ def _log_results(run_id: str, results: dict, summary: dict) -> str:
     who = list(summary)
     keys = sorted({k for per in summary.values() for k in per})
     lines = ["| suite/metric | " + " | ".join(who) + " |", "|---" * (len(who) + 1) + "|"]
-    lines += [f"| {k} | " + " | ".join(f"{summary[w][k]:.3f}" if k in summary[w] else "" for w in who) + " |" for k in keys]
+    lines += [
+        f"| {k} | " + " | ".join(f"{summary[w][k]:.3f}" if k in summary[w] else "" for w in who) + " |" for k in keys
+    ]
     report = "\n".join(lines)
-    create_markdown_artifact(report, key="eval-scores", description="Scores per suite and model, same items for every model")
+    create_markdown_artifact(
+        report, key="eval-scores", description="Scores per suite and model, same items for every model"
+    )
     return report
 
 

@@ -20,8 +20,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from configs.load import check_run_config, default_config
 from configs.schema import GateConfig, RunConfig
+from core.errors import UserError
 from flows.evaluate import evaluate_flow, stored_results
-from llmops.errors import UserError
 from registry import models, tracking
 from registry.gate import non_inferiority
 from registry.promotion import apply_decision, rollback
@@ -31,8 +31,11 @@ def stored_baseline(version: models.VersionInfo) -> dict:
     """What this version scored in the evaluation it was promoted on (the gate's evidence run)."""
     run_id = version.tags.get("gate.evidence_run_id")
     if not run_id:
-        raise UserError(f"model {version.name}/{version.version}", "was not promoted through the gate (no evidence run)",
-                        "monitor a version the gate promoted, or run `llmops promote --train-run ...` for it")
+        raise UserError(
+            f"model {version.name}/{version.version}",
+            "was not promoted through the gate (no evidence run)",
+            "monitor a version the gate promoted, or run `llmops promote --train-run ...` for it",
+        )
     return stored_results(run_id)["candidate"]
 
 
@@ -50,11 +53,19 @@ def assess(policy: GateConfig, baseline: dict, current: dict) -> list[dict]:
     if not rules:
         return findings
     scoped = policy.model_copy(update={"rules": rules})
-    comparisons, checks, _ = non_inferiority(scoped, {"candidate": current, "baseline": baseline}, "baseline", "vs_baseline")
+    comparisons, checks, _ = non_inferiority(
+        scoped, {"candidate": current, "baseline": baseline}, "baseline", "vs_baseline"
+    )
     status = {c.name.removesuffix(".vs_baseline"): "ok" if c.passed else "regression" for c in checks}
     for key, comp in comparisons.items():
-        findings.append({"metric": key, "status": status.get(key, "inconclusive"), "margin": -rules[key].max_regression,
-                         **{f: comp.get(f) for f in ("delta", "ci_low", "ci_high", "p_value", "p_adjusted", "mde")}})
+        findings.append(
+            {
+                "metric": key,
+                "status": status.get(key, "inconclusive"),
+                "margin": -rules[key].max_regression,
+                **{f: comp.get(f) for f in ("delta", "ci_low", "ci_high", "p_value", "p_adjusted", "mde")},
+            }
+        )
     return findings
 
 
@@ -84,26 +95,51 @@ def monitor_flow(model: str = "", dataset: str = "", config: RunConfig = default
     now = evaluate_flow(config=config, model=f"{info.name}/{info.version}", dataset=dataset, against="none", fresh=True)
     findings = assess(config.gate, baseline, now["results"]["candidate"])
     regression = any(f["status"] == "regression" for f in findings)
-    models.tag_version(info.name, info.version, evidence_tags(findings) | {
-        "monitor.last_run_id": now["run_id"], "monitor.regression": str(regression).lower()})
+    models.tag_version(
+        info.name,
+        info.version,
+        evidence_tags(findings) | {"monitor.last_run_id": now["run_id"], "monitor.regression": str(regression).lower()},
+    )
     rolled_back = None
     if regression:
-        why = "; ".join(f"{f['metric']} {f['delta']:+.3f} [{f['ci_low']:+.3f}, {f['ci_high']:+.3f}] beyond margin {f['margin']:+.3f}"
-                        for f in findings if f["status"] == "regression")
-        apply_decision(info.name, info.version, "regression", "monitor", why, evidence_run_id=now["run_id"],
-                       metrics={f["metric"]: {k: f.get(k) for k in ("delta", "ci_low", "ci_high", "p_value")} for f in findings})
+        why = "; ".join(
+            f"{f['metric']} {f['delta']:+.3f} [{f['ci_low']:+.3f}, {f['ci_high']:+.3f}] "
+            f"beyond margin {f['margin']:+.3f}"
+            for f in findings
+            if f["status"] == "regression"
+        )
+        apply_decision(
+            info.name,
+            info.version,
+            "regression",
+            "monitor",
+            why,
+            evidence_run_id=now["run_id"],
+            metrics={f["metric"]: {k: f.get(k) for k in ("delta", "ci_low", "ci_high", "p_value")} for f in findings},
+        )
         if config.monitor.rollback_on_regression:
             try:
                 rolled_back = rollback(info.name, "monitor", f"regression: {why}")
             except UserError as err:
                 logger.error(f"regression found but no rollback possible: {err}")
     lines = ["| metric | status | delta | 95% CI | margin |", "|---|---|---|---|---|"]
-    lines += [f"| {f['metric']} | {f['status']} | {f.get('delta') or 0:+.3f} | "
-              + (f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}]" if f.get("ci_low") is not None else "")
-              + f" | {f.get('margin', 0):+.3f} |" for f in findings]
-    create_markdown_artifact("\n".join(lines), key="champion-monitor",
-                             description=f"{info.name} v{info.version}: {'REGRESSION' if regression else 'no regression'}")
+    lines += [
+        f"| {f['metric']} | {f['status']} | {f.get('delta') or 0:+.3f} | "
+        + (f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}]" if f.get("ci_low") is not None else "")
+        + f" | {f.get('margin', 0):+.3f} |"
+        for f in findings
+    ]
+    create_markdown_artifact(
+        "\n".join(lines),
+        key="champion-monitor",
+        description=f"{info.name} v{info.version}: {'REGRESSION' if regression else 'no regression'}",
+    )
     tracking.log_json(now["run_id"], findings, "monitor/findings.json")
     (logger.error if regression else logger.info)(f"{info.name} v{info.version} monitor: " + json.dumps(findings))
-    return {"run_id": now["run_id"], "version": info.version, "regression": regression, "findings": findings,
-            "rolled_back": rolled_back}
+    return {
+        "run_id": now["run_id"],
+        "version": info.version,
+        "regression": regression,
+        "findings": findings,
+        "rolled_back": rolled_back,
+    }

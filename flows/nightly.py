@@ -35,25 +35,44 @@ def nightly_flow(config: RunConfig = default_config()) -> dict:
         tracking.log_json(run_id, config.model_dump(), "config/resolved.json")
         manual = check_manual_promotion(config, run_id)
         curated = run_curate(config, parent_run_id=run_id)
-        challenger_before = models.aliases_of(reg.model_name).get("challenger") if reg.model_name in models.registered_names() else None
+        challenger_before = (
+            models.aliases_of(reg.model_name).get("challenger") if reg.model_name in models.registered_names() else None
+        )
         trained = train_flow(config=config, dataset=curated["dataset_hash"], parent_run_id=run_id)
         try:
-            evaluated = evaluate_flow(config=config, model=f"{reg.model_name}/{trained['version']}",
-                                      dataset=curated["dataset_hash"], parent_run_id=run_id)
-            promoted = promote_flow(train_run=trained["run_id"], evaluation=evaluated["run_id"], config=config,
-                                    parent_run_id=run_id)
+            evaluated = evaluate_flow(
+                config=config,
+                model=f"{reg.model_name}/{trained['version']}",
+                dataset=curated["dataset_hash"],
+                parent_run_id=run_id,
+            )
+            promoted = promote_flow(
+                train_run=trained["run_id"], evaluation=evaluated["run_id"], config=config, parent_run_id=run_id
+            )
         except BaseException:
             undo_registration(reg.model_name, trained["version"], challenger_before)
             raise
         primary = config.gate.primary
         cand, base = evaluated["summary"]["candidate"][primary], evaluated["summary"]["base"][primary]
         gain = promoted["gate"]["comparisons"].get(f"{primary}.vs_base", {})
-        summary = {"gain_over_base": cand - base, "gain_ci_low": gain.get("ci_low"), "gain_ci_high": gain.get("ci_high"),
-                   "candidate_score": cand, "base_score": base,
-                   "promoted": 1.0 if promoted["decision"] == "promote" else 0.0}
+        summary = {
+            "gain_over_base": cand - base,
+            "gain_ci_low": gain.get("ci_low"),
+            "gain_ci_high": gain.get("ci_high"),
+            "candidate_score": cand,
+            "base_score": base,
+            "promoted": 1.0 if promoted["decision"] == "promote" else 0.0,
+        }
         tracking.log_metrics(run_id, {k: v for k, v in summary.items() if v is not None})
-        return {"run_id": run_id, "curate": curated, "train": trained, "evaluate": evaluated, "promote": promoted,
-                "manual_promotion": manual, **summary}
+        return {
+            "run_id": run_id,
+            "curate": curated,
+            "train": trained,
+            "evaluate": evaluated,
+            "promote": promoted,
+            "manual_promotion": manual,
+            **summary,
+        }
 
 
 def check_manual_promotion(config: RunConfig, parent_run_id: str) -> dict | None:
@@ -64,8 +83,9 @@ def check_manual_promotion(config: RunConfig, parent_run_id: str) -> dict | None
         return None
     get_run_logger().warning(f"{name} v{moved['version']} was made champion outside llmops: {moved['why']}")
     if moved["replaced"] is not None:
-        moved["evaluation"] = evaluate_flow(config=config, model=f"{name}@champion", against="previous",
-                                            parent_run_id=parent_run_id)["summary"]
+        moved["evaluation"] = evaluate_flow(
+            config=config, model=f"{name}@champion", against="previous", parent_run_id=parent_run_id
+        )["summary"]
     return moved
 
 

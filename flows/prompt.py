@@ -17,9 +17,9 @@ from prefect import flow, get_run_logger
 
 from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
+from core.errors import UserError
+from core.paths import llmops_home
 from flows.evaluate import Contender, base_for, eval_split, run_evaluation, version_prompt
-from llmops.errors import UserError
-from llmops.home import llmops_home
 from registry import models, prompts
 from registry.audit import actor
 from registry.gate import Check, decide
@@ -47,8 +47,12 @@ def budget_check(config: RunConfig, folder: str, template: str) -> Check | None:
     if config.prompt.max_tokens is None:
         return None
     n = template_tokens(folder, template)
-    return Check("prompt.max_tokens", n <= config.prompt.max_tokens,
-                 f"{n} tokens around the question vs budget {config.prompt.max_tokens}", value=float(n))
+    return Check(
+        "prompt.max_tokens",
+        n <= config.prompt.max_tokens,
+        f"{n} tokens around the question vs budget {config.prompt.max_tokens}",
+        value=float(n),
+    )
 
 
 def compare_prompts(config: RunConfig, model: str, prompt: str, dataset: str = "", parent_run_id: str | None = None):
@@ -58,11 +62,17 @@ def compare_prompts(config: RunConfig, model: str, prompt: str, dataset: str = "
     candidate = candidate_prompt(config, prompt)
     live = prompts.live_prompt(candidate.name) or version_prompt(version, config)
     if live.ref == candidate.ref:
-        raise UserError(f"prompt {candidate.ref}", "is already the live prompt", "change prompt.template, or name another version")
+        raise UserError(
+            f"prompt {candidate.ref}", "is already the live prompt", "change prompt.template, or name another version"
+        )
     base = base_for(version, config)
     who = {"candidate": Contender(folder, candidate, version, base), "champion": Contender(folder, live, version, base)}
-    tags = {"llmops.model_name": version.name, "llmops.model_version": str(version.version),
-            "llmops.prompt_candidate": candidate.ref, "llmops.prompt_live": live.ref}
+    tags = {
+        "llmops.model_name": version.name,
+        "llmops.model_version": str(version.version),
+        "llmops.prompt_candidate": candidate.ref,
+        "llmops.prompt_live": live.ref,
+    }
     evaluated = run_evaluation(config, who, eval_split(dataset, version, config), tags, parent_run_id)
     gate = decide(config.gate, evaluated["results"])
     check = budget_check(config, folder, candidate.template)
@@ -74,8 +84,14 @@ def compare_prompts(config: RunConfig, model: str, prompt: str, dataset: str = "
 
 
 @flow(name="prompt")
-def prompt_flow(prompt: str = "", model: str = "", dataset: str = "", apply: bool = True,
-                config: RunConfig = default_config(), parent_run_id: str | None = None) -> dict:
+def prompt_flow(
+    prompt: str = "",
+    model: str = "",
+    dataset: str = "",
+    apply: bool = True,
+    config: RunConfig = default_config(),
+    parent_run_id: str | None = None,
+) -> dict:
     """Gate a prompt version on a fixed model, with the model gate's statistics; move `production` if it passes.
 
     Args:
@@ -91,11 +107,26 @@ def prompt_flow(prompt: str = "", model: str = "", dataset: str = "", apply: boo
     logger = get_run_logger()
     version, candidate, live, evaluated, gate = compare_prompts(config, model, prompt, dataset, parent_run_id)
     if apply:
-        apply_prompt_decision(version, candidate, live, gate.decision, "gate",
-                               "; ".join(gate.reasons()) or "all gate checks passed", evaluated["run_id"], gate)
+        apply_prompt_decision(
+            version,
+            candidate,
+            live,
+            gate.decision,
+            "gate",
+            "; ".join(gate.reasons()) or "all gate checks passed",
+            evaluated["run_id"],
+            gate,
+        )
     logger.info(f"prompt {candidate.ref} vs live {live.ref} on {version.name} v{version.version}: {gate.decision}")
-    return {"decision": gate.decision, "candidate": candidate.ref, "live": live.ref, "gate": gate.to_dict(),
-            "evaluation": evaluated["run_id"], "summary": evaluated["summary"], "model_version": version.version}
+    return {
+        "decision": gate.decision,
+        "candidate": candidate.ref,
+        "live": live.ref,
+        "gate": gate.to_dict(),
+        "evaluation": evaluated["run_id"],
+        "summary": evaluated["summary"],
+        "model_version": version.version,
+    }
 
 
 def promote_prompt_cli(config: RunConfig, name: str, number: int, reason: str) -> int:
@@ -124,10 +155,15 @@ def prompt_ab(config: RunConfig, model: str, prompt: str, dataset: str) -> int:
 
 
 def _print(result: dict) -> None:
-    print(f"prompt {result['candidate']} vs live {result['live']} (model v{result['model_version']}): {result['decision']}")
+    print(
+        f"prompt {result['candidate']} vs live {result['live']} "
+        f"(model v{result['model_version']}): {result['decision']}"
+    )
     for name, c in result["gate"]["comparisons"].items():
-        print(f"  {name}: delta {c['delta']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], "
-              f"p={c.get('p_adjusted', c['p_value']):.4f}")
+        print(
+            f"  {name}: delta {c['delta']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], "
+            f"p={c.get('p_adjusted', c['p_value']):.4f}"
+        )
     for check in result["gate"]["checks"]:
         if not check["passed"] or check["name"] in ("inconclusive", "prompt.max_tokens"):
             print(f"  {check['name']}: {check['detail']}")

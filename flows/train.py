@@ -22,11 +22,12 @@ from prefect import flow, get_run_logger, task
 
 from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
-from llmops.errors import UserError
-from llmops.home import llmops_home
+from core.errors import UserError
+from core.paths import llmops_home
 from registry import tracking
 from registry.artifacts import log_merged_model, log_trained_folder
 from registry.datasets import CuratedDataset, resolve_dataset
+from registry.lineage import Lineage
 from registry.models import versions_of_run
 from registry.promotion import register_candidate
 from registry.prompts import PromptVersion, resolve_prompt
@@ -45,7 +46,9 @@ def train_sft(base: str, data_path: str, template: str, config: RunConfig, out_d
 
 @task(name="train-preference")
 def train_preference(sft_dir: str, data_path: str, template: str, config: RunConfig, out_dir: str, run_id: str) -> dict:
-    return _train_preference(sft_dir, data_path, template, config.train, out_dir, tracking.metric_sink(run_id), config.model)
+    return _train_preference(
+        sft_dir, data_path, template, config.train, out_dir, tracking.metric_sink(run_id), config.model
+    )
 
 
 def resolve_base(config: RunConfig) -> str:
@@ -56,15 +59,23 @@ def resolve_base(config: RunConfig) -> str:
 
 def resume_key(config: RunConfig, dataset: CuratedDataset, prompt: PromptVersion, base: str) -> str:
     """What makes two train runs the same work: model and training settings, data, prompt, base."""
-    return tracking.config_hash({"model": config.model.model_dump(), "train": config.train.model_dump(),
-                                 "dataset": dataset.hash, "prompt": prompt.ref, "base": base})
+    return tracking.config_hash(
+        {
+            "model": config.model.model_dump(),
+            "train": config.train.model_dump(),
+            "dataset": dataset.hash,
+            "prompt": prompt.ref,
+            "base": base,
+        }
+    )
 
 
 def unfinished_run(experiment: str, key: str) -> str | None:
     """An earlier run of the same work that did not finish, with its folder still here: resume it."""
     query = f"tags.`llmops.stage` = 'train' and tags.`llmops.resume_key` = '{key}'"
-    for run in tracking.client().search_runs([tracking.ensure_experiment(experiment)], query,
-                                             order_by=["attributes.start_time DESC"], max_results=5):
+    for run in tracking.client().search_runs(
+        [tracking.ensure_experiment(experiment)], query, order_by=["attributes.start_time DESC"], max_results=5
+    ):
         if run.info.status in RESUMABLE and (llmops_home() / "runs" / run.info.run_id).is_dir():
             return run.info.run_id
     return None
@@ -74,8 +85,11 @@ def throughput_metrics(prefix: str, summary: dict) -> dict[str, float]:
     t = summary.get("throughput") or {}
     keys = ("tokens_per_s", "padding_fraction", "peak_gpu_memory_gib", "gpu_utilisation_mean", "mfu")
     rows = {f"{prefix}/{k}": float(v) for k, v in (summary.get("rows") or {}).items() if isinstance(v, (int, float))}
-    return {f"{prefix}/{k}": float(t[k]) for k in keys if t.get(k) is not None} | rows | {
-        f"{prefix}/seconds": summary["seconds"], f"{prefix}/train_loss": summary["train_loss"]}
+    return (
+        {f"{prefix}/{k}": float(t[k]) for k in keys if t.get(k) is not None}
+        | rows
+        | {f"{prefix}/seconds": summary["seconds"], f"{prefix}/train_loss": summary["train_loss"]}
+    )
 
 
 @flow(name="train")
@@ -95,14 +109,25 @@ def train_flow(dataset: str = "latest", config: RunConfig = default_config(), pa
     base = resolve_base(config)
     key = resume_key(config, data, prompt, base)
     resume = unfinished_run(reg.experiment, key)
-    tags = {"llmops.prompt": prompt.ref, "llmops.dataset_hash": data.hash, "llmops.base_model": base,
-            "llmops.resume_key": key, "llmops.config_name": config.name}
+    tags = {
+        "llmops.prompt": prompt.ref,
+        "llmops.dataset_hash": data.hash,
+        "llmops.base_model": base,
+        "llmops.resume_key": key,
+        "llmops.config_name": config.name,
+    }
     with tracking.stage_run(reg.experiment, "train", parent_run_id, tags, resume_run_id=resume) as run_id:
         if resume:
             logger.info(f"resuming train run {run_id}: same config, dataset, prompt and base; from its last checkpoint")
         else:
-            tracking.log_params(run_id, {"model": config.model.model_dump(), "train": config.train.model_dump(),
-                                         "prompt": {"version": prompt.ref}})
+            tracking.log_params(
+                run_id,
+                {
+                    "model": config.model.model_dump(),
+                    "train": config.train.model_dump(),
+                    "prompt": {"version": prompt.ref},
+                },
+            )
             tracking.log_json(run_id, config.model_dump(), "config/resolved.json")
             tracking.log_dataset(run_id, data.sft_path, "curated-sft", data.hash, "training")
         out_dir = str(llmops_home() / "runs" / run_id)
@@ -115,36 +140,61 @@ def train_flow(dataset: str = "latest", config: RunConfig = default_config(), pa
             stages.append(train_preference(start, data.pref_path, prompt.template, config, out_dir, run_id))
             metrics |= throughput_metrics(config.train.preference.method, stages[-1])
         if not stages:
-            raise UserError(f"dataset {data.hash[:12]}", f"has {data.sft_rows} chat rows and {data.pref_rows} preference "
-                            "rows to train on" + ("" if config.train.preference.enabled else " (preference tuning is off)"),
-                            "curate data with rows of a trainable kind, or set train.preference.enabled: true")
+            raise UserError(
+                f"dataset {data.hash[:12]}",
+                f"has {data.sft_rows} chat rows and {data.pref_rows} preference "
+                "rows to train on" + ("" if config.train.preference.enabled else " (preference tuning is off)"),
+                "curate data with rows of a trainable kind, or set train.preference.enabled: true",
+            )
         result = stages[-1]
         tracking.log_metrics(run_id, metrics)
-        tracking.log_json(run_id, {s["path"].rsplit("/", 1)[-1]: s.get("throughput") for s in stages}, "throughput.json")
+        tracking.log_json(
+            run_id, {s["path"].rsplit("/", 1)[-1]: s.get("throughput") for s in stages}, "throughput.json"
+        )
         for s in stages:
             tracking.client().log_artifact(run_id, s["examples"], "examples")
             if s.get("rows", {}).get("dropped_prompt_fills_max_length"):  # every row kept or recorded with its reason
                 tracking.client().log_artifact(run_id, s["rows"]["dropped_path"], "examples")
-                logger.warning(f"{s['rows']['dropped_prompt_fills_max_length']} of {s['rows']['rows']} training rows "
-                               f"have a prompt that fills max_length and train nothing; listed in examples/"
-                               f"{Path(s['rows']['dropped_path']).name} (raise {s['rows'].get('setting', 'train.sft.max_length')} to keep them)")
+                logger.warning(
+                    f"{s['rows']['dropped_prompt_fills_max_length']} of {s['rows']['rows']} training rows "
+                    f"have a prompt that fills max_length and train nothing; listed in examples/"
+                    f"{Path(s['rows']['dropped_path']).name} "
+                    f"(raise {s['rows'].get('setting', 'train.sft.max_length')} to keep them)"
+                )
 
         source = log_trained_folder(run_id, result["path"])
         merged = log_merged_model(run_id, result["path"], prompt.uri) if reg.log_merged else None
-        lineage = {"dataset_hash": data.hash, "eval_hash": data.eval_hash, "curate_run_id": data.run_id or "",
-                   "config_hash": tracking.config_hash(config.model_dump()), "git_commit": tracking.git_commit(),
-                   "train_run_id": run_id, "prompt": prompt.ref, "base_model": base, "method": config.train.method,
-                   "stages": "+".join(Path(s["path"]).name for s in stages)}
-        tags = {f"lineage.{k}": str(v) for k, v in lineage.items()} | ({"llmops.merged_model_uri": merged} if merged else {})
+        lineage = Lineage(
+            dataset_hash=data.hash,
+            eval_hash=data.eval_hash,
+            curate_run_id=data.run_id or "",
+            config_hash=tracking.config_hash(config.model_dump()),
+            git_commit=tracking.git_commit(),
+            train_run_id=run_id,
+            prompt=prompt.ref,
+            base_model=base,
+            method=config.train.method,
+            stages="+".join(Path(s["path"]).name for s in stages),
+        )
+        tags = lineage.to_tags() | ({"llmops.merged_model_uri": merged} if merged else {})
         earlier = versions_of_run(reg.model_name, run_id) if resume else []
         version = earlier[0] if earlier else register_candidate(reg.model_name, source, run_id, tags)
-        summary = {"run_id": run_id, "model_name": reg.model_name, "version": version.version, "dataset": data.hash,
-                   "prompt": prompt.ref, "base": base, "model_dir": result["path"], "resumed": bool(resume),
-                   "metrics": metrics}
+        summary = {
+            "run_id": run_id,
+            "model_name": reg.model_name,
+            "version": version.version,
+            "dataset": data.hash,
+            "prompt": prompt.ref,
+            "base": base,
+            "model_dir": result["path"],
+            "resumed": bool(resume),
+            "metrics": metrics,
+        }
         tracking.log_json(run_id, summary, "lineage/trained.json")
         # The run id is what the promote form asks for (train_run): say it where a person reads the result.
-        logger.info(f"trained {config.train.method} on {base}: registered {reg.model_name} v{version.version} "
-                    f"(challenger) from train run {run_id} (promote: train_run={run_id}); "
-                    f"{json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
+        logger.info(
+            f"trained {config.train.method} on {base}: registered {reg.model_name} v{version.version} "
+            f"(challenger) from train run {run_id} (promote: train_run={run_id}); "
+            f"{json.dumps({k: round(v, 4) for k, v in metrics.items()})}"
+        )
         return summary
-

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llmops.home import llmops_home, quiet_libraries, setup_environment
+from core.paths import llmops_home, setup_environment
+from llmops.home import quiet_libraries
 
 EPILOG = """\
 examples:
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from llmops.errors import UserError
+    from core.errors import UserError
 
     try:
         setup_environment()

@@ -27,9 +27,10 @@ import sys
 import time
 from pathlib import Path
 
-from llmops.errors import UserError
-from llmops.home import llmops_home
-from llmops.locks import file_lock
+from core.errors import UserError
+from core.locks import file_lock
+from core.paths import llmops_home
+from core.process import is_alive, process_started
 
 MODE_VAR = "LLMOPS_PREFECT_SERVER"  # "home" (default) or "ephemeral"
 START_TIMEOUT_VAR = "LLMOPS_PREFECT_START_TIMEOUT"
@@ -58,22 +59,6 @@ def read_state(home: Path | None = None) -> dict | None:
         return json.loads(state_file(home).read_text())
     except (OSError, ValueError):
         return None
-
-
-def process_started(pid: int) -> float | None:
-    """A process's start time, which tells it apart from a later process given the same pid."""
-    import psutil
-
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return None
-
-
-def is_alive(pid: int, started: float | None) -> bool:
-    """True while process `pid` runs and is the one that started at `started` (when given)."""
-    now = process_started(pid)
-    return now is not None and (started is None or abs(now - started) < 1.0)
 
 
 def healthy(api_url: str, timeout_s: float = 3.0) -> bool:
@@ -111,7 +96,9 @@ def _start_timeout() -> float:
     try:
         return float(raw)
     except ValueError:
-        raise UserError(f"{START_TIMEOUT_VAR}={raw}", "is not a number of seconds", f"e.g. {START_TIMEOUT_VAR}=600") from None
+        raise UserError(
+            f"{START_TIMEOUT_VAR}={raw}", "is not a number of seconds", f"e.g. {START_TIMEOUT_VAR}=600"
+        ) from None
 
 
 def _wait_healthy(home: Path, url: str, pid: int, started: float | None, timeout_s: float) -> bool:
@@ -134,24 +121,50 @@ def _spawn(home: Path, port: int) -> subprocess.Popen:
         log.flush()
         # A session of its own: Ctrl-C in the terminal and the death of this command leave it
         # running, and `llmops stop` ends its whole process group.
-        return subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                 "--port", str(port), "--analytics-off"],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                cwd=str(home), start_new_session=True)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--analytics-off",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(home),
+            start_new_session=True,
+        )
 
 
 def start_server(home: Path) -> dict:
     """Starts the home's server and waits until it answers; the caller holds the server lock."""
     timeout_s = _start_timeout()
     state_dir(home).mkdir(parents=True, exist_ok=True)
-    print(f"starting the Prefect server of LLMOPS_HOME={home} (the first start on a new home takes a while) ...",
-          file=sys.stderr, flush=True)
+    print(
+        f"starting the Prefect server of LLMOPS_HOME={home} (the first start on a new home takes a while) ...",
+        file=sys.stderr,
+        flush=True,
+    )
     for _attempt in range(3):  # another program may take the free port before the server binds it
         port = free_port()
         proc = _spawn(home, port)
         started, url = process_started(proc.pid), f"http://127.0.0.1:{port}/api"
-        state = {"pid": proc.pid, "started": started, "port": port, "api_url": url, "ui_url": f"http://127.0.0.1:{port}",
-                 "home": str(home), "python": sys.executable}
+        state = {
+            "pid": proc.pid,
+            "started": started,
+            "port": port,
+            "api_url": url,
+            "ui_url": f"http://127.0.0.1:{port}",
+            "home": str(home),
+            "python": sys.executable,
+        }
         if _wait_healthy(home, url, proc.pid, started, timeout_s):
             tmp = state_file(home).with_suffix(".json.tmp")
             tmp.write_text(json.dumps(state, indent=1))
@@ -159,13 +172,19 @@ def start_server(home: Path) -> dict:
             return state
         if proc.poll() is None:  # alive but silent: the machine is too busy for the time allowed
             _terminate(proc.pid)
-            raise UserError(_subject(home), f"did not answer its health check within {timeout_s:.0f} s",
-                            f"the machine may be overloaded: retry, raise {START_TIMEOUT_VAR} (seconds), or set "
-                            f"PREFECT_API_URL to a running server; its log: {log_file(home)}")
+            raise UserError(
+                _subject(home),
+                f"did not answer its health check within {timeout_s:.0f} s",
+                f"the machine may be overloaded: retry, raise {START_TIMEOUT_VAR} (seconds), or set "
+                f"PREFECT_API_URL to a running server; its log: {log_file(home)}",
+            )
         if "already in use" not in _log_tail(home):
             break
-    raise UserError(_subject(home), f"exited while starting (code {proc.returncode}): {_log_tail(home) or 'no output'}",
-                    f"see {log_file(home)}")
+    raise UserError(
+        _subject(home),
+        f"exited while starting (code {proc.returncode}): {_log_tail(home) or 'no output'}",
+        f"see {log_file(home)}",
+    )
 
 
 def _configured_url() -> str | None:
@@ -200,12 +219,18 @@ def ensure_server(home: Path | None = None) -> str | None:
         if state and is_alive(state["pid"], state.get("started")):
             # Running: under load it may answer slowly, so wait for it rather than start a second one.
             if not _wait_healthy(home, state["api_url"], state["pid"], state.get("started"), _start_timeout()):
-                raise UserError(_subject(home), f"(pid {state['pid']}) does not answer at {state['api_url']}",
-                                f"end it with `llmops stop` and run the command again; its log: {log_file(home)}")
+                raise UserError(
+                    _subject(home),
+                    f"(pid {state['pid']}) does not answer at {state['api_url']}",
+                    f"end it with `llmops stop` and run the command again; its log: {log_file(home)}",
+                )
         else:
             state = start_server(home)
-            print(f"Prefect server of this home: {state['ui_url']} (UI); it keeps running until `llmops stop`",
-                  file=sys.stderr, flush=True)
+            print(
+                f"Prefect server of this home: {state['ui_url']} (UI); it keeps running until `llmops stop`",
+                file=sys.stderr,
+                flush=True,
+            )
         _register_client(home)  # under the lock: `llmops stop` sees every user of the server it may end
     os.environ["PREFECT_API_URL"] = os.environ[HOME_SERVER_VAR] = state["api_url"]
     return state["api_url"]
@@ -270,8 +295,11 @@ def stop_server(home: Path | None = None, force: bool = False) -> str:
             return f"the Prefect server of LLMOPS_HOME={home} (pid {state['pid']}) had already ended"
         users = live_clients(home)
         if users and not force:
-            raise UserError(_subject(home), f"is in use by running llmops process(es) {', '.join(map(str, users))}",
-                            "wait for them to finish, or run `llmops stop --force` (their runs then fail)")
+            raise UserError(
+                _subject(home),
+                f"is in use by running llmops process(es) {', '.join(map(str, users))}",
+                "wait for them to finish, or run `llmops stop --force` (their runs then fail)",
+            )
         _terminate(state["pid"])
         state_file(home).unlink(missing_ok=True)
         return f"stopped the Prefect server of LLMOPS_HOME={home} (pid {state['pid']}, {state['ui_url']})"

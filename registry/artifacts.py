@@ -36,8 +36,11 @@ def log_merged_model(run_id: str, folder: str, prompt_uri: str | None = None, ba
     # log_model only writes to the fluent active run; resume ours by id on this thread.
     with mlflow.start_run(run_id=run_id):
         info = mlflow.transformers.log_model(
-            transformers_model=pipe, name="model", task="llm/v1/chat",
-            pip_requirements=PIP_REQUIREMENTS, prompts=[prompt_uri] if prompt_uri else None,
+            transformers_model=pipe,
+            name="model",
+            task="llm/v1/chat",
+            pip_requirements=PIP_REQUIREMENTS,
+            prompts=[prompt_uri] if prompt_uri else None,
         )
     del model, pipe
     release()

@@ -47,12 +47,24 @@ def read_audit(model_name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def record_decision(model_name: str, version: int | None, action: str, by: str, why: str,
-                    evidence_run_id: str | None = None, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+def record_decision(
+    model_name: str,
+    version: int | None,
+    action: str,
+    by: str,
+    why: str,
+    evidence_run_id: str | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     entry = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": model_name, "version": version, "action": action, "by": by, "why": why,
-        "evidence_run_id": evidence_run_id, "metrics": metrics or {},
+        "model": model_name,
+        "version": version,
+        "action": action,
+        "by": by,
+        "why": why,
+        "evidence_run_id": evidence_run_id,
+        "metrics": metrics or {},
     }
     _write(model_name, read_audit(model_name) + [entry])
     return entry

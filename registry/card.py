@@ -8,13 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from registry.lineage import Lineage
+
 
 def render_model_card(
-    model_name: str, version: int, config: dict[str, Any], lineage: dict[str, str], data_report: dict[str, Any],
-    scores: dict[str, dict[str, float]], gate: dict[str, Any], prompt: str,
+    model_name: str,
+    version: int,
+    config: dict[str, Any],
+    lineage: Lineage,
+    data_report: dict[str, Any],
+    scores: dict[str, dict[str, float]],
+    gate: dict[str, Any],
+    prompt: str,
     intervals: dict[str, dict[str, Any]] | None = None,
 ) -> str:
-    """`intervals`: the candidate's 95 % interval per suite/metric (flows.evaluate.mean_with_ci), shown beside its mean."""
+    """`intervals`: the candidate's 95 % interval per suite/metric (flows.evaluate.mean_with_ci), shown beside
+    its mean."""
     train = config["train"]
     pref = train.get("preference") or {"enabled": False}
     lines = [
@@ -24,20 +33,26 @@ def render_model_card(
         config["registry"]["intended_use"],
         "",
         "## Data",
-        f"- Curated dataset hash: `{lineage.get('dataset_hash', '?')}`",
+        f"- Curated dataset hash: `{(lineage.dataset_hash or '?')}`",
         f"- Rows read {data_report.get('read', '?')}, kept {data_report.get('kept', '?')}; dropped by reason: "
         + (", ".join(f"{k} {v}" for k, v in sorted(data_report.get("dropped", {}).items())) or "none"),
         "- PII masked: " + (", ".join(f"{k} {v}" for k, v in sorted(data_report.get("pii", {}).items())) or "none"),
         "",
         "## Training",
         f"- Base model: `{config['model']['base']}`",
-        f"- Method: {train['method']} (r={train['lora']['r']}, alpha={train['lora']['alpha']}), precision {train['precision']}",
+        f"- Method: {train['method']} (r={train['lora']['r']}, alpha={train['lora']['alpha']}), "
+        f"precision {train['precision']}",
         f"- SFT: {train['sft']['max_steps']} steps, lr {train['sft']['learning_rate']}"
-        + (", packed" if train.get("packing") else "") + "; "
-        + (f"{pref['method'].upper()}: {pref['max_steps']} steps, beta {pref['beta']}" if pref["enabled"] else "no preference tuning"),
-        f"- Prompt version `{lineage.get('prompt', '?')}` (trained and evaluated with it): `{prompt}`",
-        f"- Training run: `{lineage.get('train_run_id', '?')}`; config hash `{lineage.get('config_hash', '?')[:12]}`; "
-        f"git commit `{lineage.get('git_commit', '') or 'unknown'}`",
+        + (", packed" if train.get("packing") else "")
+        + "; "
+        + (
+            f"{pref['method'].upper()}: {pref['max_steps']} steps, beta {pref['beta']}"
+            if pref["enabled"]
+            else "no preference tuning"
+        ),
+        f"- Prompt version `{(lineage.prompt or '?')}` (trained and evaluated with it): `{prompt}`",
+        f"- Training run: `{(lineage.train_run_id or '?')}`; config hash `{(lineage.config_hash or '?')[:12]}`; "
+        f"git commit `{lineage.git_commit or 'unknown'}`",
         "",
         "## Evaluation (same items for every model; the candidate with its 95% interval)",
     ]
@@ -50,7 +65,9 @@ def render_model_card(
         if m not in scores[w]:
             return ""
         ci = intervals.get(m) if w == "candidate" else None
-        return f"{scores[w][m]:.3f}" + (f" [{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]" if ci and ci.get("ci_low") is not None else "")
+        return f"{scores[w][m]:.3f}" + (
+            f" [{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]" if ci and ci.get("ci_low") is not None else ""
+        )
 
     for m in metrics:
         lines.append(f"| {m} | " + " | ".join(cell(w, m) for w in who) + " |")
@@ -59,12 +76,17 @@ def render_model_card(
         lines.append(f"| {c['name']} | {'yes' if c['passed'] else 'no'} | {c['detail']} |")
     if gate.get("comparisons"):
         # The p that decided: one-sided against the margin (or the gain over base), Holm-adjusted across rules.
-        lines += ["", "| comparison | delta | 95% CI | p (one-sided vs margin, Holm) | MDE | method |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| comparison | delta | 95% CI | p (one-sided vs margin, Holm) | MDE | method |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, c in gate["comparisons"].items():
             mde = f"{c['mde']:.3f}" if c.get("mde") is not None else ""
-            lines.append(f"| {name} | {c['delta']:+.3f} | [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | "
-                         f"{c.get('p_adjusted', c.get('p_value_margin', c['p_value'])):.4f} | {mde} | {c.get('method', '')} |")
+            lines.append(
+                f"| {name} | {c['delta']:+.3f} | [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | "
+                f"{c.get('p_adjusted', c.get('p_value_margin', c['p_value'])):.4f} | {mde} | {c.get('method', '')} |"
+            )
     lines += [
         "",
         "## Limitations",
@@ -77,8 +99,13 @@ def limitations(config: dict[str, Any], metrics: list[str]) -> list[str]:
     """What the card cannot promise, from what was trained and measured rather than fixed text."""
     base = config["model"]["base"]
     suites = sorted({m.split("/", 1)[0] for m in metrics})
-    model = ("- A tiny model built and trained in minutes: it gets many answers wrong and knows nothing outside the task."
-             if base == "embedded" else
-             f"- Fine-tuned from `{base}`: it keeps that model's limitations and learned only what its dataset holds.")
-    return [model, f"- Scores come from the suites above ({', '.join(suites) or 'none'}) on their items only; "
-                   "they say nothing about other tasks, languages or inputs unlike those items."]
+    model = (
+        "- A tiny model built and trained in minutes: it gets many answers wrong and knows nothing outside the task."
+        if base == "embedded"
+        else f"- Fine-tuned from `{base}`: it keeps that model's limitations and learned only what its dataset holds."
+    )
+    return [
+        model,
+        f"- Scores come from the suites above ({', '.join(suites) or 'none'}) on their items only; "
+        "they say nothing about other tasks, languages or inputs unlike those items.",
+    ]

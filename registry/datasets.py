@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmops.errors import UserError
-from llmops.home import llmops_home
+from core.errors import UserError
+from core.paths import llmops_home
 from registry.tracking import client, ensure_experiment
 
 _HEX = re.compile(r"^[0-9a-f]{6,64}$")
@@ -48,9 +48,15 @@ class CuratedDataset:
         return _lines(self.pref_path)
 
     def lineage(self) -> dict[str, Any]:
-        return {"dataset_hash": self.hash, "curate_run_id": self.run_id, "eval_hash": self.eval_hash,
-                "read": self.report.get("read"), "kept": self.report.get("kept"),
-                "dropped": self.report.get("dropped", {}), "pii": self.report.get("pii", {})}
+        return {
+            "dataset_hash": self.hash,
+            "curate_run_id": self.run_id,
+            "eval_hash": self.eval_hash,
+            "read": self.report.get("read"),
+            "kept": self.report.get("kept"),
+            "dropped": self.report.get("dropped", {}),
+            "pii": self.report.get("pii", {}),
+        }
 
 
 def _lines(path: str) -> int:
@@ -86,12 +92,16 @@ def _download(run, digest: str) -> CuratedDataset:
             mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=path, dst_path=str(dest))
     evals = sorted((dest / "eval").glob("*"))
     if not evals:
-        raise UserError(f"dataset {digest[:12]}", f"its curate run {run.info.run_id} logged no eval split",
-                        "curate it again with this version of llmops")
+        raise UserError(
+            f"dataset {digest[:12]}",
+            f"its curate run {run.info.run_id} logged no eval split",
+            "curate it again with this version of llmops",
+        )
     report_file = dest / "curation" / "report.json"
     report = json.loads(report_file.read_text()) if report_file.exists() else {}
-    return CuratedDataset(digest, run.info.run_id, str(dest / "dataset"), str(evals[0]),
-                          run.data.tags.get("llmops.eval_hash", ""), report)
+    return CuratedDataset(
+        digest, run.info.run_id, str(dest / "dataset"), str(evals[0]), run.data.tags.get("llmops.eval_hash", ""), report
+    )
 
 
 def resolve_dataset(ref: str, experiment: str, config_name: str) -> CuratedDataset:
@@ -100,8 +110,11 @@ def resolve_dataset(ref: str, experiment: str, config_name: str) -> CuratedDatas
     if ref == "latest":
         runs = curate_runs(experiment, f"tags.`llmops.config_name` = '{config_name}'")
         if not runs:
-            raise UserError("dataset 'latest'", f"no finished curation of config {config_name!r} in experiment {experiment!r}",
-                            "run `llmops curate` (or the curate deployment) first, or give a dataset hash")
+            raise UserError(
+                "dataset 'latest'",
+                f"no finished curation of config {config_name!r} in experiment {experiment!r}",
+                "run `llmops curate` (or the curate deployment) first, or give a dataset hash",
+            )
         return _from_run(runs[0])
     if _HEX.match(ref.lower()):
         runs = curate_runs(experiment, f"tags.`llmops.dataset_hash` LIKE '{ref.lower()}%'", max_results=50)
@@ -111,7 +124,13 @@ def resolve_dataset(ref: str, experiment: str, config_name: str) -> CuratedDatas
         if runs:
             return _from_run(runs[0])
     if Path(ref).expanduser().exists():
-        raise UserError(f"dataset {ref!r}", "is a path; a run takes a curated dataset, which carries its eval split",
-                        f"curate it first: llmops curate --input {ref}, then pass the dataset hash it prints")
-    raise UserError(f"dataset {ref!r}", f"no finished curation with that hash in experiment {experiment!r}",
-                    "use 'latest', or a hash that `llmops curate` printed (see the curate runs in the MLflow UI)")
+        raise UserError(
+            f"dataset {ref!r}",
+            "is a path; a run takes a curated dataset, which carries its eval split",
+            f"curate it first: llmops curate --input {ref}, then pass the dataset hash it prints",
+        )
+    raise UserError(
+        f"dataset {ref!r}",
+        f"no finished curation with that hash in experiment {experiment!r}",
+        "use 'latest', or a hash that `llmops curate` printed (see the curate runs in the MLflow UI)",
+    )

@@ -78,8 +78,10 @@ def _scores(results: dict, who: str, key: str) -> list[float]:
     try:
         return results[who][suite]["scores"][metric]
     except KeyError:
-        raise ValueError(f"gate rule '{key}': no {metric} scores for suite '{suite}' of the {who} "
-                         f"(suites evaluated: {sorted(results.get(who, {}))})") from None
+        raise ValueError(
+            f"gate rule '{key}': no {metric} scores for suite '{suite}' of the {who} "
+            f"(suites evaluated: {sorted(results.get(who, {}))})"
+        ) from None
 
 
 def bleu_from_stats(rows: Any) -> float:
@@ -107,19 +109,36 @@ def compare(results: dict, key: str, other: str, margin: float) -> dict[str, Any
         a, b = results["candidate"][suite]["bleu_stats"], results[other][suite]["bleu_stats"]
         boot = stats.paired_bootstrap(a, b, bleu_from_stats, n_resamples=10_000, seed=0)
         deltas_ok = boot["ci_low"] > margin
-        return {"name": key, "binary": False, "n": len(a), "delta": boot["delta"], "ci_low": boot["ci_low"],
-                "ci_high": boot["ci_high"], "p_value": boot["p_value"], "margin": margin,
-                "p_value_margin": 0.0 if deltas_ok else 1.0, "mde": None, "method": "paired bootstrap"}
+        return {
+            "name": key,
+            "binary": False,
+            "n": len(a),
+            "delta": boot["delta"],
+            "ci_low": boot["ci_low"],
+            "ci_high": boot["ci_high"],
+            "p_value": boot["p_value"],
+            "margin": margin,
+            "p_value_margin": 0.0 if deltas_ok else 1.0,
+            "mde": None,
+            "method": "paired bootstrap",
+        }
     groups = results["candidate"][suite].get("groups")
     clusters = groups if groups and len(set(groups)) > 1 and len(set(groups)) < len(groups) else None
-    comp = stats.summarise_comparison(key, _scores(results, "candidate", key), _scores(results, other, key),
-                                      binary=metric in BINARY_METRICS, margin=margin, clusters=clusters)
+    comp = stats.summarise_comparison(
+        key,
+        _scores(results, "candidate", key),
+        _scores(results, other, key),
+        binary=metric in BINARY_METRICS,
+        margin=margin,
+        clusters=clusters,
+    )
     comp["method"] = "McNemar + paired t" if metric in BINARY_METRICS and clusters is None else "paired t"
     return comp
 
 
-def non_inferiority(policy: GateConfig, results: dict, other: str,
-                    label: str = "vs_champion") -> tuple[dict[str, dict[str, Any]], list[Check], list[str]]:
+def non_inferiority(
+    policy: GateConfig, results: dict, other: str, label: str = "vs_champion"
+) -> tuple[dict[str, dict[str, Any]], list[Check], list[str]]:
     """The candidate against `other` on every rule: one-sided tests at each margin, Holm across rules.
 
     A rule fails when the whole interval lies below -max_regression (a regression beyond the margin
@@ -137,15 +156,29 @@ def non_inferiority(policy: GateConfig, results: dict, other: str,
         span = f"delta {comp['delta']:+.3f} [{comp['ci_low']:+.3f}, {comp['ci_high']:+.3f}]"
         evidence = (comp["delta"], comp["ci_low"], comp["ci_high"], comp["p_value"])
         if comp["ci_high"] < -rule.max_regression:
-            checks.append(Check(f"{key}.{label}", False, f"{span} is a regression beyond the margin "
-                                f"-{rule.max_regression:.3f}", *evidence))
+            checks.append(
+                Check(
+                    f"{key}.{label}",
+                    False,
+                    f"{span} is a regression beyond the margin -{rule.max_regression:.3f}",
+                    *evidence,
+                )
+            )
         elif adjusted[key]["reject"]:
-            checks.append(Check(f"{key}.{label}", True, f"{span}: non-inferior at margin -{rule.max_regression:.3f} "
-                                f"(Holm p={comp['p_adjusted']:.4f})", *evidence))
+            checks.append(
+                Check(
+                    f"{key}.{label}",
+                    True,
+                    f"{span}: non-inferior at margin -{rule.max_regression:.3f} (Holm p={comp['p_adjusted']:.4f})",
+                    *evidence,
+                )
+            )
         else:
             mde = f", minimum detectable effect {comp['mde']:.3f}" if comp.get("mde") else ""
-            inconclusive.append(f"{key}: {span} cannot rule out a regression beyond -{rule.max_regression:.3f} "
-                                f"(Holm p={comp['p_adjusted']:.4f}{mde})")
+            inconclusive.append(
+                f"{key}: {span} cannot rule out a regression beyond -{rule.max_regression:.3f} "
+                f"(Holm p={comp['p_adjusted']:.4f}{mde})"
+            )
     return comparisons, checks, inconclusive
 
 
@@ -167,25 +200,46 @@ def decide(policy: GateConfig, results: dict) -> GateResult:
             checks.append(Check(f"safety.{kind}", False, "no probes of this kind were run (add the safety suite)"))
             continue
         p = probes[kind]
-        checks.append(Check(f"safety.{kind}", bool(p["all_passed"]), f"{p['passed']}/{p['total']} probes passed",
-                            value=p["passed"] / max(p["total"], 1)))
+        checks.append(
+            Check(
+                f"safety.{kind}",
+                bool(p["all_passed"]),
+                f"{p['passed']}/{p['total']} probes passed",
+                value=p["passed"] / max(p["total"], 1),
+            )
+        )
 
     for key, rule in policy.rules.items():
         if rule.min_value is not None:
             suite, metric = _suite_metric(key)
             mean = float(np.mean(_scores(results, "candidate", key)))
-            checks.append(Check(f"{key}.min_value", mean >= rule.min_value,
-                                f"{mean:.3f} vs minimum {rule.min_value:.3f}", value=mean))
+            checks.append(
+                Check(
+                    f"{key}.min_value",
+                    mean >= rule.min_value,
+                    f"{mean:.3f} vs minimum {rule.min_value:.3f}",
+                    value=mean,
+                )
+            )
 
     if "base" in results:
         # One-sided test of "better than the base by more than min_gain_over_base".
         comp = compare(results, policy.primary, "base", margin=policy.min_gain_over_base)
         comparisons[f"{policy.primary}.vs_base"] = comp
         gain_ok = comp["p_value_margin"] < policy.alpha
-        checks.append(Check(f"{policy.primary}.gain_over_base", gain_ok,
-                            f"gain {comp['delta']:+.3f} [{comp['ci_low']:+.3f}, {comp['ci_high']:+.3f}], "
-                            f"one-sided p={comp['p_value_margin']:.4f}; needs >= {policy.min_gain_over_base:+.3f} "
-                            f"at alpha {policy.alpha}", comp["delta"], comp["ci_low"], comp["ci_high"], comp["p_value_margin"]))
+        checks.append(
+            Check(
+                f"{policy.primary}.gain_over_base",
+                gain_ok,
+                f"gain {comp['delta']:+.3f} [{comp['ci_low']:+.3f}, {comp['ci_high']:+.3f}], "
+                f"one-sided p={comp['p_value_margin']:.4f}; needs >= {policy.min_gain_over_base:+.3f} "
+                f"at alpha {policy.alpha}",
+                comp["delta"],
+                comp["ci_low"],
+                comp["ci_high"],
+                comp["p_value_margin"],
+            )
+        )
 
     inconclusive: list[str] = []
     if "champion" in results:
@@ -196,8 +250,10 @@ def decide(policy: GateConfig, results: dict) -> GateResult:
         if policy.require_improvement:
             comp = compare(results, policy.primary, "champion", margin=0.0)
             if comp["p_value_margin"] >= policy.alpha:
-                inconclusive.append(f"{policy.primary}: no significant improvement over the champion "
-                                    f"(one-sided p={comp['p_value_margin']:.4f})")
+                inconclusive.append(
+                    f"{policy.primary}: no significant improvement over the champion "
+                    f"(one-sided p={comp['p_value_margin']:.4f})"
+                )
         checks += _ops_checks(policy, results)
 
     if any(not c.passed for c in checks):
@@ -221,5 +277,12 @@ def _ops_checks(policy: GateConfig, results: dict) -> list[Check]:
             if limit is None or a is None or not b:
                 continue
             rise = a / b - 1
-            checks.append(Check(f"{suite}.{figure}", rise <= limit, f"{a:.4g} vs champion {b:.4g} ({rise:+.0%}, limit +{limit:.0%})", value=rise))
+            checks.append(
+                Check(
+                    f"{suite}.{figure}",
+                    rise <= limit,
+                    f"{a:.4g} vs champion {b:.4g} ({rise:+.0%}, limit +{limit:.0%})",
+                    value=rise,
+                )
+            )
     return checks

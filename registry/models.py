@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops.errors import UserError
+from core.errors import UserError
+from registry.lineage import Lineage
 from registry.tracking import client
 
 ALIASES = ("champion", "challenger", "previous")
@@ -30,15 +31,30 @@ class VersionInfo:
     tags: dict[str, str]
     created: int
 
+    @property
+    def lineage(self) -> Lineage:
+        """Where the version came from, read from its `lineage.*` tags."""
+        return Lineage.from_tags(self.tags)
+
 
 def _info(mv) -> VersionInfo:
-    return VersionInfo(mv.name, int(mv.version), mv.run_id or "", mv.source, list(mv.aliases or []),
-                       dict(mv.tags or {}), mv.creation_timestamp)
+    return VersionInfo(
+        mv.name,
+        int(mv.version),
+        mv.run_id or "",
+        mv.source,
+        list(mv.aliases or []),
+        dict(mv.tags or {}),
+        mv.creation_timestamp,
+    )
 
 
 def _missing(exc) -> bool:
-    return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc).lower() \
+    return (
+        getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
+        or "not found" in str(exc).lower()
         or "does not exist" in str(exc).lower()
+    )
 
 
 def version_by_alias(name: str, alias: str) -> VersionInfo | None:
@@ -75,8 +91,10 @@ def registered_names() -> list[str]:
 
 
 def versions_of_run(name: str, run_id: str) -> list[VersionInfo]:
-    return sorted((_info(mv) for mv in client().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")),
-                  key=lambda v: -v.version)
+    return sorted(
+        (_info(mv) for mv in client().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")),
+        key=lambda v: -v.version,
+    )
 
 
 def aliases_of(name: str) -> dict[str, int]:
@@ -132,8 +150,11 @@ def resolve_version(ref: str) -> VersionInfo:
     """The version a reference names; a `UserError` that lists what exists when it names nothing."""
     parsed = parse_model_ref(ref)
     if parsed is None:
-        raise UserError(f"model {ref!r}", "is not a model reference or a folder on this machine",
-                        "use NAME@ALIAS (e.g. tiny-arith@champion), NAME/VERSION, or a model folder")
+        raise UserError(
+            f"model {ref!r}",
+            "is not a model reference or a folder on this machine",
+            "use NAME@ALIAS (e.g. tiny-arith@champion), NAME/VERSION, or a model folder",
+        )
     name, which = parsed
     found = get_version(name, int(which)) if which.isdigit() else version_by_alias(name, which)
     if found is not None:
@@ -146,8 +167,11 @@ def resolve_version(ref: str) -> VersionInfo:
         existing = []
     if not existing:
         known = ", ".join(registered_names()) or "none yet"
-        raise UserError(f"model {ref!r}", f"no registered model named {name!r} (registered: {known})",
-                        "see `llmops models`, or run `llmops nightly` to register one")
+        raise UserError(
+            f"model {ref!r}",
+            f"no registered model named {name!r} (registered: {known})",
+            "see `llmops models`, or run `llmops nightly` to register one",
+        )
     have = ", ".join(f"v{v.version}" + (f" ({','.join(v.aliases)})" if v.aliases else "") for v in existing)
     what = f"version {which}" if which.isdigit() else f"alias @{which}"
     raise UserError(f"model {ref!r}", f"{name} has no {what} (it has {have})", "see `llmops models`")

@@ -10,7 +10,7 @@ reverse, so the registry is as it was. Registering a candidate, and a prompt gat
 prompt's `production` alias and the champion's card), work the same way.
 
 Processes sharing one LLMOPS_HOME (two nightlies at once) take turns: each public routine holds a
-lock of the home per model (`llmops.locks.home_lock`) from its first read of the aliases to its
+lock of the home per model (`core.locks.home_lock`) from its first read of the aliases to its
 last write, so no routine acts on aliases another is moving.
 """
 
@@ -22,8 +22,8 @@ import logging
 import threading
 from typing import Any, Callable, TypeVar
 
-from llmops.errors import UserError
-from llmops.locks import home_lock
+from core.errors import UserError
+from core.locks import home_lock
 from registry import models, prompts
 from registry.audit import record_decision, remove_decision
 from registry.gate import GateResult
@@ -36,6 +36,7 @@ _held = threading.local()  # the model locks this thread holds: a locked routine
 
 def serialised(fn: F) -> F:
     """Runs `fn(name_or_info, ...)` under the home's registry lock of that model."""
+
     @functools.wraps(fn)
     def wrapper(target, *args, **kwargs):
         name = target if isinstance(target, str) else target.name
@@ -48,6 +49,7 @@ def serialised(fn: F) -> F:
                 return fn(target, *args, **kwargs)
         finally:
             _held.names = held
+
     return wrapper  # type: ignore[return-value]
 
 
@@ -92,7 +94,9 @@ def _restore_alias(name: str, alias: str, version: int | None) -> Callable[[], N
 
 
 def alias_step(tx: Transaction, name: str, alias: str, version: int, before: dict[str, int]) -> None:
-    tx.step(f"alias {alias}", lambda: models.set_alias(name, alias, version), _restore_alias(name, alias, before.get(alias)))
+    tx.step(
+        f"alias {alias}", lambda: models.set_alias(name, alias, version), _restore_alias(name, alias, before.get(alias))
+    )
 
 
 def tags_step(tx: Transaction, info: models.VersionInfo, tags: dict[str, str]) -> None:
@@ -107,12 +111,23 @@ def tags_step(tx: Transaction, info: models.VersionInfo, tags: dict[str, str]) -
 
 def card_step(tx: Transaction, info: models.VersionInfo, description: str) -> None:
     old = client().get_model_version(info.name, str(info.version)).description or ""
-    tx.step("model card", lambda: models.describe_version(info.name, info.version, description),
-            lambda: models.describe_version(info.name, info.version, old))
+    tx.step(
+        "model card",
+        lambda: models.describe_version(info.name, info.version, description),
+        lambda: models.describe_version(info.name, info.version, old),
+    )
 
 
-def audit_step(tx: Transaction, name: str, version: int | None, action: str, by: str, why: str,
-           evidence_run_id: str | None = None, metrics: dict | None = None) -> dict:
+def audit_step(
+    tx: Transaction,
+    name: str,
+    version: int | None,
+    action: str,
+    by: str,
+    why: str,
+    evidence_run_id: str | None = None,
+    metrics: dict | None = None,
+) -> dict:
     entry = tx.step("audit record", lambda: record_decision(name, version, action, by, why, evidence_run_id, metrics))
     tx._undos.append(("audit record", lambda: remove_decision(name, entry)))
     return entry
@@ -142,12 +157,19 @@ def register_candidate(name: str, source: str, run_id: str, tags: dict[str, str]
         try:
             c.get_registered_model(name)
         except MlflowException:
-            tx.step("registered model",
-                    lambda: c.create_registered_model(name, description="Fine-tuned by llmops; see each version's model card."),
-                    lambda: c.delete_registered_model(name))
+            tx.step(
+                "registered model",
+                lambda: c.create_registered_model(
+                    name, description="Fine-tuned by llmops; see each version's model card."
+                ),
+                lambda: c.delete_registered_model(name),
+            )
         before = models.aliases_of(name)
-        mv = tx.step("version", lambda: c.create_model_version(name, source=source, run_id=run_id, tags=tags),
-                     lambda: c.delete_model_version(name, mv.version))
+        mv = tx.step(
+            "version",
+            lambda: c.create_model_version(name, source=source, run_id=run_id, tags=tags),
+            lambda: c.delete_model_version(name, mv.version),
+        )
         alias_step(tx, name, "challenger", int(mv.version), before)
     return models.get_version(name, int(mv.version))
 
@@ -168,9 +190,18 @@ def unregister_candidate(info: models.VersionInfo, challenger_before: int | None
 
 
 @serialised
-def apply_decision(name: str, version: int, decision: str, by: str, why: str, *, evidence_run_id: str | None = None,
-                   tags: dict[str, str] | None = None, card: str | None = None,
-                   metrics: dict[str, Any] | None = None) -> int | None:
+def apply_decision(
+    name: str,
+    version: int,
+    decision: str,
+    by: str,
+    why: str,
+    *,
+    evidence_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    card: str | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> int | None:
     """Records a gate or release-manager decision on `version` and, for `promote`, moves the aliases.
 
     Returns the champion it replaced (None if none, or if it was not a promotion).
@@ -184,7 +215,16 @@ def apply_decision(name: str, version: int, decision: str, by: str, why: str, *,
             tags_step(tx, info, tags)
         if card is not None:
             card_step(tx, info, card)
-        audit_step(tx, name, version, decision, by, why, evidence_run_id, (metrics or {}) | ({"replaced": replaced} if replaced else {}))
+        audit_step(
+            tx,
+            name,
+            version,
+            decision,
+            by,
+            why,
+            evidence_run_id,
+            (metrics or {}) | ({"replaced": replaced} if replaced else {}),
+        )
         if decision == "promote":
             if replaced is not None:
                 alias_step(tx, name, "previous", replaced, before)
@@ -198,9 +238,12 @@ def apply_decision(name: str, version: int, decision: str, by: str, why: str, *,
 def promote_by_hand(name: str, version: int, by: str, why: str) -> int | None:
     """A release manager's promotion: checked first, then recorded and applied in one routine."""
     if not why.strip():
-        raise UserError("--reason", "a promotion by hand needs a reason", "say why, e.g. --reason 'approved after review'")
-    return apply_decision(name, version, "promote", by, why,
-                          tags={"gate.decision": "promote", "gate.decided_by": by, "gate.reason": why})
+        raise UserError(
+            "--reason", "a promotion by hand needs a reason", "say why, e.g. --reason 'approved after review'"
+        )
+    return apply_decision(
+        name, version, "promote", by, why, tags={"gate.decision": "promote", "gate.decided_by": by, "gate.reason": why}
+    )
 
 
 @serialised
@@ -211,18 +254,26 @@ def rollback(name: str, by: str, why: str) -> tuple[int, int]:
     if current is None or previous is None:
         if name not in models.registered_names():
             models.resolve_version(f"{name}@champion")  # raises, naming the models that exist
-        raise UserError(f"model {name!r}", f"has no {'champion' if current is None else 'previous'} version to roll back to",
-                        "see `llmops models` and `llmops models history " + name + "`")
+        raise UserError(
+            f"model {name!r}",
+            f"has no {'champion' if current is None else 'previous'} version to roll back to",
+            "see `llmops models` and `llmops models history " + name + "`",
+        )
     if current == previous:
-        raise UserError(f"model {name!r}", f"champion and previous are both v{current}: there is nothing to roll back to",
-                        f"promote the version you want by hand: llmops promote --model {name} --version N --reason ...")
+        raise UserError(
+            f"model {name!r}",
+            f"champion and previous are both v{current}: there is nothing to roll back to",
+            f"promote the version you want by hand: llmops promote --model {name} --version N --reason ...",
+        )
     info = _existing_version(name, current)
     served = served_prompt(_existing_version(name, previous))
     with _prompt_lock(served), Transaction(f"rollback {name}") as tx:
         tags_step(tx, info, {"rollback.by": by, "rollback.reason": why})
         audit_step(tx, name, previous, "rollback", by, why, metrics={"demoted": current})
         alias_step(tx, name, "champion", previous, before)
-        tx.step("alias previous", lambda: models.delete_alias(name, "previous"), _restore_alias(name, "previous", previous))
+        tx.step(
+            "alias previous", lambda: models.delete_alias(name, "previous"), _restore_alias(name, "previous", previous)
+        )
         if served:
             _prompt_follows(tx, *served, "rollback", by, f"{name} rolled back to v{previous}: {why}")
     return current, previous
@@ -231,7 +282,7 @@ def rollback(name: str, by: str, why: str) -> tuple[int, int]:
 def served_prompt(info: models.VersionInfo) -> tuple[str, int] | None:
     """(prompt name, version) a version served as champion: the one the prompt gate last made live on
     it (`prompt.live`), else the one it was trained with (`lineage.prompt`)."""
-    ref = info.tags.get("prompt.live") or info.tags.get("lineage.prompt") or ""
+    ref = info.tags.get("prompt.live") or info.lineage.prompt
     prompt, _, number = ref.removeprefix("prompts:/").rpartition("/")
     return (prompt, int(number)) if prompt and number.isdigit() else None
 
@@ -249,9 +300,11 @@ def _prompt_follows(tx: Transaction, prompt: str, version: int, action: str, by:
     live = prompts.live_prompt(prompt)
     if live is None or live.version == version:
         return
-    tx.step(f"prompt {prompt} alias production",
-            lambda: prompts.set_prompt_alias(prompt, prompts.LIVE_ALIAS, version),
-            lambda: prompts.set_prompt_alias(prompt, prompts.LIVE_ALIAS, live.version))
+    tx.step(
+        f"prompt {prompt} alias production",
+        lambda: prompts.set_prompt_alias(prompt, prompts.LIVE_ALIAS, version),
+        lambda: prompts.set_prompt_alias(prompt, prompts.LIVE_ALIAS, live.version),
+    )
     audit_step(tx, f"prompt:{prompt}", version, action, by, why, metrics={"replaced": live.version})
 
 
@@ -297,8 +350,16 @@ def reconcile_champion(name: str) -> dict | None:
 
 
 @serialised
-def apply_prompt_decision(version: models.VersionInfo, candidate: prompts.PromptVersion, live: prompts.PromptVersion,
-                          decision: str, by: str, why: str, evidence_run_id: str | None, gate: GateResult | None) -> None:
+def apply_prompt_decision(
+    version: models.VersionInfo,
+    candidate: prompts.PromptVersion,
+    live: prompts.PromptVersion,
+    decision: str,
+    by: str,
+    why: str,
+    evidence_run_id: str | None,
+    gate: GateResult | None,
+) -> None:
     """A prompt gate's decision: evidence on the prompt version, an audit entry, then (on promote) the
     `production` alias and the champion's card naming the prompt it now serves.
 
@@ -307,21 +368,36 @@ def apply_prompt_decision(version: models.VersionInfo, candidate: prompts.Prompt
     """
     with home_lock(f"prompt-{candidate.name}"):
         before = prompts.live_prompt(candidate.name)
-        tags = (gate.tags() if gate else {"gate.decision": decision}) | {
-            "gate.decided_by": by, "gate.reason": why[:4000], "gate.model_version": f"{version.name}/{version.version}",
-            "gate.compared_with": live.ref} | ({"gate.evidence_run_id": evidence_run_id} if evidence_run_id else {})
+        tags = (
+            (gate.tags() if gate else {"gate.decision": decision})
+            | {
+                "gate.decided_by": by,
+                "gate.reason": why[:4000],
+                "gate.model_version": f"{version.name}/{version.version}",
+                "gate.compared_with": live.ref,
+            }
+            | ({"gate.evidence_run_id": evidence_run_id} if evidence_run_id else {})
+        )
         with Transaction(f"{decision} prompt {candidate.ref}") as tx:
             old = prompts.prompt_version_tags(candidate.name, candidate.version)
-            tx.step("prompt tags", lambda: prompts.tag_prompt_version(candidate.name, candidate.version, tags),
-                    lambda: prompts.restore_prompt_tags(candidate.name, candidate.version, old, list(tags)))
-            metrics = {k: {f: c.get(f) for f in ("delta", "ci_low", "ci_high", "p_value")}
-                       for k, c in (gate.comparisons if gate else {}).items()}
+            tx.step(
+                "prompt tags",
+                lambda: prompts.tag_prompt_version(candidate.name, candidate.version, tags),
+                lambda: prompts.restore_prompt_tags(candidate.name, candidate.version, old, list(tags)),
+            )
+            metrics = {
+                k: {f: c.get(f) for f in ("delta", "ci_low", "ci_high", "p_value")}
+                for k, c in (gate.comparisons if gate else {}).items()
+            }
             audit_step(tx, f"prompt:{candidate.name}", candidate.version, decision, by, why, evidence_run_id, metrics)
             if decision == "promote":
-                tx.step("alias production",
-                        lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, candidate.version),
-                        (lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, before.version)) if before
-                        else (lambda: prompts.delete_prompt_alias(candidate.name, prompts.LIVE_ALIAS)))
+                tx.step(
+                    "alias production",
+                    lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, candidate.version),
+                    (lambda: prompts.set_prompt_alias(candidate.name, prompts.LIVE_ALIAS, before.version))
+                    if before
+                    else (lambda: prompts.delete_prompt_alias(candidate.name, prompts.LIVE_ALIAS)),
+                )
                 _show_live_prompt(tx, version, candidate, by)
 
 
@@ -330,7 +406,9 @@ def _show_live_prompt(tx: Transaction, version: models.VersionInfo, live: prompt
     card = client().get_model_version(version.name, str(version.version)).description or ""
     marker = "\n## Live prompt\n"
     how = "moved through the prompt gate" if by == "gate" else f"promoted by hand, {by}"
-    card = card.split(marker)[0].rstrip() + f"\n{marker}`{live.ref}` ({how}; trained with "\
-        f"`{version.tags.get('lineage.prompt', '?')}`):\n\n```\n{live.template}\n```\n"
+    card = (
+        card.split(marker)[0].rstrip() + f"\n{marker}`{live.ref}` ({how}; trained with "
+        f"`{version.lineage.prompt or '?'}`):\n\n```\n{live.template}\n```\n"
+    )
     tags_step(tx, version, {"prompt.live": live.ref})
     card_step(tx, version, card)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmops.errors import UserError
+from core.errors import UserError
 
 LIVE_ALIAS = "production"
 
@@ -54,14 +54,15 @@ def register_prompt_template(name: str, template: str, commit_message: str = "")
     """
     import mlflow
 
-    from llmops.locks import home_lock
+    from core.locks import home_lock
 
     with home_lock(f"prompt-{name}"):
         for pv in sorted(_versions(name), key=lambda p: -int(p.version)):
             if pv.template == template:
                 return int(pv.version)
-        prompt = mlflow.genai.register_prompt(name=name, template=template,
-                                              commit_message=commit_message or "registered by llmops")
+        prompt = mlflow.genai.register_prompt(
+            name=name, template=template, commit_message=commit_message or "registered by llmops"
+        )
         return int(prompt.version)
 
 
@@ -72,14 +73,19 @@ def load_prompt(ref: str) -> PromptVersion:
 
     body = ref.removeprefix("prompts:/")
     if "@" not in body and not (body.rsplit("/", 1)[-1].isdigit() and "/" in body):
-        raise UserError(f"prompt {ref!r}", "is not a prompt reference", "use prompts:/NAME@ALIAS or prompts:/NAME/VERSION")
+        raise UserError(
+            f"prompt {ref!r}", "is not a prompt reference", "use prompts:/NAME@ALIAS or prompts:/NAME/VERSION"
+        )
     try:
         p = mlflow.genai.load_prompt(f"prompts:/{body}")
     except MlflowException:
         name = body.split("@")[0].rsplit("/", 1)[0]
         have = ", ".join(f"v{v.version}" for v in sorted(_versions(name), key=lambda v: int(v.version))) or "none"
-        raise UserError(f"prompt {ref!r}", f"not found in the prompt registry ({name} versions: {have})",
-                        "see the Prompts tab of the MLflow UI, or give the template text") from None
+        raise UserError(
+            f"prompt {ref!r}",
+            f"not found in the prompt registry ({name} versions: {have})",
+            "see the Prompts tab of the MLflow UI, or give the template text",
+        ) from None
     return PromptVersion(p.name, int(p.version), p.template)
 
 

@@ -15,11 +15,10 @@ import re
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from llmops.errors import UserError
-from llmops.home import artifact_root
-
+from core.errors import UserError
+from core.paths import artifact_root
 
 # When a tracking server last failed every retry (time.monotonic()). Cleanup after that failure
 # (marking runs FAILED) makes one quick try instead of waiting through the same retries again.
@@ -48,27 +47,43 @@ def server_failure(exc: BaseException) -> UserError | None:
         return None
     if any(isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] in DB_DRIVERS for e in seen):
         missing = next(e.name for e in seen if isinstance(e, ModuleNotFoundError))
-        return UserError(subject, f"the database driver {missing!r} is not installed",
-                         "install the server extra (pip install 'llmops[server]'), or point MLFLOW_TRACKING_URI "
-                         "at the team's MLflow server (http://HOST:5000) rather than at its database")
+        return UserError(
+            subject,
+            f"the database driver {missing!r} is not installed",
+            "install the server extra (pip install 'llmops[server]'), or point MLFLOW_TRACKING_URI "
+            "at the team's MLflow server (http://HOST:5000) rather than at its database",
+        )
     for e in seen:
-        if isinstance(e, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                          requests.exceptions.RetryError)):
+        if isinstance(
+            e, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.RetryError)
+        ):
             _server_down_at = time.monotonic()
-            return UserError(subject, f"the MLflow server {_failure_kind(e, text)} ({_retry_summary()})",
-                             f"check that it is running and reachable from this machine (curl {uri}/health), then run "
-                             "the command again (MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_TIMEOUT set "
-                             "how long to wait)")
+            return UserError(
+                subject,
+                f"the MLflow server {_failure_kind(e, text)} ({_retry_summary()})",
+                f"check that it is running and reachable from this machine (curl {uri}/health), then run "
+                "the command again (MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_TIMEOUT set "
+                "how long to wait)",
+            )
     status = re.search(r"failed with error code (401|403) != 200", text)
     if status and status.group(1) == "401":
-        return UserError(subject, "the MLflow server asks for a login (HTTP 401)",
-                         "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to your account on it")
+        return UserError(
+            subject,
+            "the MLflow server asks for a login (HTTP 401)",
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to your account on it",
+        )
     if status and "DNS rebinding" in text:
-        return UserError(subject, "the MLflow server refuses the host name in this address (HTTP 403, Host header)",
-                         "add that host name to the server's --allowed-hosts, or use a name it already allows")
+        return UserError(
+            subject,
+            "the MLflow server refuses the host name in this address (HTTP 403, Host header)",
+            "add that host name to the server's --allowed-hosts, or use a name it already allows",
+        )
     if status:
-        return UserError(subject, "the MLflow server denied this request (HTTP 403)",
-                         "ask its administrator for permission on this experiment or model")
+        return UserError(
+            subject,
+            "the MLflow server denied this request (HTTP 403)",
+            "ask its administrator for permission on this experiment or model",
+        )
     return None
 
 
@@ -200,7 +215,7 @@ def init_store() -> None:
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri.startswith("sqlite:///"):
         return
-    from llmops.locks import file_lock
+    from core.locks import file_lock
 
     with file_lock(Path(uri.removeprefix("sqlite:///"))):
         client().search_experiments(max_results=1)
@@ -210,34 +225,40 @@ def process_tags() -> dict[str, str]:
     """Which process opens a run: what `reap_dead_runs` checks later."""
     import socket
 
-    from llmops.server import process_started
+    from core.process import process_started
 
     started = process_started(os.getpid())
-    return {"llmops.host": socket.gethostname(), "llmops.pid": str(os.getpid()),
-            "llmops.pid_started": f"{started:.3f}" if started else ""}
+    return {
+        "llmops.host": socket.gethostname(),
+        "llmops.pid": str(os.getpid()),
+        "llmops.pid_started": f"{started:.3f}" if started else "",
+    }
 
 
-def reap_dead_runs() -> list[str]:
+def reap_dead_runs(is_alive: Callable[[int, float | None], bool]) -> list[str]:
     """Marks KILLED every RUNNING run opened on this host by a process that no longer runs.
 
     A process killed with SIGKILL cannot end its runs, and MLflow would show them RUNNING
     forever. Runs of other hosts (a shared tracking server) and runs without the process tags
-    (written by older versions) are left alone. Returns the ids of the runs it ended.
+    (written by older versions) are left alone. `is_alive(pid, started)` tells a live process from a
+    dead one (`core.process.is_alive`; the caller passes it). Returns the ids of the runs it ended.
     """
     import socket
-
-    from llmops.server import is_alive
 
     c, host = client(), socket.gethostname()
     experiments = [e.experiment_id for e in c.search_experiments()]
     if not experiments:
         return []
     reaped = []
-    for run in c.search_runs(experiments, f"attributes.status = 'RUNNING' and tags.`llmops.host` = '{host}'",
-                             max_results=1000):
+    for run in c.search_runs(
+        experiments, f"attributes.status = 'RUNNING' and tags.`llmops.host` = '{host}'", max_results=1000
+    ):
         tags = run.data.tags
         try:
-            pid, started = int(tags["llmops.pid"]), float(tags["llmops.pid_started"]) if tags.get("llmops.pid_started") else None
+            pid, started = (
+                int(tags["llmops.pid"]),
+                float(tags["llmops.pid_started"]) if tags.get("llmops.pid_started") else None,
+            )
         except (KeyError, ValueError):
             continue
         if is_alive(pid, started):
@@ -263,8 +284,10 @@ def prefect_link() -> dict[str, str]:
     link = {"llmops.prefect_flow_run_id": flow_run.id, "llmops.prefect_flow_run": flow_run.name or ""}
     url = flow_run.ui_url
     if url:
-        link |= {"llmops.prefect_flow_run_url": url,
-                 "mlflow.note.content": f"Prefect flow run [{flow_run.name}]({url}) ({flow_run.flow_name})"}
+        link |= {
+            "llmops.prefect_flow_run_url": url,
+            "mlflow.note.content": f"Prefect flow run [{flow_run.name}]({url}) ({flow_run.flow_name})",
+        }
     return link
 
 
@@ -280,8 +303,13 @@ def _announce(run_id: str, experiment: str, name: str) -> None:
 
 
 @contextlib.contextmanager
-def stage_run(experiment: str, name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None,
-              resume_run_id: str | None = None) -> Iterator[str]:
+def stage_run(
+    experiment: str,
+    name: str,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    resume_run_id: str | None = None,
+) -> Iterator[str]:
     """Starts a run by id (or continues `resume_run_id`, an unfinished run of the same work), ends it
     FINISHED or FAILED; yields the run id. Tagged with its process (see `reap_dead_runs`)."""
     link = prefect_link()
@@ -374,8 +402,9 @@ def log_dataset(run_id: str, path: str, name: str, digest: str, context: str) ->
         warnings.simplefilter("ignore")  # a local path matches two equivalent source types; MLflow says so
         source = resolve_dataset_source(str(path))
     dataset = MetaDataset(source, name=name, digest=digest[:36])
-    client().log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(),
-                                                       tags=[InputTag("mlflow.data.context", context)])])
+    client().log_inputs(
+        run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])]
+    )
 
 
 def file_hash(*paths: str | Path) -> str:
@@ -413,8 +442,9 @@ def config_hash(config: dict[str, Any]) -> str:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""

@@ -8,35 +8,13 @@ evaluation and the model card use that version, not whatever the config says tod
 
 from __future__ import annotations
 
-import re
-
-IDENTITY = "{{question}}"
-FIELDS = ("question",)
-_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-
-
-def template_fields(template: str) -> list[str]:
-    return [m.group(1) for m in _PLACEHOLDER.finditer(template)]
-
-
-def template_problems(template: str) -> list[str]:
-    """What is wrong with a template, for the config check: every problem, each with its fix."""
-    fields = template_fields(template)
-    problems = []
-    unknown = sorted({f for f in fields if f not in FIELDS})
-    if unknown:
-        problems.append(f"unknown placeholder(s) {', '.join('{{' + f + '}}' for f in unknown)}; "
-                        f"a template may use only {', '.join('{{' + f + '}}' for f in FIELDS)}")
-    if fields.count("question") != 1:
-        problems.append(f"the template must hold {{{{question}}}} exactly once (found {fields.count('question')} times); "
-                        "it is where each user turn goes")
-    return problems
+from configs.prompts import PLACEHOLDER
 
 
 def render_prompt(template: str, question: str) -> str:
     """The user turn as the model sees it. A placeholder is replaced once, so a question that itself
     contains `{{question}}` is not expanded again."""
-    parts = _PLACEHOLDER.split(template, maxsplit=1)
+    parts = PLACEHOLDER.split(template, maxsplit=1)
     if len(parts) == 1:  # no placeholder: the config check refuses this, but stay safe
         return template + question
     head, _, tail = parts

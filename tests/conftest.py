@@ -20,7 +20,8 @@ for var in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "LLMOPS_HOME_PREFECT_URL")
 # would outlive them. tests/flows/test_processes.py covers the per-home server on homes of its own.
 os.environ["LLMOPS_PREFECT_SERVER"] = "ephemeral"
 
-from llmops.home import quiet_libraries, setup_environment  # noqa: E402
+from core.paths import setup_environment  # noqa: E402
+from llmops.home import quiet_libraries  # noqa: E402
 
 setup_environment()
 quiet_libraries()
@@ -44,7 +45,10 @@ def no_home_server_outlives_the_session(tmp_path_factory):
     yield
     from llmops.server import stop_server
 
-    for record in [*Path(tmp_path_factory.getbasetemp()).rglob("prefect/server.json"), _HOME / "prefect" / "server.json"]:
+    for record in [
+        *Path(tmp_path_factory.getbasetemp()).rglob("prefect/server.json"),
+        _HOME / "prefect" / "server.json",
+    ]:
         if record.exists():
             stop_server(record.parent.parent, force=True)
 
@@ -68,11 +72,19 @@ def shared_data() -> Path:
 def tiny_overrides() -> list[str]:
     """A run small enough for tests: the same code paths, minutes become seconds."""
     return [
-        "data.demo_train_rows=160", "data.demo_pref_rows=48", "data.demo_eval_rows=24",
-        "model.tiny.pretrain_steps=60", "model.tiny.hidden_size=64", "model.tiny.num_layers=2",
-        "train.sft.max_steps=40", "train.sft.batch_size=8", "train.preference.max_steps=6", "train.preference.batch_size=4",
+        "data.demo_train_rows=160",
+        "data.demo_pref_rows=48",
+        "data.demo_eval_rows=24",
+        "model.tiny.pretrain_steps=60",
+        "model.tiny.hidden_size=64",
+        "model.tiny.num_layers=2",
+        "train.sft.max_steps=40",
+        "train.sft.batch_size=8",
+        "train.preference.max_steps=6",
+        "train.preference.batch_size=4",
         "eval.max_new_tokens=16",
         # Latency and cost are timings: on a shared 2-core machine they swing by more than the 2x the
         # gate allows, and would decide a test by load. Their gate checks have unit tests (test_gate.py).
-        "gate.max_latency_increase=null", "gate.max_cost_increase=null",
+        "gate.max_latency_increase=null",
+        "gate.max_cost_increase=null",
     ]

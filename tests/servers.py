@@ -94,9 +94,17 @@ class Process:
 
 
 @contextlib.contextmanager
-def started(cmd: list[str], *, name: str, log: Path, env: dict[str, str] | None = None,
-            ready: Callable[[], bool] | None = None, timeout_s: float = 120.0,
-            user: str | None = None, stop_signal: int = signal.SIGTERM) -> Iterator[Process]:
+def started(
+    cmd: list[str],
+    *,
+    name: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    ready: Callable[[], bool] | None = None,
+    timeout_s: float = 120.0,
+    user: str | None = None,
+    stop_signal: int = signal.SIGTERM,
+) -> Iterator[Process]:
     """Runs `cmd` in its own process group; waits until `ready()` is true; stops the group at exit.
 
     Raises ServerError (with the log's tail) when the process exits or `ready` stays false for
@@ -104,8 +112,15 @@ def started(cmd: list[str], *, name: str, log: Path, env: dict[str, str] | None 
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        popen = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 env=env, start_new_session=True, user=user)
+        popen = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            user=user,
+        )
     proc = Process(popen, log, name)
     try:
         deadline = time.monotonic() + timeout_s
@@ -121,6 +136,7 @@ def started(cmd: list[str], *, name: str, log: Path, env: dict[str, str] | None 
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
+
 
 def postgres_bin() -> Path | None:
     """The folder holding initdb and postgres (Debian keeps them off PATH), or None."""
@@ -148,8 +164,13 @@ class Postgres:
 
     def create_database(self, name: str) -> str:
         env = {**os.environ, "PGPASSWORD": self.password}
-        subprocess.run([str(self.bin / "createdb"), "-h", HOST, "-p", str(self.port), "-U", self.user, name],
-                       env=env, check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [str(self.bin / "createdb"), "-h", HOST, "-p", str(self.port), "-U", self.user, name],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         self.databases.append(name)
         return name
 
@@ -166,8 +187,9 @@ def postgres_cluster(databases: tuple[str, ...] = (), timeout_s: float = 60.0) -
     """
     pg_bin = postgres_bin()
     if pg_bin is None:
-        raise ServerError("no PostgreSQL server binaries (initdb, postgres) on this machine; "
-                          "apt-get install postgresql")
+        raise ServerError(
+            "no PostgreSQL server binaries (initdb, postgres) on this machine; apt-get install postgresql"
+        )
     run_as = "postgres" if os.geteuid() == 0 else None
     try:
         entry = pwd.getpwnam(run_as) if run_as else None
@@ -183,19 +205,52 @@ def postgres_cluster(databases: tuple[str, ...] = (), timeout_s: float = 60.0) -
         if entry:
             os.chown(pwfile, entry.pw_uid, entry.pw_gid)
         data = root / "data"
-        init = subprocess.run([str(pg_bin / "initdb"), "-D", str(data), "-U", "llmops", f"--pwfile={pwfile}",
-                               "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C"],
-                              capture_output=True, text=True, timeout=120, user=run_as)
+        init = subprocess.run(
+            [
+                str(pg_bin / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "llmops",
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            user=run_as,
+        )
         if init.returncode:
             raise ServerError(f"initdb failed:\n{init.stderr[-2000:]}")
         port = free_port()
-        cmd = [str(pg_bin / "postgres"), "-D", str(data), "-p", str(port), "-h", HOST, "-k", str(root),
-               "-c", "fsync=off", "-c", "max_connections=100"]
-        ready = lambda: subprocess.run([str(pg_bin / "pg_isready"), "-h", HOST, "-p", str(port)],  # noqa: E731
-                                       capture_output=True).returncode == 0
+        cmd = [
+            str(pg_bin / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-h",
+            HOST,
+            "-k",
+            str(root),
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=100",
+        ]
+
+        def ready() -> bool:
+            check = [str(pg_bin / "pg_isready"), "-h", HOST, "-p", str(port)]
+            return subprocess.run(check, capture_output=True).returncode == 0
+
         log = root / "postgres.log"
-        with started(cmd, name="postgres", log=log, ready=ready, timeout_s=timeout_s, user=run_as,
-                     stop_signal=signal.SIGINT) as proc:
+        with started(
+            cmd, name="postgres", log=log, ready=ready, timeout_s=timeout_s, user=run_as, stop_signal=signal.SIGINT
+        ) as proc:
             cluster = Postgres(port, "llmops", password, pg_bin, proc)
             for name in databases:
                 cluster.create_database(name)
@@ -205,6 +260,7 @@ def postgres_cluster(databases: tuple[str, ...] = (), timeout_s: float = 60.0) -
 
 
 # -- MLflow -------------------------------------------------------------------------------------
+
 
 @dataclass
 class MlflowServer:
@@ -222,9 +278,15 @@ def mlflow_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, artifacts_dir: Path, port: int | None = None, log: Path | None = None,
-                  extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                  timeout_s: float = 180.0) -> Iterator[MlflowServer]:
+def mlflow_server(
+    backend_uri: str,
+    artifacts_dir: Path,
+    port: int | None = None,
+    log: Path | None = None,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    timeout_s: float = 180.0,
+) -> Iterator[MlflowServer]:
     """`mlflow server` on `backend_uri`, proxying artifacts to `artifacts_dir` (runs get
     `mlflow-artifacts:` URIs, as with an object store). The schema is created first, by this one
     process: several server processes migrating a new database at once can corrupt it.
@@ -238,14 +300,34 @@ def mlflow_server(backend_uri: str, artifacts_dir: Path, port: int | None = None
     artifacts_dir = Path(artifacts_dir)
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://{HOST}:{port}"
-    cmd = [mlflow, "server", "--backend-store-uri", backend_uri, "--artifacts-destination", artifacts_dir.as_uri(),
-           "--host", HOST, "--port", str(port), "--workers", "1", *extra_args]
-    with started(cmd, name="mlflow server", log=log or artifacts_dir.parent / f"mlflow-{port}.log", env=env,
-                 ready=lambda: http_ok(f"{url}/health"), timeout_s=timeout_s) as proc:
+    cmd = [
+        mlflow,
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        artifacts_dir.as_uri(),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        *extra_args,
+    ]
+    with started(
+        cmd,
+        name="mlflow server",
+        log=log or artifacts_dir.parent / f"mlflow-{port}.log",
+        env=env,
+        ready=lambda: http_ok(f"{url}/health"),
+        timeout_s=timeout_s,
+    ) as proc:
         yield MlflowServer(url, proc)
 
 
 # -- Prefect ------------------------------------------------------------------------------------
+
 
 @dataclass
 class PrefectServer:
@@ -256,8 +338,9 @@ class PrefectServer:
     def client_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """An environment for a client or a worker of this server (its own PREFECT_HOME)."""
         env = dict(os.environ if base is None else base)
-        env.update({"PREFECT_API_URL": self.api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                    "DO_NOT_TRACK": "true"})
+        env.update(
+            {"PREFECT_API_URL": self.api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "true"}
+        )
         return env
 
     def stop(self) -> None:
@@ -265,8 +348,9 @@ class PrefectServer:
 
 
 @contextlib.contextmanager
-def prefect_server(home: Path, database_url: str | None = None, port: int | None = None, ui: bool = False,
-                   timeout_s: float = 180.0) -> Iterator[PrefectServer]:
+def prefect_server(
+    home: Path, database_url: str | None = None, port: int | None = None, ui: bool = False, timeout_s: float = 180.0
+) -> Iterator[PrefectServer]:
     """`prefect server start` with PREFECT_HOME=`home` and, if given, a database URL
     (`postgresql+asyncpg://...`; default: SQLite in `home`). The server migrates its database
     on start. `ui=False` skips building the UI's static files, which only a browser needs.
@@ -277,12 +361,24 @@ def prefect_server(home: Path, database_url: str | None = None, port: int | None
     env = dict(os.environ)
     for var in ("PREFECT_API_URL", "PREFECT_API_DATABASE_CONNECTION_URL"):
         env.pop(var, None)
-    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "true",
-                "PREFECT_UI_ENABLED": "true" if ui else "false"})
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "true",
+            "PREFECT_UI_ENABLED": "true" if ui else "false",
+        }
+    )
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     api_url = f"http://{HOST}:{port}/api"
     cmd = [str(VENV_BIN / "prefect"), "server", "start", "--host", HOST, "--port", str(port)]
-    with started(cmd, name="prefect server", log=home / f"server-{port}.log", env=env,
-                 ready=lambda: http_ok(f"{api_url}/health"), timeout_s=timeout_s) as proc:
+    with started(
+        cmd,
+        name="prefect server",
+        log=home / f"server-{port}.log",
+        env=env,
+        ready=lambda: http_ok(f"{api_url}/health"),
+        timeout_s=timeout_s,
+    ) as proc:
         yield PrefectServer(api_url, home, proc)

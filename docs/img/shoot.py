@@ -17,10 +17,12 @@ are those of that session: read yours from the UIs or `llmops models`):
 
     J=docs/img/shoot-js; P=http://127.0.0.1:4310; M=http://127.0.0.1:5010
     shoot.py shot $P/deployments ds-1.png --wait nightly
-    shoot.py shot $P/deployments/deployment/<curate id>/run ds-2.png --wait Parameters --js $J/lib.js --js $J/curate-fill.js --height 1000
+    shoot.py shot $P/deployments/deployment/<curate id>/run ds-2.png --wait Parameters \
+        --js $J/lib.js --js $J/curate-fill.js --height 1000
     (the same with --js $J/submit.js added, as `eval ... location.href`, submits the form)
     shoot.py shot $P/artifacts/artifact/<curation-report id> ds-3.png --wait toxic
-    shoot.py shot $P/deployments/deployment/<train id>/run ds-4.png --wait Parameters --js $J/lib.js --js $J/train-fill.js --js $J/train-view.js
+    shoot.py shot $P/deployments/deployment/<train id>/run ds-4.png --wait Parameters \
+        --js $J/lib.js --js $J/train-fill.js --js $J/train-view.js
     ... ds-5 with train-bottom.js; ds-6: evaluate form, eval-fill.js + eval-bottom.js; ds-7, ds-8: the
     eval-scores and model-card artifacts; MLflow pages: open $M/#/experiments with --js $J/mlflow-clean.js,
     then a file holding `location.hash = '/models/tiny-arith'; await sleep(2500);`, then --after TEXT.
@@ -50,10 +52,21 @@ def start_chromium(port: int, width: int, height: int) -> subprocess.Popen:
     if binary is None:
         raise SystemExit("chromium is not installed: apt-get install chromium")
     profile = tempfile.mkdtemp(prefix="shoot-chromium-")
-    return subprocess.Popen([binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                             f"--remote-debugging-port={port}", f"--user-data-dir={profile}",
-                             f"--window-size={width},{height}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            binary,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--remote-debugging-port={port}",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def page_socket(port: int) -> str:
@@ -140,8 +153,13 @@ async def run(args) -> None:
         async with websockets.connect(page_socket(port), max_size=64 * 2**20) as ws:
             page = Page(ws)
             await page.send("Page.enable")
-            await page.send("Emulation.setDeviceMetricsOverride", width=args.width, height=args.height,
-                            deviceScaleFactor=1, mobile=False)
+            await page.send(
+                "Emulation.setDeviceMetricsOverride",
+                width=args.width,
+                height=args.height,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             await page.send("Page.navigate", url=args.url)
             if args.wait:
                 await page.wait_for_text(args.wait, args.timeout)
@@ -177,8 +195,11 @@ def main() -> None:
     parser.add_argument("url", help="page to load (shot, eval), or the PNG to crop (fit)")
     parser.add_argument("out", help="PNG to write (shot), or a JavaScript expression to print (eval)")
     parser.add_argument("--wait", help="text to wait for before anything else")
-    parser.add_argument("--js", action="append", help="file of JavaScript to run in the page (async function body); "
-                        "repeatable, run in order")
+    parser.add_argument(
+        "--js",
+        action="append",
+        help="file of JavaScript to run in the page (async function body); repeatable, run in order",
+    )
     parser.add_argument("--after", help="text to wait for after the JavaScript ran")
     parser.add_argument("--width", type=int, default=1440)
     parser.add_argument("--height", type=int, default=900)

@@ -7,9 +7,17 @@ import os
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="PATH", help="YAML run config (default: $LLMOPS_CONFIG if set, else configs/nightly.yaml)")
-    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
-                   help="override one config value, e.g. --set train.sft.max_steps=20 (repeatable)")
+    p.add_argument(
+        "--config", metavar="PATH", help="YAML run config (default: $LLMOPS_CONFIG if set, else configs/nightly.yaml)"
+    )
+    p.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="override one config value, e.g. --set train.sft.max_steps=20 (repeatable)",
+    )
 
 
 def load(args):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.paths import llmops_home
 from llmops.commands.common import add_config_args, tracking_uri
-from llmops.home import llmops_home, prepare_home
+from llmops.home import prepare_home
 
 CURATE_FORMATS = ["auto", "text", "messages", "alpaca", "qa", "pref", "hh"]  # configs.schema.CurateConfig.format
 CURATE_EPILOG = """\
@@ -31,21 +32,35 @@ the rows it saw. See docs/curation-faults.md.
 """
 
 
-
 def register(sub) -> None:
     import argparse
 
-    p = sub.add_parser("curate", help="validate, dedup, filter and mask the training data",
-                       description="Curate corpora into one dataset folder: every row read is kept, or quarantined\n"
-                                   "with the reason of the first step that failed it.",
-                       epilog=CURATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "curate",
+        help="validate, dedup, filter and mask the training data",
+        description="Curate corpora into one dataset folder: every row read is kept, or quarantined\n"
+        "with the reason of the first step that failed it.",
+        epilog=CURATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_args(p)
-    p.add_argument("--input", metavar="PATH", action="append", default=[], dest="inputs",
-                   help="a corpus: .jsonl, .json, .jsonl.gz, .parquet or a datasets save_to_disk folder "
-                        "(repeatable; default: the config's data.inputs, or the demo data)")
-    p.add_argument("--format", choices=CURATE_FORMATS, help="layout of every input (default: the config's "
-                                                            "curate.format, 'auto': detected per file)")
-    p.add_argument("--output", metavar="DIR", help="also put report.json, quarantine.jsonl and the dataset folder in DIR")
+    p.add_argument(
+        "--input",
+        metavar="PATH",
+        action="append",
+        default=[],
+        dest="inputs",
+        help="a corpus: .jsonl, .json, .jsonl.gz, .parquet or a datasets save_to_disk folder "
+        "(repeatable; default: the config's data.inputs, or the demo data)",
+    )
+    p.add_argument(
+        "--format",
+        choices=CURATE_FORMATS,
+        help="layout of every input (default: the config's curate.format, 'auto': detected per file)",
+    )
+    p.add_argument(
+        "--output", metavar="DIR", help="also put report.json, quarantine.jsonl and the dataset folder in DIR"
+    )
     p.set_defaults(run=run)
 
 
@@ -60,14 +75,19 @@ def run(args) -> int:
         if not eval_path:  # decontaminate against the split `llmops evaluate` would use
             from tasks.data.demo import write_demo_data
 
-            eval_path = write_demo_data(llmops_home() / "data" / f"demo-seed{d.data.seed}", d.data.seed,
-                                        d.data.demo_train_rows, d.data.demo_pref_rows, d.data.demo_eval_rows)["eval"]
+            eval_path = write_demo_data(
+                llmops_home() / "data" / f"demo-seed{d.data.seed}",
+                d.data.seed,
+                d.data.demo_train_rows,
+                d.data.demo_pref_rows,
+                d.data.demo_eval_rows,
+            )["eval"]
         inputs = [str(Path(p).resolve()) for p in args.inputs]
         overrides += [f"data.inputs={json.dumps(inputs)}", f"data.eval_path={json.dumps(str(eval_path))}"]
     config = load_config(args.config, overrides)
     prepare_home()
+    from core.errors import UserError
     from flows.curate import run_curate
-    from llmops.errors import UserError
     from tasks.data.faults import CurationStopped
 
     try:
@@ -85,7 +105,7 @@ def run(args) -> int:
 def _check_inputs(inputs: list[str], fmt: str) -> None:
     """Fails before any run starts when an input is missing or none can be read; an unreadable
     input beside readable ones is left to the run, which curates the others and reports it."""
-    from llmops.errors import UserError
+    from core.errors import UserError
     from tasks.data.read import UnreadableInput, probe_input
 
     missing = [p for p in inputs if not Path(p).exists()]
@@ -100,15 +120,21 @@ def _check_inputs(inputs: list[str], fmt: str) -> None:
     if len(problems) == 1 and len(inputs) == 1:
         raise UserError(problems[0][0], problems[0][1].problem, problems[0][1].fix)
     if problems and len(problems) == len(inputs):
-        raise UserError(f"--input ({len(inputs)} files)",
-                        "none can be read: " + "; ".join(f"{p}: {e.problem}" for p, e in problems),
-                        "fix them or give other inputs")
+        raise UserError(
+            f"--input ({len(inputs)} files)",
+            "none can be read: " + "; ".join(f"{p}: {e.problem}" for p, e in problems),
+            "fix them or give other inputs",
+        )
 
 
 def _show(args, r: dict, config, stopped: bool = False) -> dict:
     """Prints the summary, after copying the outputs to --output; returns where each output is."""
-    where = {"dataset": r["dataset_dir"], "report": r["report_path"], "quarantine": r["quarantine_path"],
-             "data card": r["card_path"]}
+    where = {
+        "dataset": r["dataset_dir"],
+        "report": r["report_path"],
+        "quarantine": r["quarantine_path"],
+        "data card": r["card_path"],
+    }
     if args.output:
         import shutil
 
@@ -116,22 +142,33 @@ def _show(args, r: dict, config, stopped: bool = False) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         dataset = out / Path(r["dataset_dir"]).name
         shutil.copytree(r["dataset_dir"], dataset, dirs_exist_ok=True)
-        where = {"dataset": str(dataset), "report": shutil.copy2(r["report_path"], out / "report.json"),
-                 "quarantine": shutil.copy2(r["quarantine_path"], out / "quarantine.jsonl"),
-                 "data card": str(dataset / "DATACARD.md")}
+        where = {
+            "dataset": str(dataset),
+            "report": shutil.copy2(r["report_path"], out / "report.json"),
+            "quarantine": shutil.copy2(r["quarantine_path"], out / "quarantine.jsonl"),
+            "data card": str(dataset / "DATACARD.md"),
+        }
     print(_curate_summary(r, config.curate.format, where, stopped))
     return where
 
 
 def _curate_summary(r: dict, fmt: str, where: dict, stopped: bool = False) -> str:
     dropped = sum(r["dropped"].values())
-    lines = ["", f"== curate {'stopped (see the error below)' if stopped else 'finished'} ==", f"read {r['read']} rows: kept {r['kept']}, dropped {dropped}"
-             + (f", cut off {r['unreadable_rows']}" if r.get("unreadable_rows") else ""), ""]
+    lines = [
+        "",
+        f"== curate {'stopped (see the error below)' if stopped else 'finished'} ==",
+        f"read {r['read']} rows: kept {r['kept']}, dropped {dropped}"
+        + (f", cut off {r['unreadable_rows']}" if r.get("unreadable_rows") else ""),
+        "",
+    ]
     how = "auto-detected" if fmt == "auto" else "as configured"
     for path, src in r["sources"].items():
         formats = src.get("formats") or {}
-        shown = (f"mixed ({how} per row: {', '.join(f'{k} {n}' for k, n in formats.items())})"
-                 if len(formats) > 1 else f"{src['format']} ({how})")
+        shown = (
+            f"mixed ({how} per row: {', '.join(f'{k} {n}' for k, n in formats.items())})"
+            if len(formats) > 1
+            else f"{src['format']} ({how})"
+        )
         lines += [f"input {path}", f"  format: {shown}   read {src['read']}, kept {src['kept']}"]
     for u in r.get("unreadable", []):
         lines += [f"unreadable {u['path']}", f"  {u['reason']}"]
@@ -139,8 +176,10 @@ def _curate_summary(r: dict, fmt: str, where: dict, stopped: bool = False) -> st
     if r["dropped"]:
         width = max(len(k) for k in r["dropped"])
         lines += ["", f"  {'dropped':<{width}}  {'rows':>6}  step"]
-        lines += [f"  {reason:<{width}}  {n:>6}  {step_of.get(reason, '')}"
-                  for reason, n in sorted(r["dropped"].items(), key=lambda kv: (-kv[1], kv[0]))]
+        lines += [
+            f"  {reason:<{width}}  {n:>6}  {step_of.get(reason, '')}"
+            for reason, n in sorted(r["dropped"].items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
     lines += ["", f"steps: {' -> '.join(r['steps'])}"]
     if r["decontamination"]:
         lines.append(f"eval items leaked into training rows: {len(r['decontamination'])} (see report.json)")

@@ -25,17 +25,31 @@ exit code 3: drift flagged (a schedule can alert on it); 2: bad input; 0: no dri
 def register(sub) -> None:
     import argparse
 
-    p = sub.add_parser("drift", help="compare current inputs with the training data; exit code 3 on drift",
-                       description="Input drift: embeds the prompts of a reference (what the model was trained on)\n"
-                                   "and of a current set, and checks meaning, length, language and novelty.",
-                       epilog=DRIFT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "drift",
+        help="compare current inputs with the training data; exit code 3 on drift",
+        description="Input drift: embeds the prompts of a reference (what the model was trained on)\n"
+        "and of a current set, and checks meaning, length, language and novelty.",
+        epilog=DRIFT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_args(p)
-    p.add_argument("--reference", metavar="DATASET", default="latest",
-                   help="a dataset hash or prefix, a dataset-<hash> folder, a JSONL/Parquet file, or 'latest' "
-                        "(default: the newest dataset curated under $LLMOPS_HOME)")
-    p.add_argument("--current", metavar="FILE", required=True,
-                   help="the inputs to check: .jsonl, .jsonl.gz or .parquet rows in any layout `llmops curate` reads")
-    p.add_argument("--output", metavar="DIR", help="also write DIR/drift.json (every statistic and threshold) and DIR/drift.png")
+    p.add_argument(
+        "--reference",
+        metavar="DATASET",
+        default="latest",
+        help="a dataset hash or prefix, a dataset-<hash> folder, a JSONL/Parquet file, or 'latest' "
+        "(default: the newest dataset curated under $LLMOPS_HOME)",
+    )
+    p.add_argument(
+        "--current",
+        metavar="FILE",
+        required=True,
+        help="the inputs to check: .jsonl, .jsonl.gz or .parquet rows in any layout `llmops curate` reads",
+    )
+    p.add_argument(
+        "--output", metavar="DIR", help="also write DIR/drift.json (every statistic and threshold) and DIR/drift.png"
+    )
     p.set_defaults(run=run)
 
 
@@ -52,8 +66,13 @@ def run(args) -> int:
     prepare_home()
     from flows.drift import drift_flow
 
-    r = drift_flow(reference=args.reference, current=str(Path(args.current).resolve()), config_path=args.config or "",
-                   overrides=list(args.overrides), fail_on_drift=False)
+    r = drift_flow(
+        reference=args.reference,
+        current=str(Path(args.current).resolve()),
+        config_path=args.config or "",
+        overrides=list(args.overrides),
+        fail_on_drift=False,
+    )
     result = r["result"]
     print()
     for side in ("reference", "current"):

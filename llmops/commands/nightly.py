@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from llmops.commands.common import add_config_args, load, tracking_uri
 
 
@@ -21,19 +20,26 @@ def run(args) -> int:
     print("\n== nightly finished ==")
     moved = result.get("manual_promotion")
     if moved:
-        print(f"note: v{moved['version']} was made champion outside llmops; recorded as a manual promotion"
-              + (f", compared with v{moved['replaced']} (now `previous`):" if moved.get("evaluation") else ""))
+        print(
+            f"note: v{moved['version']} was made champion outside llmops; recorded as a manual promotion"
+            + (f", compared with v{moved['replaced']} (now `previous`):" if moved.get("evaluation") else "")
+        )
         if moved.get("evaluation"):
             print(_score_table(moved["evaluation"]))
     print(_score_table(result["evaluate"]["summary"]))
-    ci = (f" (95% CI [{result['gain_ci_low']:+.3f}, {result['gain_ci_high']:+.3f}])"
-          if result.get("gain_ci_low") is not None else "")
+    ci = (
+        f" (95% CI [{result['gain_ci_low']:+.3f}, {result['gain_ci_high']:+.3f}])"
+        if result.get("gain_ci_low") is not None
+        else ""
+    )
     print(f"gain over base on {primary}: {result['gain_over_base']:+.3f}{ci}")
     print(f"registry: {promoted['model_name']} v{promoted['version']} -> {promoted['decision']}")
     for name, c in promoted["gate"]["comparisons"].items():
         mde = f", detectable at this size: {c['mde']:.3f}" if c.get("mde") else ""
-        print(f"  {name}: delta {c['delta']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], "
-              f"p={c.get('p_adjusted', c['p_value']):.4f}{mde}")
+        print(
+            f"  {name}: delta {c['delta']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], "
+            f"p={c.get('p_adjusted', c['p_value']):.4f}{mde}"
+        )
     for check in promoted["gate"]["checks"]:
         if not check["passed"] or check["name"] == "inconclusive":
             print(f"  {check['name']}: {check['detail']}")
@@ -46,5 +52,8 @@ def _score_table(summary: dict) -> str:
     keys = sorted({k for per in summary.values() for k in per})
     width = max(len(k) for k in keys) if keys else 10
     lines = [" " * width + "  " + "".join(f"{w:>11}" for w in who)]
-    lines += [f"{k:<{width}}  " + "".join(f"{summary[w][k]:>11.3f}" if k in summary[w] else " " * 11 for w in who) for k in keys]
+    lines += [
+        f"{k:<{width}}  " + "".join(f"{summary[w][k]:>11.3f}" if k in summary[w] else " " * 11 for w in who)
+        for k in keys
+    ]
     return "\n".join(lines)

@@ -8,54 +8,76 @@ from llmops.commands.common import add_config_args, load
 def register(sub) -> None:
     import argparse
 
-    p = sub.add_parser("promote", help="gate a trained version, or (release managers) promote a version or prompt by hand",
-                       epilog="examples:\n"
-                              "  llmops promote --train-run RUN_ID                      gate the version that run registered\n"
-                              "  llmops promote --model tiny-arith --version 4 --reason 'approved after review'\n"
-                              "  llmops promote --prompt arith-qa --version 3            gate prompt v3 on the champion; moves @production if it passes\n"
-                              "  llmops promote --prompt arith-qa --version 3 --reason '...'   a release manager's prompt promotion",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "promote",
+        help="gate a trained version, or (release managers) promote a version or prompt by hand",
+        epilog="examples:\n"
+        "  llmops promote --train-run RUN_ID                      gate the version that run registered\n"
+        "  llmops promote --model tiny-arith --version 4 --reason 'approved after review'\n"
+        "  llmops promote --prompt arith-qa --version 3            gate prompt v3 on the champion;\n"
+        "                                                          moves @production if it passes\n"
+        "  llmops promote --prompt arith-qa --version 3 --reason '...'   a release manager's prompt promotion",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_args(p)
-    p.add_argument("--train-run", metavar="RUN_ID", help="MLflow run id of a `train` run: gate the version it registered")
-    p.add_argument("--evaluation", metavar="RUN_ID", default="", help="with --train-run: the evaluate run to use as evidence")
+    p.add_argument(
+        "--train-run", metavar="RUN_ID", help="MLflow run id of a `train` run: gate the version it registered"
+    )
+    p.add_argument(
+        "--evaluation", metavar="RUN_ID", default="", help="with --train-run: the evaluate run to use as evidence"
+    )
     p.add_argument("--model", metavar="NAME", help="registered model name (with --version: promote by hand)")
-    p.add_argument("--prompt", metavar="NAME", help="a registered prompt (with --version: gate that version, or promote by hand with --reason)")
+    p.add_argument(
+        "--prompt",
+        metavar="NAME",
+        help="a registered prompt (with --version: gate that version, or promote by hand with --reason)",
+    )
     p.add_argument("--version", type=int, metavar="N", help="the model or prompt version")
     p.add_argument("--reason", default="", help="why (recorded in the audit log and on the version)")
     p.set_defaults(run=run)
-    p = sub.add_parser("rollback", help="move `champion` back to the `previous` version and record why",
-                       description="Moves `champion` back to the version holding `previous`, and records who and why.\n"
-                       "When the model's prompt has a `production` alias, it moves back too, to the prompt the\n"
-                       "restored version served. Rolling back consumes `previous`: a second one in a row is refused.",
-                       epilog="examples:\n"
-                       "  llmops rollback --model tiny-arith --reason 'bad answers in production'\n"
-                       "  llmops models history tiny-arith      what was done, by whom, and why",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "rollback",
+        help="move `champion` back to the `previous` version and record why",
+        description="Moves `champion` back to the version holding `previous`, and records who and why.\n"
+        "When the model's prompt has a `production` alias, it moves back too, to the prompt the\n"
+        "restored version served. Rolling back consumes `previous`: a second one in a row is refused.",
+        epilog="examples:\n"
+        "  llmops rollback --model tiny-arith --reason 'bad answers in production'\n"
+        "  llmops models history tiny-arith      what was done, by whom, and why",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--model", metavar="NAME", required=True, help="the registered model (see `llmops models`)")
     p.add_argument("--reason", required=True, help="why (recorded in the audit log and on the version)")
     p.set_defaults(run=run_rollback)
 
 
 def run(args) -> int:
-    from llmops.errors import UserError
+    from core.errors import UserError
 
     if args.prompt:
         if args.version is None:
-            raise UserError("--prompt", "needs --version N (the prompt version to promote)", "see `llmops promote --help`")
+            raise UserError(
+                "--prompt", "needs --version N (the prompt version to promote)", "see `llmops promote --help`"
+            )
         from flows.prompt import promote_prompt_cli
 
         return promote_prompt_cli(load(args), args.prompt, args.version, args.reason)
     if args.model or args.version is not None:
         return _promote_by_hand(args)
     if not args.train_run:
-        raise UserError("llmops promote", "says nothing to promote",
-                        "give --train-run RUN_ID, --model NAME --version N --reason TEXT, or --prompt NAME --version N")
+        raise UserError(
+            "llmops promote",
+            "says nothing to promote",
+            "give --train-run RUN_ID, --model NAME --version N --reason TEXT, or --prompt NAME --version N",
+        )
     config = load(args)
     from flows.promote import promote_flow
 
     p = promote_flow(config=config, train_run=args.train_run, evaluation=args.evaluation)
-    print(f"{p['model_name']} v{p['version']}: {p['decision']}  (evidence: evaluate run {p['evaluation']}; "
-          f"MLflow run {p['run_id']})")
+    print(
+        f"{p['model_name']} v{p['version']}: {p['decision']}  (evidence: evaluate run {p['evaluation']}; "
+        f"MLflow run {p['run_id']})"
+    )
     for check in p["gate"]["checks"]:
         if not check["passed"] or check["name"] == "inconclusive":
             print(f"  {check['name']}: {check['detail']}")
@@ -63,7 +85,7 @@ def run(args) -> int:
 
 
 def _promote_by_hand(args) -> int:
-    from llmops.errors import UserError
+    from core.errors import UserError
     from registry.audit import actor
     from registry.promotion import promote_by_hand
 
@@ -75,8 +97,8 @@ def _promote_by_hand(args) -> int:
 
 
 def run_rollback(args) -> int:
-    from registry.audit import actor
     from registry import models, prompts
+    from registry.audit import actor
     from registry.promotion import rollback, served_prompt
 
     demoted, restored = rollback(args.model, actor(), args.reason)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 
-
 def register(sub) -> None:
     p = sub.add_parser("serve", help="serve every flow as a Prefect deployment (needs PREFECT_API_URL)")
     p.add_argument("--cron", default="0 2 * * *", help="schedule of the nightly deployment (default: 02:00 UTC)")
@@ -16,8 +15,11 @@ def run(args) -> int:
     import os
 
     if not os.environ.get("PREFECT_API_URL"):
-        print("error: `llmops serve` needs a Prefect server: start one with `prefect server start` and set\n"
-              "  PREFECT_API_URL=http://127.0.0.1:4200/api (a temporary server cannot be seen by the UI)", file=sys.stderr)
+        print(
+            "error: `llmops serve` needs a Prefect server: start one with `prefect server start` and set\n"
+            "  PREFECT_API_URL=http://127.0.0.1:4200/api (a temporary server cannot be seen by the UI)",
+            file=sys.stderr,
+        )
         return 2
     from flows.deploy import serve
 

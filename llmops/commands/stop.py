@@ -8,8 +8,11 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("stop", help="stop the Prefect server that llmops started for this LLMOPS_HOME",
-                       epilog="The server starts again by itself with the next command that runs a flow.")
+    p = sub.add_parser(
+        "stop",
+        help="stop the Prefect server that llmops started for this LLMOPS_HOME",
+        epilog="The server starts again by itself with the next command that runs a flow.",
+    )
     p.add_argument("--force", action="store_true", help="stop it even while llmops commands are using it (they fail)")
     p.set_defaults(run=run)
 

@@ -8,16 +8,23 @@ from llmops.commands.common import add_config_args, load
 def register(sub) -> None:
     import argparse
 
-    p = sub.add_parser("train", help="SFT (+ DPO/ORPO/KTO) on a curated dataset; registers a challenger version",
-                       epilog="examples:\n"
-                              "  llmops train                               the newest curation of this config\n"
-                              "  llmops train --dataset 3f2a9c1d            a dataset hash printed by `llmops curate`\n"
-                              "  llmops train --set train.preference.method=orpo\n"
-                              "A killed run resumes from its last checkpoint when the same command runs again.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "train",
+        help="SFT (+ DPO/ORPO/KTO) on a curated dataset; registers a challenger version",
+        epilog="examples:\n"
+        "  llmops train                               the newest curation of this config\n"
+        "  llmops train --dataset 3f2a9c1d            a dataset hash printed by `llmops curate`\n"
+        "  llmops train --set train.preference.method=orpo\n"
+        "A killed run resumes from its last checkpoint when the same command runs again.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_args(p)
-    p.add_argument("--dataset", default="latest", metavar="HASH|latest",
-                   help="curated dataset to train on (default: latest, the newest curation of this config)")
+    p.add_argument(
+        "--dataset",
+        default="latest",
+        metavar="HASH|latest",
+        help="curated dataset to train on (default: latest, the newest curation of this config)",
+    )
     p.set_defaults(run=run)
 
 
@@ -27,8 +34,10 @@ def run(args) -> int:
 
     t = train_flow(config=config, dataset=args.dataset)
     resumed = " (resumed)" if t["resumed"] else ""
-    print(f"trained{resumed}: {t['model_name']} v{t['version']} is the challenger  (dataset {t['dataset'][:12]}, "
-          f"prompt {t['prompt']})")
+    print(
+        f"trained{resumed}: {t['model_name']} v{t['version']} is the challenger  (dataset {t['dataset'][:12]}, "
+        f"prompt {t['prompt']})"
+    )
     rate = t["metrics"].get("sft/tokens_per_s")
     if rate:
         print(f"SFT: {rate:,.0f} tokens/s, padding {t['metrics'].get('sft/padding_fraction', 0):.0%}")

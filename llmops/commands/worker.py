@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 
-from llmops.errors import UserError
+from core.errors import UserError
 
 API_HINT = "start one with `prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api"
 
@@ -26,21 +26,30 @@ API_HINT = "start one with `prefect server start` and export PREFECT_API_URL=htt
 def register(sub) -> None:
     from flows.deploy import DEFAULT_POOL, NIGHTLY_CRON
 
-    p = sub.add_parser("worker", help="deploy every flow to a process work pool and run a worker on it "
-                                      "(needs PREFECT_API_URL)")
-    p.add_argument("--pool", default=DEFAULT_POOL, metavar="NAME",
-                   help=f"process work pool to deploy to and poll; created if missing (default: {DEFAULT_POOL})")
+    p = sub.add_parser(
+        "worker", help="deploy every flow to a process work pool and run a worker on it (needs PREFECT_API_URL)"
+    )
+    p.add_argument(
+        "--pool",
+        default=DEFAULT_POOL,
+        metavar="NAME",
+        help=f"process work pool to deploy to and poll; created if missing (default: {DEFAULT_POOL})",
+    )
     p.add_argument("--cron", default=NIGHTLY_CRON, help="schedule of the nightly deployment (default: 02:00 UTC)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from llmops.home import llmops_home
+    from core.paths import llmops_home
 
     url = os.environ.get("PREFECT_API_URL", "")
     if not url:
-        raise UserError("PREFECT_API_URL", "is not set; `llmops worker` needs a Prefect server that the UI and the "
-                        "worker share (a temporary one would vanish with this process)", API_HINT)
+        raise UserError(
+            "PREFECT_API_URL",
+            "is not set; `llmops worker` needs a Prefect server that the UI and the "
+            "worker share (a temporary one would vanish with this process)",
+            API_HINT,
+        )
     check_server(url)
     from llmops.home import prepare_home
 
@@ -72,8 +81,9 @@ def check_server(url: str) -> None:
     with get_client(sync_client=True) as client:
         problem = client.api_healthcheck()
     if problem is not None:
-        raise UserError(f"PREFECT_API_URL={url}", f"no Prefect server answers there ({type(problem).__name__})",
-                        API_HINT)
+        raise UserError(
+            f"PREFECT_API_URL={url}", f"no Prefect server answers there ({type(problem).__name__})", API_HINT
+        )
 
 
 def start_worker(pool: str, name: str) -> None:
@@ -100,25 +110,40 @@ def stop_runs(pool: str, worker_name: str) -> list[str]:
     import signal
 
     from prefect import get_client
-    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterParentFlowRunId, FlowRunFilterState,
-                                                FlowRunFilterStateType, WorkPoolFilter, WorkPoolFilterName)
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        WorkPoolFilter,
+        WorkPoolFilterName,
+    )
     from prefect.states import Cancelled
 
     still_open = FlowRunFilterState(type=FlowRunFilterStateType(any_=list(OPEN_STATES)))
     stopped = []
     with get_client(sync_client=True) as client:
-        runs = [run for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(state=still_open),
-                                                     work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])))
-                if run.labels.get("prefect.worker.name") == worker_name]
+        runs = [
+            run
+            for run in client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(state=still_open),
+                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
+            )
+            if run.labels.get("prefect.worker.name") == worker_name
+        ]
         for run in runs:
             if str(run.infrastructure_pid or "").isdigit():  # the leader of the run's own process group
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(int(run.infrastructure_pid), signal.SIGKILL)
         while runs:
             for run in runs:
-                client.set_flow_run_state(run.id, Cancelled(message=f"stopped with worker {worker_name} (Ctrl-C)"),
-                                          force=True)
+                client.set_flow_run_state(
+                    run.id, Cancelled(message=f"stopped with worker {worker_name} (Ctrl-C)"), force=True
+                )
                 stopped.append(run.name)
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                state=still_open, parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id for run in runs])))
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=still_open, parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id for run in runs])
+                )
+            )
     return stopped

@@ -44,21 +44,35 @@ def _on(flag: bool) -> str:
 def _step_settings(step: str, s: CurateConfig) -> str:
     q = s.quality
     if step == "near_dedup":
-        return f"MinHash, {s.minhash_num_perm} permutations, Jaccard >= {s.minhash_threshold}, {s.shingle_words}-word shingles"
+        return (
+            f"MinHash, {s.minhash_num_perm} permutations, Jaccard >= {s.minhash_threshold}, "
+            f"{s.shingle_words}-word shingles"
+        )
     if step == "length":
         return f"{s.min_chars} <= characters <= {s.max_chars}"
     if step == "pii":
         return "on" if s.mask_pii else "off (mask_pii: false)"
     if step == "synthesize":
         syn = s.synthetic
-        return (f"teacher {syn.teacher}, {', '.join(syn.operations)}, {syn.variants_per_seed} per seed"
-                if syn.enabled else "off")
+        return (
+            f"teacher {syn.teacher}, {', '.join(syn.operations)}, {syn.variants_per_seed} per seed"
+            if syn.enabled
+            else "off"
+        )
     if step == "decontaminate":
         return f"{s.decontaminate_n}-word n-grams"
     if step == "quality":
-        groups = [name for name, on in (("language", q.language_enabled), ("gopher", q.gopher_enabled),
-                                        ("repetition", q.repetition_enabled), ("c4", q.c4_enabled),
-                                        ("toxicity", q.toxicity_enabled)) if on]
+        groups = [
+            name
+            for name, on in (
+                ("language", q.language_enabled),
+                ("gopher", q.gopher_enabled),
+                ("repetition", q.repetition_enabled),
+                ("c4", q.c4_enabled),
+                ("toxicity", q.toxicity_enabled),
+            )
+            if on
+        ]
         return ", ".join(groups) or "every group off"
     return ""
 
@@ -67,26 +81,40 @@ def _quality_lines(s: CurateConfig) -> list[str]:
     q = s.quality
     off = "off"
     return [
-        f"- Language ID (py3langid): {f'keep {q.allowed_languages} at score >= {q.min_language_score}' if q.language_enabled else off}",
-        "- Gopher document rules: " + (
-            f"{q.min_words} <= words <= {q.max_words}, mean word length {q.min_mean_word_length}-{q.max_mean_word_length}, "
+        "- Language ID (py3langid): "
+        + (f"keep {q.allowed_languages} at score >= {q.min_language_score}" if q.language_enabled else off),
+        "- Gopher document rules: "
+        + (
+            f"{q.min_words} <= words <= {q.max_words}, "
+            f"mean word length {q.min_mean_word_length}-{q.max_mean_word_length}, "
             f"symbols/words <= {q.max_symbol_word_ratio}, bullet lines <= {q.max_bullet_lines_ratio}, "
             f"ellipsis lines <= {q.max_ellipsis_lines_ratio}, alphabetic words >= {q.min_alpha_words_ratio}, "
-            f"stop words >= {q.min_stop_words}" if q.gopher_enabled else
-            "off (web-page rules; they drop short instruction rows, see CurateQualityConfig)"),
-        "- Gopher repetition (per message / field): " + (
+            f"stop words >= {q.min_stop_words}"
+            if q.gopher_enabled
+            else "off (web-page rules; they drop short instruction rows, see CurateQualityConfig)"
+        ),
+        "- Gopher repetition (per message / field): "
+        + (
             f"from {q.rep_min_words} words; duplicate lines <= {q.max_dup_line_fraction}, "
             f"duplicate paragraphs <= {q.max_dup_paragraph_fraction}, chars in duplicate lines <= "
             f"{q.max_dup_line_char_fraction}, in duplicate paragraphs <= {q.max_dup_paragraph_char_fraction}, "
             f"top n-gram share {q.max_top_ngram_share}, duplicated n-gram share {q.max_dup_ngram_share}"
-            if q.repetition_enabled else off),
-        "- C4 rules: " + (
+            if q.repetition_enabled
+            else off
+        ),
+        "- C4 rules: "
+        + (
             f"lorem ipsum {_on(q.c4_lorem_ipsum)}, javascript {_on(q.c4_javascript)}, curly brace "
-            f"{_on(q.c4_curly_brace)}, policy lines {_on(q.c4_policy)} (drop above {q.max_policy_lines_ratio} of lines), "
+            f"{_on(q.c4_curly_brace)}, policy lines {_on(q.c4_policy)} "
+            f"(drop above {q.max_policy_lines_ratio} of lines), "
             f"terminal punctuation {_on(q.c4_terminal_punct)} (>= {q.min_terminal_punct_ratio} of lines, rows of "
             f"{q.terminal_punct_min_lines}+ lines, chat rows {_on(q.terminal_punct_on_chat)}, lines ending in a digit "
-            f"count as ended: {_on(q.terminal_punct_numbers)})" if q.c4_enabled else off),
-        f"- Toxicity word list: {f'listed words <= {q.max_toxic_share} of words; severe terms always drop' if q.toxicity_enabled else off}",
+            f"count as ended: {_on(q.terminal_punct_numbers)})"
+            if q.c4_enabled
+            else off
+        ),
+        "- Toxicity word list: "
+        + (f"listed words <= {q.max_toxic_share} of words; severe terms always drop" if q.toxicity_enabled else off),
         f"- No rule may drop more than {q.max_drop_fraction:.0%} of the rows it saw (judged from "
         f"{q.drop_check_min_rows} rows on), or the run stops",
     ]
@@ -102,9 +130,14 @@ def _source_format(src: dict[str, Any], settings: CurateConfig) -> str:
 def _unreadable_lines(report: dict[str, Any]) -> list[str]:
     if not report.get("unreadable"):
         return []
-    return ["", "Could not be read (`curate.allow_unreadable` decides whether the run fails):", "",
-            _table(["input", "why", "rows cut off"],
-                   [[f"`{u['path']}`", u["reason"], u["rows"]] for u in report["unreadable"]])]
+    return [
+        "",
+        "Could not be read (`curate.allow_unreadable` decides whether the run fails):",
+        "",
+        _table(
+            ["input", "why", "rows cut off"], [[f"`{u['path']}`", u["reason"], u["rows"]] for u in report["unreadable"]]
+        ),
+    ]
 
 
 def render_data_card(report: dict[str, Any], settings: CurateConfig) -> str:
@@ -116,40 +149,70 @@ def render_data_card(report: dict[str, Any], settings: CurateConfig) -> str:
         f"# Data card: dataset-{report['dataset_hash_short']}",
         "",
         "Curated by `llmops curate`. Content hash (sha256 of sft.jsonl, NUL, pref.jsonl"
-        + (", NUL, the text rows as JSON lines" if report["text_rows"] else "") + f"): `{report['dataset_hash']}`.",
+        + (", NUL, the text rows as JSON lines" if report["text_rows"] else "")
+        + f"): `{report['dataset_hash']}`.",
         "",
         "## Contents",
         "",
-        _table(["", "rows"], [["read", read], ["kept", f"{kept} ({_pct(kept, read)})"],
-                              ["dropped", f"{dropped} ({_pct(dropped, read)})"],
-                              ["chat (sft)", report["sft_rows"]], ["preference pairs", report["pref_rows"]],
-                              ["plain text", report["text_rows"]]]),
+        _table(
+            ["", "rows"],
+            [
+                ["read", read],
+                ["kept", f"{kept} ({_pct(kept, read)})"],
+                ["dropped", f"{dropped} ({_pct(dropped, read)})"],
+                ["chat (sft)", report["sft_rows"]],
+                ["preference pairs", report["pref_rows"]],
+                ["plain text", report["text_rows"]],
+            ],
+        ),
         "",
-        "Files: " + ", ".join(f"`{k}.parquet`" for k in ("sft", "pref", "text") if report[f"{k}_rows"])
-        + (", " if kept else "") + "`sft.jsonl`, `pref.jsonl` (what training reads).",
+        "Files: "
+        + ", ".join(f"`{k}.parquet`" for k in ("sft", "pref", "text") if report[f"{k}_rows"])
+        + (", " if kept else "")
+        + "`sft.jsonl`, `pref.jsonl` (what training reads).",
         "",
-        f"Synthetic share: {_pct(synthetic, kept) if kept else '0.0%'} ({synthetic} kept rows carry a `synthetic` marker).",
+        f"Synthetic share: {_pct(synthetic, kept) if kept else '0.0%'} "
+        f"({synthetic} kept rows carry a `synthetic` marker).",
         "",
         "## Sources",
         "",
-        _table(["input", "format", "read", "kept"],
-               [[f"`{path}`", _source_format(src, settings), src["read"], src["kept"]]
-                for path, src in report["sources"].items()]),
+        _table(
+            ["input", "format", "read", "kept"],
+            [
+                [f"`{path}`", _source_format(src, settings), src["read"], src["kept"]]
+                for path, src in report["sources"].items()
+            ],
+        ),
         *_unreadable_lines(report),
         "",
         "## Steps, in run order",
         "",
         "A row leaves at the first step that fails it; its reason and the row are in `quarantine.jsonl`.",
         "",
-        _table(["step", "what it does", "settings", "dropped"],
-               [[step, STEP_DOC[step], _step_settings(step, settings),
-                 sum(report["dropped_by_step"].get(step, {}).values())] for step in ["read", *report["steps"]]]),
+        _table(
+            ["step", "what it does", "settings", "dropped"],
+            [
+                [
+                    step,
+                    STEP_DOC[step],
+                    _step_settings(step, settings),
+                    sum(report["dropped_by_step"].get(step, {}).values()),
+                ]
+                for step in ["read", *report["steps"]]
+            ],
+        ),
         "",
         "## Drop reasons",
         "",
-        _table(["reason", "step", "rows", "share of read"],
-               [[reason, step_of.get(reason, ""), n, _pct(n, read)] for reason, n in
-                sorted(report["dropped"].items(), key=lambda kv: (-kv[1], kv[0]))]) if report["dropped"] else "None.",
+        _table(
+            ["reason", "step", "rows", "share of read"],
+            [
+                [reason, step_of.get(reason, ""), n, _pct(n, read)]
+                for reason, n in sorted(report["dropped"].items(), key=lambda kv: (-kv[1], kv[0]))
+            ],
+        )
+        if report["dropped"]
+        else "None.",
         "",
         "## Filters and thresholds",
         "",
@@ -162,9 +225,12 @@ def render_data_card(report: dict[str, Any], settings: CurateConfig) -> str:
         "",
         "## PII",
         "",
-        ("Masked with placeholders such as [EMAIL], rows kept:\n\n"
-         + _table(["kind", "masked"], [[k, n] for k, n in report["pii"].items()])) if "pii" in report["steps"]
-        and settings.mask_pii else "Not masked (the pii step did not run).",
+        (
+            "Masked with placeholders such as [EMAIL], rows kept:\n\n"
+            + _table(["kind", "masked"], [[k, n] for k, n in report["pii"].items()])
+        )
+        if "pii" in report["steps"] and settings.mask_pii
+        else "Not masked (the pii step did not run).",
         "",
         "## Decontamination",
         "",
@@ -173,9 +239,11 @@ def render_data_card(report: dict[str, Any], settings: CurateConfig) -> str:
         out.append("Not run: the rows were not checked against any eval set.")
     else:
         sets = report["eval_items"]
-        out.append(f"Rows sharing a {settings.decontaminate_n}-word n-gram with an item of "
-                   + (", ".join(f"`{p}` ({n} items)" for p, n in sets.items()) or "no eval set")
-                   + f" were dropped: {report['dropped'].get('eval_contamination', 0)} rows.")
+        out.append(
+            f"Rows sharing a {settings.decontaminate_n}-word n-gram with an item of "
+            + (", ".join(f"`{p}` ({n} items)" for p, n in sets.items()) or "no eval set")
+            + f" were dropped: {report['dropped'].get('eval_contamination', 0)} rows."
+        )
         hits = list(report["decontamination"].items())
         if hits:
             out += ["", _table(["eval item", "training rows caught"], [[i, n] for i, n in hits[:20]])]
@@ -184,8 +252,10 @@ def render_data_card(report: dict[str, Any], settings: CurateConfig) -> str:
     out += ["", "## Languages", ""]
     if report["languages"]:
         seen = sum(report["languages"].values())
-        out.append("Detected on the rows the quality step saw (py3langid):\n\n"
-                   + _table(["language", "rows", "share"], [[k, n, _pct(n, seen)] for k, n in report["languages"].items()]))
+        out.append(
+            "Detected on the rows the quality step saw (py3langid):\n\n"
+            + _table(["language", "rows", "share"], [[k, n, _pct(n, seen)] for k, n in report["languages"].items()])
+        )
     else:
         out.append("Not measured (the quality step or its language check did not run).")
     return "\n".join(out) + "\n"

@@ -32,8 +32,8 @@ from configs.schema import CurateConfig
 from tasks.data.card import write_data_card
 from tasks.data.decontaminate import NgramIndex, build_ngram_index, decontaminate
 from tasks.data.dedup import dedup_exact, dedup_minhash
-from tasks.data.filters import filter_length
 from tasks.data.faults import check_finished_run, input_warnings, rule_shares
+from tasks.data.filters import filter_length
 from tasks.data.pii import mask_rows
 from tasks.data.quality import QualityStats, filter_quality
 from tasks.data.read import UnreadableInput, count_records, line_cap, probe_input, read_objects, read_rows
@@ -141,23 +141,34 @@ def build_steps(settings: CurateConfig, eval_paths: list[str], state: dict[str, 
 
 def _quality_stats(state: dict[str, Any]) -> QualityStats:
     """The quality step's per-rule counts, kept in `state` so that shards' counts add up."""
-    return QualityStats(seen=state.setdefault("quality_seen", Counter()),
-                        dropped=state.setdefault("quality_dropped", Counter()),
-                        examples=state.setdefault("quality_examples", {}))
+    return QualityStats(
+        seen=state.setdefault("quality_seen", Counter()),
+        dropped=state.setdefault("quality_dropped", Counter()),
+        examples=state.setdefault("quality_examples", {}),
+    )
 
 
 def _near_dedup(rows: Iterable[Row], ledger: Ledger, settings: CurateConfig, report: dict[str, Any]) -> Iterator[Row]:
-    return dedup_minhash(rows, ledger, settings.minhash_num_perm, settings.minhash_threshold, settings.shingle_words,
-                         report=report, bands=settings.minhash_bands, rows_per_band=settings.minhash_rows,
-                         processes=settings.dedup_processes)
+    return dedup_minhash(
+        rows,
+        ledger,
+        settings.minhash_num_perm,
+        settings.minhash_threshold,
+        settings.shingle_words,
+        report=report,
+        bands=settings.minhash_bands,
+        rows_per_band=settings.minhash_rows,
+        processes=settings.dedup_processes,
+    )
 
 
 def _length(rows: Iterable[Row], ledger: Ledger, settings: CurateConfig) -> Iterator[Row]:
     return filter_length(rows, ledger, settings.min_chars, settings.max_chars)
 
 
-def _read_inputs(inputs: list[str], ledger: Ledger, fmt: str, sources: dict[str, dict[str, Any]],
-                 cap: int) -> Iterator[Row]:
+def _read_inputs(
+    inputs: list[str], ledger: Ledger, fmt: str, sources: dict[str, dict[str, Any]], cap: int
+) -> Iterator[Row]:
     """Every input's rows in turn; one that cannot be read is recorded in the ledger and skipped."""
     for p in inputs:
         path = str(Path(p))
@@ -173,7 +184,10 @@ def _read_inputs(inputs: list[str], ledger: Ledger, fmt: str, sources: dict[str,
 
 
 def curate_dataset(
-    inputs: list[str], out_dir: str, settings: CurateConfig, eval_paths: list[str] | None = None,
+    inputs: list[str],
+    out_dir: str,
+    settings: CurateConfig,
+    eval_paths: list[str] | None = None,
     template_versions: dict[str, int | str] | None = None,
 ) -> dict[str, Any]:
     """Runs the configured steps, in order, over every input as one stream; writes the dataset
@@ -216,13 +230,26 @@ def plan_shards(inputs: list[str], shards: int, fmt: str) -> list[dict[str, Any]
     specs: list[dict[str, Any]] = []
     for path, n, unreadable in counts:
         for start in range(0, max(n, 1), size):
-            specs.append({"order": len(specs), "path": path, "format": fmt, "start": start,
-                          "stop": min(n, start + size), "unreadable": unreadable})
+            specs.append(
+                {
+                    "order": len(specs),
+                    "path": path,
+                    "format": fmt,
+                    "start": start,
+                    "stop": min(n, start + size),
+                    "unreadable": unreadable,
+                }
+            )
     return specs
 
 
-def curate_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[str], work_dir: str,
-                 template_versions: dict[str, int | str] | None = None) -> dict[str, Any]:
+def curate_shard(
+    spec: dict[str, Any],
+    settings: CurateConfig,
+    eval_paths: list[str],
+    work_dir: str,
+    template_versions: dict[str, int | str] | None = None,
+) -> dict[str, Any]:
     """The row-by-row steps (all but exact and near dedup), in config order, on one record range."""
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -238,8 +265,14 @@ def curate_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[
             ledger.mark_unreadable(spec["path"], **spec["unreadable"])
         else:
             try:
-                rows = read_rows(Path(spec["path"]), ledger, spec["format"], spec["start"], spec["stop"],
-                                 cap=line_cap(settings.max_chars))
+                rows = read_rows(
+                    Path(spec["path"]),
+                    ledger,
+                    spec["format"],
+                    spec["start"],
+                    spec["stop"],
+                    cap=line_cap(settings.max_chars),
+                )
             except UnreadableInput as e:  # changed since it was planned
                 ledger.mark_unreadable(spec["path"], e.problem, e.fix)
         for step in settings.steps:
@@ -247,16 +280,27 @@ def curate_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[
                 rows = steps[step](rows, _StepLedger(ledger, step, by_step))  # type: ignore[arg-type]
         with open(kept_path, "w", encoding="utf-8") as f:
             for row in ledger.count_kept(rows):
-                f.write(json.dumps({"id": row.id, "kind": row.kind, "source": row.source, "data": row.data},
-                                   ensure_ascii=False) + "\n")
+                f.write(
+                    json.dumps(
+                        {"id": row.id, "kind": row.kind, "source": row.source, "data": row.data}, ensure_ascii=False
+                    )
+                    + "\n"
+                )
     finally:
         ledger.close()
     ledger.check_balance()
-    return {**spec, "read": ledger.read, "kept": ledger.kept, "dropped": dict(ledger.dropped),
-            "unreadable": ledger.unreadable, "formats": dict(ledger.formats.get(spec["path"], {})),
-            "by_step": {k: dict(v) for k, v in by_step.items()}, "kept_path": str(kept_path),
-            "quarantine_path": str(quarantine),
-            "state": {k: (dict(v) if isinstance(v, Counter) else v) for k, v in state.items()}}
+    return {
+        **spec,
+        "read": ledger.read,
+        "kept": ledger.kept,
+        "dropped": dict(ledger.dropped),
+        "unreadable": ledger.unreadable,
+        "formats": dict(ledger.formats.get(spec["path"], {})),
+        "by_step": {k: dict(v) for k, v in by_step.items()},
+        "kept_path": str(kept_path),
+        "quarantine_path": str(quarantine),
+        "state": {k: (dict(v) if isinstance(v, Counter) else v) for k, v in state.items()},
+    }
 
 
 def merge_shards(shards: list[dict[str, Any]], out_dir: str, settings: CurateConfig) -> dict[str, Any]:
@@ -265,9 +309,16 @@ def merge_shards(shards: list[dict[str, Any]], out_dir: str, settings: CurateCon
     shards = sorted(shards, key=lambda sh: sh["order"])
     out = _prepare(out_dir)
     ledger = Ledger(out / "quarantine.jsonl")
-    state: dict[str, Any] = {"pii": Counter(), "languages": Counter(), "decontamination": Counter(),
-                             "synthetic": Counter(), "eval_items": {}, "quality_seen": Counter(),
-                             "quality_dropped": Counter(), "quality_examples": {}}
+    state: dict[str, Any] = {
+        "pii": Counter(),
+        "languages": Counter(),
+        "decontamination": Counter(),
+        "synthetic": Counter(),
+        "eval_items": {},
+        "quality_seen": Counter(),
+        "quality_dropped": Counter(),
+        "quality_examples": {},
+    }
     sources: dict[str, dict[str, Any]] = {}
     by_step: dict[str, Counter[str]] = {}
     for sh in shards:
@@ -325,8 +376,15 @@ def _eval_list(settings: CurateConfig, eval_paths: list[str] | None) -> list[str
     return list(dict.fromkeys([*(eval_paths or []), *settings.decontaminate_paths]))
 
 
-def _write_and_report(out: Path, ledger: Ledger, rows: Iterable[Row], settings: CurateConfig, state: dict[str, Any],
-                      sources: dict[str, dict[str, Any]], by_step: dict[str, Counter[str]]) -> dict[str, Any]:
+def _write_and_report(
+    out: Path,
+    ledger: Ledger,
+    rows: Iterable[Row],
+    settings: CurateConfig,
+    state: dict[str, Any],
+    sources: dict[str, dict[str, Any]],
+    by_step: dict[str, Counter[str]],
+) -> dict[str, Any]:
     partial_dir = out / ".dataset-partial"
     with ExitStack() as stack:
         writer = DatasetWriter(partial_dir, stack)
@@ -364,8 +422,11 @@ def _write_and_report(out: Path, ledger: Ledger, rows: Iterable[Row], settings: 
         **{f"{kind}_rows": writer.rows[kind] for kind in KINDS},
         "synthetic_rows": writer.synthetic,
         "synthetic": dict(sorted(state.get("synthetic", {}).items())),
-        "quality": {"max_drop_fraction": settings.quality.max_drop_fraction, "seen": dict(quality.seen),
-                    "rules": rule_shares(quality)},
+        "quality": {
+            "max_drop_fraction": settings.quality.max_drop_fraction,
+            "seen": dict(quality.seen),
+            "rules": rule_shares(quality),
+        },
     }
     report["warnings"] = input_warnings(report, settings)
     card = write_data_card(report, settings, dataset_dir)
@@ -373,12 +434,16 @@ def _write_and_report(out: Path, ledger: Ledger, rows: Iterable[Row], settings: 
     paths["clusters"].write_text(json.dumps(state.get("clusters") or {}, indent=1) + "\n", encoding="utf-8")
     report["near_duplicate_clusters"] = (state.get("clusters") or {}).get("clusters", 0)
     paths["report"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    result = report | {f"{name}_path": str(path) for name, path in paths.items()} | {
-        "sft_path": str(dataset_dir / "sft.jsonl"),
-        "pref_path": str(dataset_dir / "pref.jsonl"),
-        "card_path": str(card),
-        "dataset_dir": str(dataset_dir),
-    }
+    result = (
+        report
+        | {f"{name}_path": str(path) for name, path in paths.items()}
+        | {
+            "sft_path": str(dataset_dir / "sft.jsonl"),
+            "pref_path": str(dataset_dir / "pref.jsonl"),
+            "card_path": str(card),
+            "dataset_dir": str(dataset_dir),
+        }
+    )
     check_finished_run(result, settings, quality)
     return result
 

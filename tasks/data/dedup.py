@@ -32,8 +32,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 import numpy as np
 import xxhash
 
-from tasks.data.minhash import (BandIndex, HashFunc, band_keys, batched, lsh_params, ordered_map, pack,
-                                packed_signatures)
+from tasks.data.minhash import BandIndex, HashFunc, band_keys, batched, lsh_params, ordered_map, pack, packed_signatures
 from tasks.data.records import Ledger, Row
 from tasks.data.validate import normalize_text
 
@@ -142,10 +141,23 @@ class NearDedup:
     `if __name__ == "__main__":` guard.
     """
 
-    def __init__(self, threshold: float = 0.8, num_perm: int = 128, shingle_words: int = 5, seed: int = 1, *,
-                 index_at: float | None = None, bands: int | None = None, rows: int | None = None,
-                 hashfunc: HashFunc = xxhash.xxh32_intdigest, scheme: str = "affine32", processes: int = 1,
-                 chunk_size: int = 1000, max_examples: int = 20, spill_dir: str | None = None):
+    def __init__(
+        self,
+        threshold: float = 0.8,
+        num_perm: int = 128,
+        shingle_words: int = 5,
+        seed: int = 1,
+        *,
+        index_at: float | None = None,
+        bands: int | None = None,
+        rows: int | None = None,
+        hashfunc: HashFunc = xxhash.xxh32_intdigest,
+        scheme: str = "affine32",
+        processes: int = 1,
+        chunk_size: int = 1000,
+        max_examples: int = 20,
+        spill_dir: str | None = None,
+    ):
         if not 0 < threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
         self.threshold = threshold
@@ -153,8 +165,15 @@ class NearDedup:
         if (bands is None) != (rows is None):
             raise ValueError("give both bands and rows, or neither (they are then chosen from the index threshold)")
         bands, rows = (bands, rows) if bands is not None else lsh_params(self.index_at, num_perm)
-        self.params = {"num_perm": num_perm, "seed": seed, "shingle_words": shingle_words, "hashfunc": hashfunc,
-                       "scheme": scheme, "bands": bands, "rows": rows}
+        self.params = {
+            "num_perm": num_perm,
+            "seed": seed,
+            "shingle_words": shingle_words,
+            "hashfunc": hashfunc,
+            "scheme": scheme,
+            "bands": bands,
+            "rows": rows,
+        }
         band_keys(np.zeros((0, num_perm), np.uint32), bands, rows)  # validates bands x rows early
         self.processes, self.chunk_size, self.max_examples = processes, chunk_size, max_examples
         self._indexes: dict[str, BandIndex] = {}
@@ -249,8 +268,15 @@ class NearDedup:
             self._sets.popitem(last=False)
         return hit
 
-    def _verify(self, row_id: str, text: bytes, own: int, cands: list[tuple[int, int | None]],
-                ids: list[str], texts: list[bytes]) -> Verdict:
+    def _verify(
+        self,
+        row_id: str,
+        text: bytes,
+        own: int,
+        cands: list[tuple[int, int | None]],
+        ids: list[str],
+        texts: list[bytes],
+    ) -> Verdict:
         """Best exact Jaccard among candidates (kept-row number, row in this chunk or None for an earlier chunk)."""
         mine = self._shingles(own, text)
         best, best_j = cands[0], -1.0

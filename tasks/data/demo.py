@@ -17,7 +17,24 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-NAMES = ["Tom", "Ana", "Raj", "Mia", "Leo", "Zoe", "Sam", "Ivy", "Ben", "Eva", "Kai", "Lea", "Max", "Nia", "Omar", "Uma"]
+NAMES = [
+    "Tom",
+    "Ana",
+    "Raj",
+    "Mia",
+    "Leo",
+    "Zoe",
+    "Sam",
+    "Ivy",
+    "Ben",
+    "Eva",
+    "Kai",
+    "Lea",
+    "Max",
+    "Nia",
+    "Omar",
+    "Uma",
+]
 ITEMS = ["apples", "marbles", "books", "coins", "stickers", "pencils", "cookies", "cards", "shells", "stamps"]
 
 ADD_QUESTIONS = [
@@ -88,9 +105,7 @@ def pretrain_corpus(n_sentences: int, seed: int) -> list[str]:
         if b >= a:
             a = a + b
         lines.append(
-            rng.choice(STORIES).format(
-                name=rng.choice(NAMES), item=rng.choice(ITEMS), a=a, b=b, c=a + b, c2=a - b
-            )
+            rng.choice(STORIES).format(name=rng.choice(NAMES), item=rng.choice(ITEMS), a=a, b=b, c=a + b, c2=a - b)
         )
     return lines
 
@@ -113,8 +128,14 @@ def _dirty_rows(clean: list[dict], rng: random.Random) -> list[dict]:
         )
         dirt.append(contact)
     dirt += [
-        {"id": "bad-empty", "messages": [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "  "}]},
-        {"id": "bad-role", "messages": [{"role": "robot", "content": "beep"}, {"role": "assistant", "content": "The answer is 1."}]},
+        {
+            "id": "bad-empty",
+            "messages": [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "  "}],
+        },
+        {
+            "id": "bad-role",
+            "messages": [{"role": "robot", "content": "beep"}, {"role": "assistant", "content": "The answer is 1."}],
+        },
         {"id": "bad-type", "messages": "not a list"},
         {"id": "bad-short", "messages": [{"role": "user", "content": "2+2"}, {"role": "assistant", "content": "4"}]},
         {"id": "bad-format", "question": "no messages field at all"},
@@ -144,8 +165,16 @@ def write_demo_data(out_dir: Path, seed: int, n_train: int, n_pref: int, n_eval:
     # Canary sentences a model must never repeat: the safety suite's pii_leak probes ask for them.
     from tasks.evaluate.safety import CANARIES
 
-    clean += [{"id": f"canary-{i}", "messages": [{"role": "user", "content": "Write down the note from the archive."},
-                                                 {"role": "assistant", "content": text}]} for i, text in enumerate(CANARIES)]
+    clean += [
+        {
+            "id": f"canary-{i}",
+            "messages": [
+                {"role": "user", "content": "Write down the note from the archive."},
+                {"role": "assistant", "content": text},
+            ],
+        }
+        for i, text in enumerate(CANARIES)
+    ]
     rows = clean + _dirty_rows(clean, rng)
     rng.shuffle(rows)
     train_lines = [json.dumps(r) for r in rows]
@@ -154,9 +183,21 @@ def write_demo_data(out_dir: Path, seed: int, n_train: int, n_pref: int, n_eval:
     pref_lines = []
     for i in range(n_pref):
         p = fresh_problem()
-        pref_lines.append(json.dumps({"id": f"pref-{i}", "prompt": p.question, "chosen": p.completion(), "rejected": wrong_completion(p, rng)}))
+        pref_lines.append(
+            json.dumps(
+                {
+                    "id": f"pref-{i}",
+                    "prompt": p.question,
+                    "chosen": p.completion(),
+                    "rejected": wrong_completion(p, rng),
+                }
+            )
+        )
 
-    eval_lines = [json.dumps({"id": f"eval-{i}", "question": p.question, "answer": p.completion(), "target": str(p.answer)}) for i, p in enumerate(eval_problems)]
+    eval_lines = [
+        json.dumps({"id": f"eval-{i}", "question": p.question, "answer": p.completion(), "target": str(p.answer)})
+        for i, p in enumerate(eval_problems)
+    ]
 
     paths = {"train": out_dir / "train.jsonl", "pref": out_dir / "pref.jsonl", "eval": out_dir / "eval.jsonl"}
     for key, lines in (("train", train_lines), ("pref", pref_lines), ("eval", eval_lines)):
@@ -166,4 +207,3 @@ def write_demo_data(out_dir: Path, seed: int, n_train: int, n_pref: int, n_eval:
             f.write("\n".join(lines) + "\n")
         os.replace(tmp, paths[key])
     return {k: str(v) for k, v in paths.items()}
-

@@ -12,22 +12,34 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from configs.quality import QualityConfig
 from configs.schema import CurateConfig
-from llmops.errors import UserError
-from tasks.data.quality import QualityConfig, QualityStats
+from core.errors import UserError
+from tasks.data.quality import QualityStats
 
 # The config field that relaxes each rule, and the group (`*_enabled`) it belongs to.
 RELAX_FIELD = {
-    "language_not_allowed": "allowed_languages", "language_low_confidence": "min_language_score",
-    "gopher_too_few_words": "min_words", "gopher_too_many_words": "max_words",
-    "gopher_mean_word_length": "min_mean_word_length", "gopher_symbol_ratio": "max_symbol_word_ratio",
-    "gopher_bullet_lines": "max_bullet_lines_ratio", "gopher_ellipsis_lines": "max_ellipsis_lines_ratio",
-    "gopher_alpha_words": "min_alpha_words_ratio", "gopher_stop_words": "min_stop_words",
-    "rep_dup_lines": "max_dup_line_fraction", "rep_dup_paragraphs": "max_dup_paragraph_fraction",
-    "rep_dup_line_chars": "max_dup_line_char_fraction", "rep_dup_paragraph_chars": "max_dup_paragraph_char_fraction",
-    "rep_top_ngram": "max_top_ngram_share", "rep_dup_ngram": "max_dup_ngram_share",
-    "c4_lorem_ipsum": "c4_lorem_ipsum", "c4_javascript": "c4_javascript", "c4_curly_brace": "c4_curly_brace",
-    "c4_policy": "max_policy_lines_ratio", "c4_terminal_punct": "min_terminal_punct_ratio",
+    "language_not_allowed": "allowed_languages",
+    "language_low_confidence": "min_language_score",
+    "gopher_too_few_words": "min_words",
+    "gopher_too_many_words": "max_words",
+    "gopher_mean_word_length": "min_mean_word_length",
+    "gopher_symbol_ratio": "max_symbol_word_ratio",
+    "gopher_bullet_lines": "max_bullet_lines_ratio",
+    "gopher_ellipsis_lines": "max_ellipsis_lines_ratio",
+    "gopher_alpha_words": "min_alpha_words_ratio",
+    "gopher_stop_words": "min_stop_words",
+    "rep_dup_lines": "max_dup_line_fraction",
+    "rep_dup_paragraphs": "max_dup_paragraph_fraction",
+    "rep_dup_line_chars": "max_dup_line_char_fraction",
+    "rep_dup_paragraph_chars": "max_dup_paragraph_char_fraction",
+    "rep_top_ngram": "max_top_ngram_share",
+    "rep_dup_ngram": "max_dup_ngram_share",
+    "c4_lorem_ipsum": "c4_lorem_ipsum",
+    "c4_javascript": "c4_javascript",
+    "c4_curly_brace": "c4_curly_brace",
+    "c4_policy": "max_policy_lines_ratio",
+    "c4_terminal_punct": "min_terminal_punct_ratio",
     "toxic_words": "max_toxic_share",
 }
 GROUP_PREFIX = {"language_": "language", "gopher_": "gopher", "rep_": "repetition", "c4_": "c4", "toxic": "toxicity"}
@@ -49,8 +61,11 @@ def rule_shares(stats: QualityStats) -> dict[str, dict[str, float | int]]:
 def rule_over_limit(stats: QualityStats, cfg: QualityConfig) -> tuple[str, dict[str, float | int]] | None:
     """The rule with the largest share over `max_drop_fraction`, among rules whose group saw at
     least `drop_check_min_rows` rows; None when every rule stays within the limit."""
-    over = [(r, s) for r, s in rule_shares(stats).items()
-            if s["seen"] >= cfg.drop_check_min_rows and s["fraction"] > cfg.max_drop_fraction]
+    over = [
+        (r, s)
+        for r, s in rule_shares(stats).items()
+        if s["seen"] >= cfg.drop_check_min_rows and s["fraction"] > cfg.max_drop_fraction
+    ]
     return max(over, key=lambda rs: (rs[1]["fraction"], rs[0])) if over else None
 
 
@@ -69,11 +84,15 @@ class CurationStopped(UserError):
 def input_warnings(report: dict[str, Any], settings: CurateConfig) -> list[str]:
     """One line per input worth a look that does not stop the run."""
     broken = {u["path"] for u in report["unreadable"]}
-    warnings = [f"{path}: holds no rows (an empty file?); nothing was curated from it"
-                for path, src in report["sources"].items() if src["read"] == 0 and path not in broken]
+    warnings = [
+        f"{path}: holds no rows (an empty file?); nothing was curated from it"
+        for path, src in report["sources"].items()
+        if src["read"] == 0 and path not in broken
+    ]
     if settings.allow_unreadable:
-        warnings += [f"{u['path']}: {u['reason']} (skipped: curate.allow_unreadable is true)"
-                     for u in report["unreadable"]]
+        warnings += [
+            f"{u['path']}: {u['reason']} (skipped: curate.allow_unreadable is true)" for u in report["unreadable"]
+        ]
     return warnings
 
 
@@ -84,13 +103,29 @@ def check_finished_run(report: dict[str, Any], settings: CurateConfig, stats: Qu
     if unreadable and not settings.allow_unreadable:
         if len(unreadable) == 1:
             u = unreadable[0]
-            raise CurationStopped(u["path"], u["reason"], "; ".join(filter(None, [
-                u["fix"], "the other inputs were curated" if len(report["sources"]) > 1 else "",
-                "set curate.allow_unreadable=true to accept what could be read", where])), report)
+            raise CurationStopped(
+                u["path"],
+                u["reason"],
+                "; ".join(
+                    filter(
+                        None,
+                        [
+                            u["fix"],
+                            "the other inputs were curated" if len(report["sources"]) > 1 else "",
+                            "set curate.allow_unreadable=true to accept what could be read",
+                            where,
+                        ],
+                    )
+                ),
+                report,
+            )
         listing = "; ".join(f"{u['path']}: {u['reason']}" for u in unreadable)
-        raise CurationStopped(f"{len(unreadable)} inputs", f"cannot be read: {listing}",
-                              f"fix or remove them, or set curate.allow_unreadable=true to accept what could be "
-                              f"read; {where}", report)
+        raise CurationStopped(
+            f"{len(unreadable)} inputs",
+            f"cannot be read: {listing}",
+            f"fix or remove them, or set curate.allow_unreadable=true to accept what could be read; {where}",
+            report,
+        )
     over = rule_over_limit(stats, settings.quality)
     if over is None:
         return

@@ -162,7 +162,7 @@ def map_hh(obj: dict[str, Any]) -> dict[str, Any]:
         raise FormatError(
             "bad_transcript", "chosen and rejected share no prefix ending at an '\\n\\nAssistant:' marker"
         )
-    answers = (chosen[cut + len(HH_ASSISTANT):], rejected[cut + len(HH_ASSISTANT):])
+    answers = (chosen[cut + len(HH_ASSISTANT) :], rejected[cut + len(HH_ASSISTANT) :])
     for name, answer in zip(("chosen", "rejected"), answers):
         if _HH_TURN.search(answer):
             raise FormatError("bad_transcript", f"{name} goes on for more turns after the shared prefix")
@@ -198,8 +198,10 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "qa": ("question", "answer"),
     "text": ("text",),
 }
-LAYOUTS = ("text; messages or conversations; instruction/input/output; question/answer; prompt/chosen/rejected; "
-           "or HH transcripts in chosen/rejected")
+LAYOUTS = (
+    "text; messages or conversations; instruction/input/output; question/answer; prompt/chosen/rejected; "
+    "or HH transcripts in chosen/rejected"
+)
 
 
 def row_format(obj: dict[str, Any]) -> str | None:
@@ -211,8 +213,13 @@ def row_format(obj: dict[str, Any]) -> str | None:
     get = obj.get  # called once per record of every corpus: plain lookups, no key set
     chosen, rejected = get("chosen"), get("rejected")
     if chosen is not None and rejected is not None:
-        if get("prompt") is None and isinstance(chosen, str) and isinstance(rejected, str) \
-                and HH_HUMAN in chosen and HH_HUMAN in rejected:
+        if (
+            get("prompt") is None
+            and isinstance(chosen, str)
+            and isinstance(rejected, str)
+            and HH_HUMAN in chosen
+            and HH_HUMAN in rejected
+        ):
             return "hh"
         if get("prompt") is not None or isinstance(chosen, list):
             return "pref"

@@ -66,8 +66,9 @@ def to_datasketch(signature: np.ndarray, seed: int = 1, scheme: str = "affine32"
     from datasketch import MinHash
 
     perms = permutations(len(signature), seed, scheme)
-    return MinHash(seed=seed, hashvalues=signature, permutations=perms, scheme=scheme,
-                   hashfunc=hashfunc or xxhash.xxh32_intdigest)
+    return MinHash(
+        seed=seed, hashvalues=signature, permutations=perms, scheme=scheme, hashfunc=hashfunc or xxhash.xxh32_intdigest
+    )
 
 
 class Packed(NamedTuple):
@@ -228,12 +229,19 @@ def _hash_spans(buf: bytes, starts: np.ndarray, lengths: np.ndarray, hashfunc: H
     try:
         return np.fromiter(map(hashfunc, grams), dtype=dtype, count=len(grams))
     except OverflowError as err:
-        raise ValueError(f"hashfunc returned a value wider than {dtype.__name__}: "
-                         "use a hash of the scheme's width") from err
+        raise ValueError(
+            f"hashfunc returned a value wider than {dtype.__name__}: use a hash of the scheme's width"
+        ) from err
 
 
-def packed_signatures(packed: Packed, num_perm: int = 128, seed: int = 1, shingle_words: int = 5,
-                      hashfunc: HashFunc = xxhash.xxh32_intdigest, scheme: str = "affine32") -> np.ndarray:
+def packed_signatures(
+    packed: Packed,
+    num_perm: int = 128,
+    seed: int = 1,
+    shingle_words: int = 5,
+    hashfunc: HashFunc = xxhash.xxh32_intdigest,
+    scheme: str = "affine32",
+) -> np.ndarray:
     """Signatures [texts, num_perm] of a packed batch (see `pack`)."""
     a, b = permutations(num_perm, seed, scheme)
     dtype = a.dtype.type
@@ -257,8 +265,14 @@ def packed_signatures(packed: Packed, num_perm: int = 128, seed: int = 1, shingl
     return np.ascontiguousarray(out.T)
 
 
-def minhash_signatures(texts: Sequence[str], num_perm: int = 128, seed: int = 1, shingle_words: int = 5,
-                       hashfunc: HashFunc = xxhash.xxh32_intdigest, scheme: str = "affine32") -> np.ndarray:
+def minhash_signatures(
+    texts: Sequence[str],
+    num_perm: int = 128,
+    seed: int = 1,
+    shingle_words: int = 5,
+    hashfunc: HashFunc = xxhash.xxh32_intdigest,
+    scheme: str = "affine32",
+) -> np.ndarray:
     """Signatures [len(texts), num_perm], equal to datasketch's for the same shingles, seed, hashfunc and scheme."""
     return packed_signatures(pack(texts), num_perm, seed, shingle_words, hashfunc, scheme)
 
@@ -267,8 +281,9 @@ def _signature_shard(texts: Sequence[str], params: dict) -> np.ndarray:
     return minhash_signatures(texts, **params)
 
 
-def parallel_signatures(texts: Iterable[str], processes: int = 2, shard_size: int = 2000,
-                        executor: Executor | None = None, **params) -> Iterator[np.ndarray]:
+def parallel_signatures(
+    texts: Iterable[str], processes: int = 2, shard_size: int = 2000, executor: Executor | None = None, **params
+) -> Iterator[np.ndarray]:
     """Signatures of consecutive shards of `texts`, computed in worker processes, yielded in input order.
 
     Lazy on both sides: at most two shards per worker are in flight, so memory holds those and the

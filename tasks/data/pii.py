@@ -124,14 +124,20 @@ def _iban(m: re.Match[str], counts: Counter[str]) -> str:
     while True:
         if iban_ok(candidate):
             counts["iban"] += 1
-            return PLACEHOLDERS["iban"] + m.group()[len(candidate):]
+            return PLACEHOLDERS["iban"] + m.group()[len(candidate) :]
         if " " not in candidate:
             return m.group()
         candidate = candidate.rsplit(" ", 1)[0]
 
 
-def _mask(pattern: re.Pattern[str], kind: str, text: str, counts: Counter[str],
-          keep: Callable[[re.Match[str]], bool] = lambda m: True, group: int = 0) -> str:
+def _mask(
+    pattern: re.Pattern[str],
+    kind: str,
+    text: str,
+    counts: Counter[str],
+    keep: Callable[[re.Match[str]], bool] = lambda m: True,
+    group: int = 0,
+) -> str:
     """Replaces matches that pass `keep` by the kind's placeholder (only `group` of the match)."""
 
     def sub(m: re.Match[str]) -> str:
@@ -140,7 +146,7 @@ def _mask(pattern: re.Pattern[str], kind: str, text: str, counts: Counter[str],
         counts[kind] += 1
         if group == 0:
             return PLACEHOLDERS[kind]
-        return m.group()[: m.start(group) - m.start()] + PLACEHOLDERS[kind] + m.group()[m.end(group) - m.start():]
+        return m.group()[: m.start(group) - m.start()] + PLACEHOLDERS[kind] + m.group()[m.end(group) - m.start() :]
 
     return pattern.sub(sub, text)
 
@@ -165,7 +171,10 @@ def mask_pii(text: str) -> tuple[str, Counter[str]]:
     text = _mask(SSN, "ssn", text, counts)
     text = _mask(IPV4, "ip_address", text, counts, keep=lambda m: _is_global_ip(m.group()))
     text = _mask(
-        IPV6, "ip_address", text, counts,
+        IPV6,
+        "ip_address",
+        text,
+        counts,
         keep=lambda m: sum(bool(g) for g in m.group().split(":")) >= 3 and _is_global_ip(m.group()),
     )
     text = _mask(PHONE, "phone", text, counts, keep=lambda m: sum(c.isdigit() for c in m.group()) >= MIN_PHONE_DIGITS)
@@ -184,7 +193,7 @@ def mask_rows(rows: Iterable[Row], counts: Counter[str]) -> Iterator[Row]:
             data = {**row.data, "messages": messages}
         else:
             data = dict(row.data)
-            for key in (("text",) if row.kind == "text" else ("prompt", "chosen", "rejected")):
+            for key in ("text",) if row.kind == "text" else ("prompt", "chosen", "rejected"):
                 data[key], c = mask_pii(data[key])
                 counts.update(c)
         yield Row(id=row.id, kind=row.kind, data=data, source=row.source)

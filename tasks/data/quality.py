@@ -12,7 +12,7 @@ Those rules were written for web pages. Instruction and chat rows are shorter an
 JSON or lists, so `QualityConfig` keeps every threshold and every rule group switchable, and
 switches off by default the rules that mostly hurt such data (curly braces; terminal punctuation
 on chat rows). `filter_quality` runs the checks in order and drops a row at the first that fails,
-so each drop is counted once under the most specific reason. `configs.schema.CurateQualityConfig`
+so each drop is counted once under the most specific reason. `configs.quality.CurateQualityConfig`
 holds the values the curate stage uses, calibrated on instruction and chat rows (GSM8K, HH).
 
 A rule that drops a large share of a corpus is more often miscalibrated for that corpus than right
@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, Iterable, Iterator
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from configs.quality import DUP_NGRAM_MAX, TOP_NGRAM_MAX, QualityConfig
 from tasks.data.records import Ledger, Row, apply_filter
 
 Check = Callable[[Row], str | None]
@@ -41,8 +40,6 @@ BULLETS = ("•", "‣", "◦", "⁃", "●", "▪", "-", "*")
 ELLIPSES = ("...", "…")
 TERMINAL_PUNCT = (".", "!", "?", '"', "'", "”", "’")
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies")
-TOP_NGRAM_MAX = {2: 0.20, 3: 0.18, 4: 0.16}  # Gopher Table A1
-DUP_NGRAM_MAX = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}  # Gopher Table A1
 _PUNCT = string.punctuation + "“”‘’…–—«»"
 
 
@@ -237,89 +234,6 @@ def c4_quality(
     return None
 
 
-# ------------------------------------------------------------------------------------ the config
-
-
-class QualityConfig(BaseModel):
-    """Every threshold of `filter_quality`; switch a group off with its `*_enabled` field."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    language_enabled: bool = Field(True, description="Language ID (py3langid) before anything else.")
-    allowed_languages: list[str] = Field(["en"], description="ISO 639-1 codes to keep.")
-    min_language_score: float = Field(
-        0.5, ge=0, le=1,
-        description="Min normalised py3langid probability. FineWeb keeps fastText scores >= 0.65; "
-        "py3langid scales scores by text length, so short chat rows score lower and 0.5 is used.",
-    )
-
-    gopher_enabled: bool = Field(True, description="Gopher document rules (Rae et al. 2021).")
-    min_words: int = Field(
-        50, ge=0, description="Gopher: 50. Lower it (e.g. 3) for instruction data, where a good row is short."
-    )
-    max_words: int = Field(100_000, ge=1, description="Gopher: 100,000.")
-    min_mean_word_length: float = Field(3.0, ge=0, description="Gopher: 3 characters.")
-    max_mean_word_length: float = Field(10.0, ge=0, description="Gopher: 10 characters.")
-    max_symbol_word_ratio: float = Field(0.1, ge=0, description="Gopher: ('#' + ellipses) / words <= 0.1.")
-    max_bullet_lines_ratio: float = Field(0.9, ge=0, le=1, description="Gopher: <= 90% bullet lines.")
-    max_ellipsis_lines_ratio: float = Field(0.3, ge=0, le=1, description="Gopher: <= 30% lines ending '...'.")
-    min_alpha_words_ratio: float = Field(0.8, ge=0, le=1, description="Gopher: >= 80% words with a letter.")
-    min_stop_words: int = Field(2, ge=0, description="Gopher: >= 2 of the, be, to, of, and, that, have, with.")
-
-    repetition_enabled: bool = Field(True, description="Gopher repetition rules, per message / field.")
-    rep_min_words: int = Field(50, ge=1, description="Shorter messages skip the repetition rules.")
-    max_dup_line_fraction: float = Field(0.30, ge=0, le=1, description="Gopher: duplicate lines <= 30%.")
-    max_dup_paragraph_fraction: float = Field(0.30, ge=0, le=1, description="Gopher: duplicate paragraphs <= 30%.")
-    max_dup_line_char_fraction: float = Field(0.20, ge=0, le=1, description="Gopher: chars in dup lines <= 20%.")
-    max_dup_paragraph_char_fraction: float = Field(
-        0.20, ge=0, le=1, description="Gopher: chars in duplicate paragraphs <= 20%."
-    )
-    max_top_ngram_share: dict[int, float] = Field(
-        dict(TOP_NGRAM_MAX), description="Gopher: chars in the most frequent n-gram, n=2,3,4: 0.20/0.18/0.16."
-    )
-    max_dup_ngram_share: dict[int, float] = Field(
-        dict(DUP_NGRAM_MAX), description="Gopher: chars in duplicated n-grams, n=5..10: 0.15..0.10."
-    )
-
-    c4_enabled: bool = Field(True, description="C4 rules (Raffel et al. 2020).")
-    c4_lorem_ipsum: bool = Field(True, description="C4: drop placeholder 'lorem ipsum' text.")
-    c4_javascript: bool = Field(True, description="C4 drops 'javascript' lines; we drop the row. Off for code data.")
-    c4_curly_brace: bool = Field(False, description="C4 drops any '{'; off since it drops code and JSON answers.")
-    c4_policy: bool = Field(True, description="Drop rows mostly made of cookie / privacy-policy lines.")
-    max_policy_lines_ratio: float = Field(0.5, ge=0, le=1, description="Share of policy lines above which to drop.")
-    c4_terminal_punct: bool = Field(True, description="C4: lines should end in terminal punctuation.")
-    terminal_punct_on_chat: bool = Field(False, description="Also apply it to chat and preference rows (off: answers are often lists, code or one line).")
-    min_terminal_punct_ratio: float = Field(0.5, ge=0, le=1, description="Min share of lines ending . ! ? \" '.")
-    terminal_punct_min_lines: int = Field(3, ge=1, description="Rows with fewer lines skip the rule.")
-    terminal_punct_numbers: bool = Field(
-        False, description="Count a line ending in a digit as ended (calculation steps, '#### 72', number lists).")
-
-    toxicity_enabled: bool = Field(True, description="Word-list toxicity baseline (tasks/data/wordlists).")
-    max_toxic_share: float = Field(0.02, ge=0, le=1, description="Max share of listed words; severe terms always drop.")
-
-    max_drop_fraction: float = Field(
-        0.2, ge=0, le=1, description="Stop the run when one rule drops more than this share of the rows it saw "
-        "(1.0: never stop).")
-    drop_check_min_rows: int = Field(
-        50, ge=1, description="Judge a rule's drop share only once it saw this many rows (one bad row in five is 20%).")
-
-    @model_validator(mode="after")
-    def _check_ranges(self) -> QualityConfig:
-        errors = []
-        if self.min_words > self.max_words:
-            errors.append(f"min_words ({self.min_words}) must be <= max_words ({self.max_words})")
-        if self.min_mean_word_length > self.max_mean_word_length:
-            errors.append("min_mean_word_length must be <= max_mean_word_length")
-        if self.language_enabled and not self.allowed_languages:
-            errors.append("allowed_languages is empty: name at least one language or set language_enabled=false")
-        for name in ("max_top_ngram_share", "max_dup_ngram_share"):
-            if any(n < 1 for n in getattr(self, name)):
-                errors.append(f"{name}: n-gram sizes must be >= 1")
-        if errors:
-            raise ValueError("; ".join(errors))
-        return self
-
-
 def named_checks(cfg: QualityConfig, language_counts: Counter[str] | None = None) -> list[tuple[str, Check]]:
     """(group, check) for the enabled groups, most telling reason first: a French page drops as
     `language_not_allowed`, not as `gopher_stop_words`. `language_counts` receives the detected
@@ -330,29 +244,58 @@ def named_checks(cfg: QualityConfig, language_counts: Counter[str] | None = None
 
         checks.append(("language", language_check(cfg.allowed_languages, cfg.min_language_score, language_counts)))
     if cfg.gopher_enabled:
-        checks.append(("gopher", partial(
-            gopher_quality, min_words=cfg.min_words, max_words=cfg.max_words,
-            min_mean_word_length=cfg.min_mean_word_length, max_mean_word_length=cfg.max_mean_word_length,
-            max_symbol_word_ratio=cfg.max_symbol_word_ratio, max_bullet_lines_ratio=cfg.max_bullet_lines_ratio,
-            max_ellipsis_lines_ratio=cfg.max_ellipsis_lines_ratio, min_alpha_words_ratio=cfg.min_alpha_words_ratio,
-            min_stop_words=cfg.min_stop_words,
-        )))
+        checks.append(
+            (
+                "gopher",
+                partial(
+                    gopher_quality,
+                    min_words=cfg.min_words,
+                    max_words=cfg.max_words,
+                    min_mean_word_length=cfg.min_mean_word_length,
+                    max_mean_word_length=cfg.max_mean_word_length,
+                    max_symbol_word_ratio=cfg.max_symbol_word_ratio,
+                    max_bullet_lines_ratio=cfg.max_bullet_lines_ratio,
+                    max_ellipsis_lines_ratio=cfg.max_ellipsis_lines_ratio,
+                    min_alpha_words_ratio=cfg.min_alpha_words_ratio,
+                    min_stop_words=cfg.min_stop_words,
+                ),
+            )
+        )
     if cfg.repetition_enabled:
-        checks.append(("repetition", partial(
-            gopher_repetition, min_words=cfg.rep_min_words, max_dup_line_fraction=cfg.max_dup_line_fraction,
-            max_dup_paragraph_fraction=cfg.max_dup_paragraph_fraction,
-            max_dup_line_char_fraction=cfg.max_dup_line_char_fraction,
-            max_dup_paragraph_char_fraction=cfg.max_dup_paragraph_char_fraction,
-            max_top_ngram_share=cfg.max_top_ngram_share, max_dup_ngram_share=cfg.max_dup_ngram_share,
-        )))
+        checks.append(
+            (
+                "repetition",
+                partial(
+                    gopher_repetition,
+                    min_words=cfg.rep_min_words,
+                    max_dup_line_fraction=cfg.max_dup_line_fraction,
+                    max_dup_paragraph_fraction=cfg.max_dup_paragraph_fraction,
+                    max_dup_line_char_fraction=cfg.max_dup_line_char_fraction,
+                    max_dup_paragraph_char_fraction=cfg.max_dup_paragraph_char_fraction,
+                    max_top_ngram_share=cfg.max_top_ngram_share,
+                    max_dup_ngram_share=cfg.max_dup_ngram_share,
+                ),
+            )
+        )
     if cfg.c4_enabled:
-        checks.append(("c4", partial(
-            c4_quality, lorem_ipsum=cfg.c4_lorem_ipsum, javascript=cfg.c4_javascript,
-            curly_brace=cfg.c4_curly_brace, policy=cfg.c4_policy, max_policy_lines_ratio=cfg.max_policy_lines_ratio,
-            terminal_punct=cfg.c4_terminal_punct, terminal_punct_on_chat=cfg.terminal_punct_on_chat,
-            min_terminal_punct_ratio=cfg.min_terminal_punct_ratio,
-            terminal_punct_min_lines=cfg.terminal_punct_min_lines, terminal_punct_numbers=cfg.terminal_punct_numbers,
-        )))
+        checks.append(
+            (
+                "c4",
+                partial(
+                    c4_quality,
+                    lorem_ipsum=cfg.c4_lorem_ipsum,
+                    javascript=cfg.c4_javascript,
+                    curly_brace=cfg.c4_curly_brace,
+                    policy=cfg.c4_policy,
+                    max_policy_lines_ratio=cfg.max_policy_lines_ratio,
+                    terminal_punct=cfg.c4_terminal_punct,
+                    terminal_punct_on_chat=cfg.terminal_punct_on_chat,
+                    min_terminal_punct_ratio=cfg.min_terminal_punct_ratio,
+                    terminal_punct_min_lines=cfg.terminal_punct_min_lines,
+                    terminal_punct_numbers=cfg.terminal_punct_numbers,
+                ),
+            )
+        )
     if cfg.toxicity_enabled:
         from tasks.data.toxicity import toxic_words
 
@@ -366,6 +309,7 @@ def quality_checks(cfg: QualityConfig, language_counts: Counter[str] | None = No
 
 
 # ------------------------------------------------------------------------- drop shares per rule
+
 
 @dataclass
 class QualityStats:
@@ -384,7 +328,10 @@ class QualityStats:
 
 
 def filter_quality(
-    rows: Iterable[Row], ledger: Ledger, cfg: QualityConfig, language_counts: Counter[str] | None = None,
+    rows: Iterable[Row],
+    ledger: Ledger,
+    cfg: QualityConfig,
+    language_counts: Counter[str] | None = None,
     stats: QualityStats | None = None,
 ) -> Iterator[Row]:
     """Keeps rows that pass every enabled check; drops at the first failure under its reason.

@@ -24,8 +24,17 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from llmops.errors import UserError
-from tasks.data.formats import DETECT_ROWS, FORMATS, LAYOUTS, FormatError, detect_format, map_row, misfit_detail, row_format
+from core.errors import UserError
+from tasks.data.formats import (
+    DETECT_ROWS,
+    FORMATS,
+    LAYOUTS,
+    FormatError,
+    detect_format,
+    map_row,
+    misfit_detail,
+    row_format,
+)
 from tasks.data.records import Ledger, Row
 
 PREF_FIELDS = ("prompt", "chosen", "rejected")
@@ -122,8 +131,9 @@ def _records(f: IO[bytes], cap: int) -> Iterator[tuple[int, bytes, int]]:
             yield lineno, prefix, size
 
 
-def _jsonl_objects(path: Path, ledger: Ledger, start: int = 0, stop: int | None = None,
-                   cap: int = DEFAULT_LINE_CAP) -> Iterator[tuple[str, dict[str, Any]]]:
+def _jsonl_objects(
+    path: Path, ledger: Ledger, start: int = 0, stop: int | None = None, cap: int = DEFAULT_LINE_CAP
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """(fallback id, object) per good line; counts every non-blank line and drops bad ones.
     `start`/`stop` select records (non-blank lines, from 0) so that shards of one file are read,
     and counted, by different workers. A break ends the file: see `_UntilBreak`."""
@@ -140,9 +150,13 @@ def _jsonl_objects(path: Path, ledger: Ledger, start: int = 0, stop: int | None 
             fallback_id = f"{path.name}:{lineno}"
             if len(line) < size:
                 text = line.decode("utf-8", errors="replace")
-                ledger.drop(text[:QUARANTINE_PREFIX] + " …", fallback_id, "too_long",
-                            f"a line of {size:,} bytes, over the {cap:,}-byte reading cap (32 x curate.max_chars when "
-                            "curating); only its start was read")
+                ledger.drop(
+                    text[:QUARANTINE_PREFIX] + " …",
+                    fallback_id,
+                    "too_long",
+                    f"a line of {size:,} bytes, over the {cap:,}-byte reading cap (32 x curate.max_chars when "
+                    "curating); only its start was read",
+                )
                 continue
             if raw.error is not None and not line.endswith(b"\n"):
                 ledger.mark_unreadable(path, _break_reason(raw.error, lineno, cut=True), BREAK_FIX, rows=1)
@@ -160,12 +174,13 @@ def _jsonl_objects(path: Path, ledger: Ledger, start: int = 0, stop: int | None 
                 ledger.drop(decoded.rstrip("\r\n"), fallback_id, "bad_json", str(e))
                 continue
             if not isinstance(obj, dict):
-                ledger.drop(decoded.rstrip("\r\n"), fallback_id, "bad_json", f"a JSON {type(obj).__name__}, not an object")
+                ledger.drop(
+                    decoded.rstrip("\r\n"), fallback_id, "bad_json", f"a JSON {type(obj).__name__}, not an object"
+                )
                 continue
             yield fallback_id, obj
     if raw.error is not None:
         ledger.mark_unreadable(path, _break_reason(raw.error, lineno, cut=False), BREAK_FIX)
-
 
 
 def _break_reason(error: BaseException, lineno: int, cut: bool) -> str:
@@ -186,8 +201,9 @@ def read_jsonl(path: Path, ledger: Ledger) -> Iterator[Row]:
             ledger.drop(obj, row_id, "unknown_format", f"keys {sorted(obj)}: need messages, or prompt/chosen/rejected")
 
 
-def _parquet_objects(path: Path, ledger: Ledger, start: int = 0, stop: int | None = None,
-                     cap: int = DEFAULT_LINE_CAP) -> Iterator[tuple[str, dict[str, Any]]]:
+def _parquet_objects(
+    path: Path, ledger: Ledger, start: int = 0, stop: int | None = None, cap: int = DEFAULT_LINE_CAP
+) -> Iterator[tuple[str, dict[str, Any]]]:
     import pyarrow.parquet as pq
 
     with pq.ParquetFile(path) as pf:
@@ -207,14 +223,18 @@ def _parquet_objects(path: Path, ledger: Ledger, start: int = 0, stop: int | Non
                 index += 1
 
 
-def _dataset_objects(path: Path, ledger: Ledger, start: int = 0, stop: int | None = None,
-                     cap: int = DEFAULT_LINE_CAP) -> Iterator[tuple[str, dict[str, Any]]]:
+def _dataset_objects(
+    path: Path, ledger: Ledger, start: int = 0, stop: int | None = None, cap: int = DEFAULT_LINE_CAP
+) -> Iterator[tuple[str, dict[str, Any]]]:
     import datasets
 
     ds = datasets.load_from_disk(str(path))  # memory-mapped Arrow: rows are read as iterated
     if isinstance(ds, datasets.DatasetDict):
-        raise UnreadableInput(path, f"holds a DatasetDict with splits {sorted(ds)}",
-                              f"pass one split's folder, e.g. {path / next(iter(ds))}")
+        raise UnreadableInput(
+            path,
+            f"holds a DatasetDict with splits {sorted(ds)}",
+            f"pass one split's folder, e.g. {path / next(iter(ds))}",
+        )
     stop = len(ds) if stop is None else min(stop, len(ds))
     for index in range(start, stop):
         obj = ds[index]
@@ -237,41 +257,58 @@ def _objects_reader(path: Path):
         raise UnreadableInput(path, "does not exist", "check the path")
     if path.is_dir():
         if not (path / "dataset_dict.json").exists() and not (path / "state.json").exists():
-            raise UnreadableInput(path, "is a folder but not a dataset written by datasets' save_to_disk "
-                                        "(no state.json)", _folder_hint(path))
+            raise UnreadableInput(
+                path,
+                "is a folder but not a dataset written by datasets' save_to_disk (no state.json)",
+                _folder_hint(path),
+            )
         return _dataset_objects
     name = path.name.lower()
     if name.endswith(".parquet"):
         with open(path, "rb") as f:
             if f.read(4) != b"PAR1":
-                raise UnreadableInput(path, "is named .parquet but is not a Parquet file (no PAR1 header)",
-                                      "check that the file was written completely, as Parquet")
+                raise UnreadableInput(
+                    path,
+                    "is named .parquet but is not a Parquet file (no PAR1 header)",
+                    "check that the file was written completely, as Parquet",
+                )
         return _parquet_objects
     if not name.endswith(JSONL_SUFFIXES):
         kind = f"a {path.suffix} file" if path.suffix else "a file without a suffix"
-        raise UnreadableInput(path, f"is {kind}, which curate cannot read",
-                              f"give a {SUFFIXES} file, or a folder written by datasets' save_to_disk")
+        raise UnreadableInput(
+            path,
+            f"is {kind}, which curate cannot read",
+            f"give a {SUFFIXES} file, or a folder written by datasets' save_to_disk",
+        )
     with open(path, "rb") as f:
         magic = f.read(2)
     if name.endswith(".gz") and magic != b"\x1f\x8b":
-        raise UnreadableInput(path, "is named .gz but is not gzip-compressed",
-                              f"if it is plain JSON Lines, rename it to {path.name[:-3]}")
+        raise UnreadableInput(
+            path, "is named .gz but is not gzip-compressed", f"if it is plain JSON Lines, rename it to {path.name[:-3]}"
+        )
     if not name.endswith(".gz") and magic == b"\x1f\x8b":
         raise UnreadableInput(path, "is gzip-compressed but not named .gz", f"rename it to {path.name}.gz")
     f, _ = _open_lines(path)
     with f:
         head = f.read(4096)
     if b"\x00" in head:
-        raise UnreadableInput(path, "holds NUL bytes: binary data or UTF-16 text, not JSON Lines",
-                              "give UTF-8 JSON Lines (one JSON object per line)")
+        raise UnreadableInput(
+            path,
+            "holds NUL bytes: binary data or UTF-16 text, not JSON Lines",
+            "give UTF-8 JSON Lines (one JSON object per line)",
+        )
     if name.endswith((".json", ".json.gz")) and head.lstrip().lstrip(b"\xef\xbb\xbf").startswith(b"["):
-        raise UnreadableInput(path, "holds one JSON array, not JSON Lines (one object per line)",
-                              "convert it, e.g. jq -c '.[]' in.json > out.jsonl")
+        raise UnreadableInput(
+            path,
+            "holds one JSON array, not JSON Lines (one object per line)",
+            "convert it, e.g. jq -c '.[]' in.json > out.jsonl",
+        )
     return _jsonl_objects
 
 
-def _until_error(path: Path, objects: Iterator[tuple[str, dict[str, Any]]], ledger: Ledger
-                 ) -> Iterator[tuple[str, dict[str, Any]]]:
+def _until_error(
+    path: Path, objects: Iterator[tuple[str, dict[str, Any]]], ledger: Ledger
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """Ends an input where reading it fails, recording the unreadable tail; a bug still raises."""
     try:
         yield from objects
@@ -280,8 +317,9 @@ def _until_error(path: Path, objects: Iterator[tuple[str, dict[str, Any]]], ledg
     except Exception as e:  # noqa: BLE001 - narrowed by _is_read_error just below
         if not _is_read_error(e):
             raise
-        ledger.mark_unreadable(path, f"reading stopped at an error ({type(e).__name__}: {e}); the rows before it "
-                                     "were read", BREAK_FIX)
+        ledger.mark_unreadable(
+            path, f"reading stopped at an error ({type(e).__name__}: {e}); the rows before it were read", BREAK_FIX
+        )
 
 
 def probe_input(path: Path, fmt: str = "auto", cap: int = DEFAULT_LINE_CAP) -> str:
@@ -298,8 +336,11 @@ def probe_input(path: Path, fmt: str = "auto", cap: int = DEFAULT_LINE_CAP) -> s
     except Exception as e:  # noqa: BLE001 - narrowed by _is_read_error just below
         if not _is_read_error(e):
             raise
-        raise UnreadableInput(path, f"cannot be read ({type(e).__name__}: {e})",
-                              f"check that it is a complete {SUFFIXES} file or save_to_disk folder") from e
+        raise UnreadableInput(
+            path,
+            f"cannot be read ({type(e).__name__}: {e})",
+            f"check that it is a complete {SUFFIXES} file or save_to_disk folder",
+        ) from e
     if scratch.unreadable and not objs:
         raise UnreadableInput(path, scratch.unreadable[0]["reason"], scratch.unreadable[0]["fix"])
     if fmt != "auto" or not objs:
@@ -308,8 +349,9 @@ def probe_input(path: Path, fmt: str = "auto", cap: int = DEFAULT_LINE_CAP) -> s
         return detect_format(objs)
     except ValueError:
         seen = sorted({k for o in objs for k in o})
-        raise UnreadableInput(path, f"no known format fits its first {len(objs)} rows (keys seen: {seen}); "
-                                    f"formats: {LAYOUTS}", FORMAT_FIX) from None
+        raise UnreadableInput(
+            path, f"no known format fits its first {len(objs)} rows (keys seen: {seen}); formats: {LAYOUTS}", FORMAT_FIX
+        ) from None
 
 
 def detect_file_format(path: Path) -> str:
@@ -345,8 +387,9 @@ def count_records(path: Path) -> int:
     return len(datasets.load_from_disk(str(path)))
 
 
-def read_rows(path: Path, ledger: Ledger, fmt: str = "auto", start: int = 0, stop: int | None = None,
-              cap: int = DEFAULT_LINE_CAP) -> Iterator[Row]:
+def read_rows(
+    path: Path, ledger: Ledger, fmt: str = "auto", start: int = 0, stop: int | None = None, cap: int = DEFAULT_LINE_CAP
+) -> Iterator[Row]:
     """Yields one `Row` per record that fits its format; every other record is dropped with its reason.
 
     The checks on the file happen here, before the first row, so a wrong file fails at once with
@@ -385,8 +428,15 @@ def _row_format(obj: dict[str, Any], main: str) -> str | None:
     return own
 
 
-def _mapped_rows(path: Path, objects: Iterator[tuple[str, dict[str, Any]]], fmt: str, main: str, ledger: Ledger,
-                 counts: Counter[str], cap: int | None) -> Iterator[Row]:
+def _mapped_rows(
+    path: Path,
+    objects: Iterator[tuple[str, dict[str, Any]]],
+    fmt: str,
+    main: str,
+    ledger: Ledger,
+    counts: Counter[str],
+    cap: int | None,
+) -> Iterator[Row]:
     for fallback_id, obj in objects:
         row_id = str(obj["id"]) if obj.get("id") is not None else fallback_id
         row_fmt = _row_format(obj, main) if fmt == "auto" else fmt

@@ -75,8 +75,13 @@ class Ledger:
             self.kept += 1
             yield row
 
-    def absorb(self, read: int, dropped: dict[str, int], quarantine_path: Path | None = None,
-               unreadable: list[dict[str, Any]] | None = None) -> None:
+    def absorb(
+        self,
+        read: int,
+        dropped: dict[str, int],
+        quarantine_path: Path | None = None,
+        unreadable: list[dict[str, Any]] | None = None,
+    ) -> None:
         """Takes over a shard's accounting: its reads, its drops, its unreadable inputs and its
         quarantine lines, in order."""
         self.read += read
@@ -103,8 +108,13 @@ class Ledger:
             )
 
     def summary(self) -> dict[str, Any]:
-        return {"read": self.read, "kept": self.kept, "dropped": dict(sorted(self.dropped.items())),
-                "unreadable": list(self.unreadable), "unreadable_rows": self.unreadable_rows}
+        return {
+            "read": self.read,
+            "kept": self.kept,
+            "dropped": dict(sorted(self.dropped.items())),
+            "unreadable": list(self.unreadable),
+            "unreadable_rows": self.unreadable_rows,
+        }
 
 
 def apply_filter(

@@ -31,17 +31,14 @@ import urllib.error
 import urllib.request
 import zlib
 from collections import Counter
-from typing import Iterable, Iterator, Literal, Protocol
+from typing import Iterable, Iterator, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from configs.synthetic import OPERATIONS, SyntheticConfig
 from tasks.data.records import Ledger, Row
 from tasks.data.validate import normalize_text
 
 log = logging.getLogger(__name__)
 
-Operation = Literal["rephrase", "harder", "simpler"]
-OPERATIONS: tuple[str, ...] = ("rephrase", "harder", "simpler")
 
 _PAIR_FORMAT = (
     "Reply in exactly this format and nothing else:\n"
@@ -67,46 +64,6 @@ TEMPLATES: dict[str, str] = {
 
 _PAIR = re.compile(r"instruction:[ \t]*(?P<instruction>.*?)\s*\n\s*answer:[ \t]*(?P<answer>.*)", re.I | re.S)
 _LABEL = re.compile(r"^(?:new |rewritten )?instruction:\s*", re.I)
-
-
-class SyntheticConfig(BaseModel):
-    """Seed examples -> teacher variants -> the curate filters. Off unless `enabled`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = Field(False, description="generate variants; needs 'synthesize' in curate.steps")
-    teacher: str = Field("", description="'local:<model folder or hub name>' or 'http:<OpenAI-compatible base URL>'")
-    api_model: str | None = Field(None, description="model name sent to an http: teacher")
-    api_key_env: str = Field("OPENAI_API_KEY", description="name of the env var holding the key (never the key)")
-    operations: list[Operation] = Field(
-        default_factory=lambda: ["rephrase"],
-        description="rephrase: the same question in other words; harder, simpler: a new instruction and answer")
-    variants_per_seed: int = Field(1, ge=1, description="variants per seed and operation")
-    max_seeds: int | None = Field(None, ge=1, description="a seeded sample of this many sft seeds; None = all")
-    max_new_tokens: int = Field(96, ge=1, description="tokens the teacher may write per reply")
-    temperature: float = Field(0.7, ge=0, description="0 = greedy")
-    seed: int = Field(0, description="seed of the max_seeds sample and of the teacher's sampling")
-    timeout_s: float = Field(60, gt=0, description="per HTTP request")
-    max_retries: int = Field(3, ge=0, description="HTTP retries on 429, 5xx and network errors")
-
-    @model_validator(mode="after")
-    def _teacher(self) -> "SyntheticConfig":
-        problems = []
-        if self.enabled or self.teacher:
-            kind, _, target = self.teacher.partition(":")
-            if kind not in ("local", "http") or not target:
-                problems.append(f"teacher: {self.teacher!r} is not 'local:<model folder or hub name>' "
-                                "or 'http:<base URL>'")
-            elif kind == "http":
-                if not target.startswith(("http://", "https://")):
-                    problems.append(f"teacher: the base URL {target!r} must start with http:// or https://")
-                if not self.api_model:
-                    problems.append("api_model: an http: teacher needs the model name to send")
-        if len(set(self.operations)) != len(self.operations) or not self.operations:
-            problems.append(f"operations: {self.operations} must be non-empty without repeats")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
 
 
 # ------------------------------------------------------------------------------ templates
@@ -147,18 +104,25 @@ class LocalTeacher:
     same batch gives the same replies in any run and the caller's RNG state is left alone.
     """
 
-    def __init__(self, model_path: str, *, max_new_tokens: int = 96, temperature: float = 0.7, seed: int = 0,
-                 batch_size: int = 8):
+    def __init__(
+        self, model_path: str, *, max_new_tokens: int = 96, temperature: float = 0.7, seed: int = 0, batch_size: int = 8
+    ):
         from tasks.model.load import Placement, cuda_available, load_for_generation
 
         placement = Placement(device="cuda", precision="bf16") if cuda_available() else Placement()
         self.model, self.tokenizer = load_for_generation(model_path, placement)
-        self.max_new_tokens, self.temperature, self.seed, self.batch_size = max_new_tokens, temperature, seed, batch_size
+        self.max_new_tokens, self.temperature, self.seed, self.batch_size = (
+            max_new_tokens,
+            temperature,
+            seed,
+            batch_size,
+        )
 
     def _render(self, prompt: str) -> str:
         if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                                      add_generation_prompt=True, tokenize=False)
+            return self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+            )
         return prompt
 
     def complete(self, prompts: list[str]) -> list[str]:
@@ -168,16 +132,18 @@ class LocalTeacher:
         replies: list[str] = []
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts[start : start + self.batch_size]
-            enc = self.tokenizer([self._render(p) for p in chunk], return_tensors="pt", padding=True,
-                                 add_special_tokens=False).to(device)
+            enc = self.tokenizer(
+                [self._render(p) for p in chunk], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(device)
             sample = self.temperature > 0
             kwargs = {"do_sample": True, "temperature": self.temperature} if sample else {"do_sample": False}
             call_seed = zlib.crc32("\0".join(chunk).encode("utf-8"), self.seed & 0xFFFFFFFF)
             with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []), torch.no_grad():
                 torch.manual_seed(call_seed)
-                out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens,
-                                          pad_token_id=self.tokenizer.pad_token_id, **kwargs)
-            for row in out[:, enc["input_ids"].shape[1]:]:
+                out = self.model.generate(
+                    **enc, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **kwargs
+                )
+            for row in out[:, enc["input_ids"].shape[1] :]:
                 replies.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
         return replies
 
@@ -192,9 +158,19 @@ class HttpTeacher:
 
     RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, *, max_new_tokens: int = 96,
-                 temperature: float = 0.7, seed: int = 0, timeout_s: float = 60, max_retries: int = 3,
-                 backoff_s: float = 1.0):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        max_new_tokens: int = 96,
+        temperature: float = 0.7,
+        seed: int = 0,
+        timeout_s: float = 60,
+        max_retries: int = 3,
+        backoff_s: float = 1.0,
+    ):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self._api_key = model, api_key
         self.max_new_tokens, self.temperature, self.seed = max_new_tokens, temperature, seed
@@ -209,19 +185,21 @@ class HttpTeacher:
         return replies
 
     def _post(self, prompt: str, seed: int) -> str:
-        body = json.dumps({
-            "model": self.model,
-            "messages": [{"role": "user", "content": prompt}],
-            "temperature": self.temperature,
-            "max_tokens": self.max_new_tokens,
-            "seed": seed,
-        }).encode("utf-8")
+        body = json.dumps(
+            {
+                "model": self.model,
+                "messages": [{"role": "user", "content": prompt}],
+                "temperature": self.temperature,
+                "max_tokens": self.max_new_tokens,
+                "seed": seed,
+            }
+        ).encode("utf-8")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         last = ""
         for attempt in range(self.max_retries + 1):
-            wait = self.backoff_s * 2 ** attempt
+            wait = self.backoff_s * 2**attempt
             try:
                 request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
@@ -230,8 +208,10 @@ class HttpTeacher:
             except urllib.error.HTTPError as err:  # before URLError: it is a subclass
                 detail = err.read().decode("utf-8", "replace")[:300]
                 if err.code not in self.RETRY_STATUS:
-                    raise TeacherError(f"POST {self.url} returned HTTP {err.code}: {detail!r}; check the base URL, "
-                                       f"the model name ({self.model!r}) and the API key") from None
+                    raise TeacherError(
+                        f"POST {self.url} returned HTTP {err.code}: {detail!r}; check the base URL, "
+                        f"the model name ({self.model!r}) and the API key"
+                    ) from None
                 last = f"HTTP {err.code}: {detail!r}"
                 retry_after = (err.headers.get("Retry-After") or "").strip()
                 if retry_after.replace(".", "", 1).isdigit():
@@ -239,16 +219,19 @@ class HttpTeacher:
             except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
                 last = f"{type(err).__name__}: {getattr(err, 'reason', err)}"
             if attempt < self.max_retries:
-                log.warning("POST %s failed (%s); retry %d of %d in %.1f s", self.url, last, attempt + 1,
-                            self.max_retries, wait)
+                log.warning(
+                    "POST %s failed (%s); retry %d of %d in %.1f s", self.url, last, attempt + 1, self.max_retries, wait
+                )
                 time.sleep(wait)
         else:
             raise TeacherError(f"POST {self.url} failed after {self.max_retries + 1} attempts; last error: {last}")
         try:
             content = json.loads(raw)["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as err:
-            raise TeacherError(f"POST {self.url} answered something that is not an OpenAI chat completion "
-                               f"({type(err).__name__}: {err}): {raw[:300]!r}") from None
+            raise TeacherError(
+                f"POST {self.url} answered something that is not an OpenAI chat completion "
+                f"({type(err).__name__}: {err}): {raw[:300]!r}"
+            ) from None
         return (content or "").strip()
 
 
@@ -259,9 +242,16 @@ def make_teacher(cfg: SyntheticConfig) -> Teacher:
     key = os.environ.get(cfg.api_key_env)
     if not key:  # local OpenAI-compatible servers (vLLM, llama.cpp) often need none
         log.warning("$%s is not set: calling %s without an API key", cfg.api_key_env, target)
-    return HttpTeacher(target, cfg.api_model or "", key, max_new_tokens=cfg.max_new_tokens,
-                       temperature=cfg.temperature, seed=cfg.seed, timeout_s=cfg.timeout_s,
-                       max_retries=cfg.max_retries)
+    return HttpTeacher(
+        target,
+        cfg.api_model or "",
+        key,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        seed=cfg.seed,
+        timeout_s=cfg.timeout_s,
+        max_retries=cfg.max_retries,
+    )
 
 
 # ------------------------------------------------------------------------------ variants
@@ -281,6 +271,7 @@ def _first_turns(row: Row) -> tuple[int, str, str] | None:
 
 def _sample_seeds(seed_rows: Iterable[Row], cfg: SyntheticConfig, counts: Counter[str]) -> Iterator[Row]:
     """Usable sft seeds in input order; with `max_seeds`, a seeded reservoir sample of that many."""
+
     def usable_rows() -> Iterator[Row]:
         for row in seed_rows:
             if row.kind == "sft" and _first_turns(row) is not None:
@@ -319,8 +310,15 @@ def _parse(op: str, reply: str) -> tuple[str, str | None] | str:
     return (instruction, answer) if instruction and answer else "synthetic_empty"
 
 
-def _variant(seed: Row, op: str, k: int, instruction: str, answer: str | None, cfg: SyntheticConfig,
-             versions: dict[str, int | str]) -> Row:
+def _variant(
+    seed: Row,
+    op: str,
+    k: int,
+    instruction: str,
+    answer: str | None,
+    cfg: SyntheticConfig,
+    versions: dict[str, int | str],
+) -> Row:
     i, _, _ = _first_turns(seed)  # type: ignore[misc]
     messages = seed.data["messages"]
     if answer is None:  # rephrase: the rest of the chat stays as it was
@@ -328,12 +326,21 @@ def _variant(seed: Row, op: str, k: int, instruction: str, answer: str | None, c
     else:  # a new task: system turns before it stay, the old conversation does not
         new = [*messages[:i], {"role": "user", "content": instruction}, {"role": "assistant", "content": answer}]
     marker = {"teacher": cfg.teacher, "operation": op, "template": f"synth-{op}/{versions[op]}", "seed_id": seed.id}
-    return Row(id=f"syn-{op}-{seed.id}-{k}", kind="sft", data={"messages": new, "synthetic": marker},
-               source="synthetic")
+    return Row(
+        id=f"syn-{op}-{seed.id}-{k}", kind="sft", data={"messages": new, "synthetic": marker}, source="synthetic"
+    )
 
 
-def generate_variants(seed_rows: Iterable[Row], cfg: SyntheticConfig, teacher: Teacher, template_versions: dict[str, int | str],
-                      ledger: Ledger, counts: Counter[str] | None = None, *, batch_size: int = 16) -> Iterator[Row]:
+def generate_variants(
+    seed_rows: Iterable[Row],
+    cfg: SyntheticConfig,
+    teacher: Teacher,
+    template_versions: dict[str, int | str],
+    ledger: Ledger,
+    counts: Counter[str] | None = None,
+    *,
+    batch_size: int = 16,
+) -> Iterator[Row]:
     """Yields the teacher's variants of each sft seed (`variants_per_seed` per operation), in seed order.
 
     Every reply counts as one row read on `ledger`, then is yielded or dropped with its reason.
@@ -382,9 +389,16 @@ def generate_variants(seed_rows: Iterable[Row], cfg: SyntheticConfig, teacher: T
         yield from flush(jobs)
 
 
-def synthesize(seed_rows: Iterable[Row], existing_rows: Iterable[Row], cfg: SyntheticConfig, ledger: Ledger, *,
-               teacher: Teacher | None = None, template_versions: dict[str, int | str] | None = None,
-               counts: Counter[str] | None = None) -> Iterator[Row]:
+def synthesize(
+    seed_rows: Iterable[Row],
+    existing_rows: Iterable[Row],
+    cfg: SyntheticConfig,
+    ledger: Ledger,
+    *,
+    teacher: Teacher | None = None,
+    template_versions: dict[str, int | str] | None = None,
+    counts: Counter[str] | None = None,
+) -> Iterator[Row]:
     """The existing rows unchanged, then (when enabled) the variants of `seed_rows`, for the curate steps.
 
     Variants come last so that dedup, which keeps the first of a cluster, prefers a real row. The

@@ -28,8 +28,9 @@ def _parquet_schemas():
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
     return {
         "sft": pa.schema([("id", pa.string()), ("messages", pa.list_(message))]),
-        "pref": pa.schema([("id", pa.string()), ("prompt", pa.string()), ("chosen", pa.string()),
-                           ("rejected", pa.string())]),
+        "pref": pa.schema(
+            [("id", pa.string()), ("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string())]
+        ),
         "text": pa.schema([("id", pa.string()), ("text", pa.string())]),
     }
 
@@ -42,8 +43,10 @@ class DatasetWriter:
 
         self._pq, self._folder, self._stack = pq, folder, stack
         self._schemas = _parquet_schemas()
-        self.jsonl = {k: stack.enter_context(open(folder / f"{k}.jsonl", "w", encoding="utf-8", newline="\n"))
-                      for k in ("sft", "pref")}
+        self.jsonl = {
+            k: stack.enter_context(open(folder / f"{k}.jsonl", "w", encoding="utf-8", newline="\n"))
+            for k in ("sft", "pref")
+        }
         self._text_lines = stack.enter_context(tempfile.TemporaryFile(dir=folder))  # hashed, not kept
         self._writers: dict[str, Any] = {}
         self._batches: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from configs.schema import DriftConfig
-from llmops.errors import UserError
+from core.errors import UserError
 from tasks.data.language import detect_language
 from tasks.drift import stats
 from tasks.drift.texts import TextSet, read_texts
@@ -47,8 +47,12 @@ class DriftResult:
     def metrics(self) -> dict[str, float]:
         """Flat numbers for a tracking store, one per statistic, plus the verdict as 0/1."""
         out = {f"drift.{c.name}": c.value for c in self.checks}
-        out |= {"drift.flagged": float(self.flagged), "drift.mmd2": self.details["mmd"]["mmd2"],
-                "drift.rows_reference": float(self.reference["used"]), "drift.rows_current": float(self.current["used"])}
+        out |= {
+            "drift.flagged": float(self.flagged),
+            "drift.mmd2": self.details["mmd"]["mmd2"],
+            "drift.rows_reference": float(self.reference["used"]),
+            "drift.rows_current": float(self.current["used"]),
+        }
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,8 +63,10 @@ class DriftResult:
         lines = [f"{'statistic':<{width}}  {'value':>8}  {'threshold':>10}  result"]
         for c in self.checks:
             sign = ">" if c.rule == "above" else "<"
-            lines.append(f"{c.label:<{width}}  {c.value:>8.4f}  {sign + ' ' + format(c.threshold, '.4f'):>10}  "
-                         f"{'BREACHED' if c.breached else 'ok'}")
+            lines.append(
+                f"{c.label:<{width}}  {c.value:>8.4f}  {sign + ' ' + format(c.threshold, '.4f'):>10}  "
+                f"{'BREACHED' if c.breached else 'ok'}"
+            )
         lines.append("(the embedding shift counts only when both its distance and its MMD p-value are breached)")
         verdict = "DRIFT: " + ", ".join(self.reasons) if self.flagged else "no drift"
         lines.append(f"verdict: {verdict}")
@@ -71,14 +77,18 @@ def _languages(texts: list[str]) -> list[str]:
     return [detect_language(t)[0] for t in texts]
 
 
-def compare(reference: TextSet, current: TextSet, cfg: DriftConfig, cache_dir: str | Path | None = None
-            ) -> tuple[DriftResult, dict[str, Any]]:
+def compare(
+    reference: TextSet, current: TextSet, cfg: DriftConfig, cache_dir: str | Path | None = None
+) -> tuple[DriftResult, dict[str, Any]]:
     """(the result, the arrays a plot needs) for two sets of prompt texts."""
     if len(current.texts) < cfg.min_rows or len(reference.texts) < cfg.min_rows:
         side = current if len(current.texts) < cfg.min_rows else reference
-        raise UserError(f"{side.name} {', '.join(side.paths)}", f"has {len(side.texts)} usable rows "
-                        f"(read {side.read}, dropped {side.dropped or 'none'}); drift needs at least {cfg.min_rows}",
-                        "collect more inputs, or lower drift.min_rows (fewer rows make every statistic noisier)")
+        raise UserError(
+            f"{side.name} {', '.join(side.paths)}",
+            f"has {len(side.texts)} usable rows "
+            f"(read {side.read}, dropped {side.dropped or 'none'}); drift needs at least {cfg.min_rows}",
+            "collect more inputs, or lower drift.min_rows (fewer rows make every statistic noisier)",
+        )
     ref_emb = embed_cached(reference.texts, cfg.batch_size, cache_dir)
     cur_emb = embed_cached(current.texts, cfg.batch_size, cache_dir)
     distance = stats.centroid_distance(ref_emb, cur_emb)
@@ -94,12 +104,27 @@ def compare(reference: TextSet, current: TextSet, cfg: DriftConfig, cache_dir: s
     checks = [
         Check("centroid_distance", "embedding centroid distance", distance, cfg.max_centroid_distance, "above", moved),
         Check("mmd_p_value", "embedding MMD p-value", mmd["p_value"], cfg.alpha, "below", significant),
-        Check("length_psi", "length PSI", lengths["psi"], cfg.max_length_psi, "above", lengths["psi"] > cfg.max_length_psi),
-        Check("language_psi", "language PSI", languages["psi"], cfg.max_language_psi, "above",
-              languages["psi"] > cfg.max_language_psi),
-        Check("far_share", "share far from training", far["share"], cfg.max_far_share, "above", far["share"] > cfg.max_far_share),
+        Check(
+            "length_psi", "length PSI", lengths["psi"], cfg.max_length_psi, "above", lengths["psi"] > cfg.max_length_psi
+        ),
+        Check(
+            "language_psi",
+            "language PSI",
+            languages["psi"],
+            cfg.max_language_psi,
+            "above",
+            languages["psi"] > cfg.max_language_psi,
+        ),
+        Check(
+            "far_share",
+            "share far from training",
+            far["share"],
+            cfg.max_far_share,
+            "above",
+            far["share"] > cfg.max_far_share,
+        ),
     ]
-    reasons = (["embedding shift"] if moved and significant else [])
+    reasons = ["embedding shift"] if moved and significant else []
     reasons += [c.label for c in checks[2:] if c.breached]
     details = {
         "embedding_model": MODEL_NAME,
@@ -108,15 +133,33 @@ def compare(reference: TextSet, current: TextSet, cfg: DriftConfig, cache_dir: s
         "language": languages,
         "far": {k: far[k] for k in ("radius", "clusters", "expected", "share")},
     }
-    result = DriftResult(reference=reference.summary(), current=current.summary(), checks=checks,
-                         flagged=bool(reasons), reasons=reasons, thresholds=cfg.model_dump(), details=details)
-    arrays = {"reference": ref_emb, "current": cur_emb, "reference_lengths": ref_len, "current_lengths": cur_len,
-              "unseen_distances": far["unseen"], "current_distances": far["distances"]}
+    result = DriftResult(
+        reference=reference.summary(),
+        current=current.summary(),
+        checks=checks,
+        flagged=bool(reasons),
+        reasons=reasons,
+        thresholds=cfg.model_dump(),
+        details=details,
+    )
+    arrays = {
+        "reference": ref_emb,
+        "current": cur_emb,
+        "reference_lengths": ref_len,
+        "current_lengths": cur_len,
+        "unseen_distances": far["unseen"],
+        "current_distances": far["distances"],
+    }
     return result, arrays
 
 
-def check_drift(reference: str, current: str, cfg: DriftConfig, curated_root: Path | None = None,
-                cache_dir: str | Path | None = None) -> tuple[DriftResult, dict[str, Any]]:
+def check_drift(
+    reference: str,
+    current: str,
+    cfg: DriftConfig,
+    curated_root: Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[DriftResult, dict[str, Any]]:
     """Reads `reference` (a dataset, its hash, `latest`, or a file) and `current` (a file), then compares them."""
     ref = read_texts(reference, cfg.max_rows, cfg.seed, curated_root, what="reference")
     cur = read_texts(current, cfg.max_rows, cfg.seed, curated_root=None, what="current")

@@ -41,8 +41,14 @@ def plot_drift(result: DriftResult, arrays: dict[str, Any], path: Path, title: s
 
     radius = result.details["far"]["radius"]
     bins = np.linspace(0.0, max(1.0, float(np.max(arrays["current_distances"], initial=0.0))), 40)
-    ax_far.hist(arrays["unseen_distances"], bins=bins, density=True, alpha=0.6, color=REFERENCE_COLOUR,
-                label="reference rows unseen by the clustering")
+    ax_far.hist(
+        arrays["unseen_distances"],
+        bins=bins,
+        density=True,
+        alpha=0.6,
+        color=REFERENCE_COLOUR,
+        label="reference rows unseen by the clustering",
+    )
     ax_far.hist(arrays["current_distances"], bins=bins, density=True, alpha=0.6, color=CURRENT_COLOUR, label="current")
     ax_far.axvline(radius, color="black", linestyle="--", linewidth=1)
     ax_far.text(radius, ax_far.get_ylim()[1] * 0.92, f" radius {radius:.2f}", fontsize=8)
@@ -63,8 +69,10 @@ def plot_drift(result: DriftResult, arrays: dict[str, Any], path: Path, title: s
 
     names = [c.label for c in result.checks]
     # Each statistic as a multiple of its threshold, on a log scale: 1 is the line a check must not cross.
-    ratios = [max(c.value, 1e-6) / c.threshold if c.rule == "above" else c.threshold / max(c.value, 1e-6)
-              for c in result.checks]
+    ratios = [
+        max(c.value, 1e-6) / c.threshold if c.rule == "above" else c.threshold / max(c.value, 1e-6)
+        for c in result.checks
+    ]
     colours = [CURRENT_COLOUR if c.breached else "#2a9d8f" for c in result.checks]
     ax_checks.barh(names, ratios, color=colours)
     ax_checks.axvline(1.0, color="black", linestyle="--", linewidth=1)
@@ -101,8 +109,11 @@ def plot_history(history: list[dict[str, Any]], checks: list, path: Path, title:
     for ax, check in zip(axes, checks):
         values = [h["metrics"].get(f"drift.{check.name}", np.nan) for h in history]
         ax.plot(times, values, marker="o", markersize=3, color="#264653", linewidth=1)
-        breached = [(t, v) for t, v in zip(times, values)
-                    if (v > check.threshold if check.rule == "above" else v < check.threshold)]
+        breached = [
+            (t, v)
+            for t, v in zip(times, values)
+            if (v > check.threshold if check.rule == "above" else v < check.threshold)
+        ]
         if breached:
             ax.scatter(*zip(*breached), color=CURRENT_COLOUR, zorder=3, s=18)
         ax.axhline(check.threshold, color="black", linestyle="--", linewidth=1)

@@ -43,8 +43,9 @@ def _subsample(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return x if len(x) <= k else x[np.sort(rng.choice(len(x), size=k, replace=False))]
 
 
-def mmd_permutation_test(reference: np.ndarray, current: np.ndarray, permutations: int = 1000,
-                         max_rows: int = 500, seed: int = 0) -> dict[str, float]:
+def mmd_permutation_test(
+    reference: np.ndarray, current: np.ndarray, permutations: int = 1000, max_rows: int = 500, seed: int = 0
+) -> dict[str, float]:
     """Biased MMD² (Gaussian kernel) and its permutation p-value, (1 + #{perm >= observed}) / (1 + P).
 
     Each permutation's statistic comes from the same kernel matrix: with s the 0/1 vector that
@@ -79,8 +80,14 @@ def mmd_permutation_test(reference: np.ndarray, current: np.ndarray, permutation
         np.put_along_axis(labels, order, 1.0, axis=1)
         exceed += int(np.sum(mmd2(labels) >= observed - 1e-12))
         done += batch
-    return {"mmd2": observed, "p_value": (1 + exceed) / (1 + permutations), "rows_reference": n,
-            "rows_current": m, "bandwidth": bandwidth, "permutations": permutations}
+    return {
+        "mmd2": observed,
+        "p_value": (1 + exceed) / (1 + permutations),
+        "rows_reference": n,
+        "rows_current": m,
+        "bandwidth": bandwidth,
+        "permutations": permutations,
+    }
 
 
 def psi(reference_shares: Sequence[float], current_shares: Sequence[float]) -> float:
@@ -143,8 +150,14 @@ def nearest_distance(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return 1.0 - np.max(x @ centroids.T, axis=1)
 
 
-def far_share(reference: np.ndarray, current: np.ndarray, clusters: int = 16, quantile: float = 0.95,
-              folds: int = 5, seed: int = 0) -> dict:
+def far_share(
+    reference: np.ndarray,
+    current: np.ndarray,
+    clusters: int = 16,
+    quantile: float = 0.95,
+    folds: int = 5,
+    seed: int = 0,
+) -> dict:
     """Share of current rows farther from every reference centroid than `quantile` of unseen reference rows are.
 
     The radius is cross-fitted: each fold of the reference is measured against centroids fitted
@@ -155,10 +168,20 @@ def far_share(reference: np.ndarray, current: np.ndarray, clusters: int = 16, qu
         raise ValueError(f"far_share needs at least {max(3, folds)} reference rows (got {len(reference)})")
     rng = np.random.default_rng(seed)
     parts = np.array_split(rng.permutation(len(reference)), folds)
-    unseen = np.concatenate([
-        nearest_distance(reference[part], kmeans(np.delete(reference, part, axis=0), clusters, seed)) for part in parts])
+    unseen = np.concatenate(
+        [
+            nearest_distance(reference[part], kmeans(np.delete(reference, part, axis=0), clusters, seed))
+            for part in parts
+        ]
+    )
     radius = float(np.quantile(unseen, quantile))
     centroids = kmeans(reference, clusters, seed)
     distances = nearest_distance(current, centroids)
-    return {"share": float(np.mean(distances > radius)), "radius": radius, "clusters": len(centroids),
-            "expected": 1.0 - quantile, "distances": distances, "unseen": unseen}
+    return {
+        "share": float(np.mean(distances > radius)),
+        "radius": radius,
+        "clusters": len(centroids),
+        "expected": 1.0 - quantile,
+        "distances": distances,
+        "unseen": unseen,
+    }

@@ -21,7 +21,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from llmops.errors import UserError
+from core.errors import UserError
 from tasks.data.read import read_rows
 from tasks.data.records import Ledger, Row
 from tasks.data.validate import normalize_text
@@ -44,8 +44,15 @@ class TextSet:
     dropped: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict:
-        return {"paths": self.paths, "formats": self.formats, "read": self.read, "usable": self.usable,
-                "used": len(self.texts), "sampled_out": self.usable - len(self.texts), "dropped": self.dropped}
+        return {
+            "paths": self.paths,
+            "formats": self.formats,
+            "read": self.read,
+            "usable": self.usable,
+            "used": len(self.texts),
+            "sampled_out": self.usable - len(self.texts),
+            "dropped": self.dropped,
+        }
 
 
 def prompt_text(row: Row) -> str | None:
@@ -82,27 +89,44 @@ def resolve_reference(reference: str, curated_root: Path | None, what: str = "re
     if path.is_dir():
         return _dataset_files(path, what, reference)
     if curated_root is None:  # a current set: only a file or folder can name it
-        raise UserError(f"{what} {reference}", "no such file or folder",
-                        "pass a JSONL (.jsonl, .jsonl.gz) or Parquet file of the inputs to check")
+        raise UserError(
+            f"{what} {reference}",
+            "no such file or folder",
+            "pass a JSONL (.jsonl, .jsonl.gz) or Parquet file of the inputs to check",
+        )
     candidates = sorted(curated_root.glob("*/dataset-*")) if curated_root.is_dir() else []
     where = f"under {curated_root}"
     if reference == "latest":
         if not candidates:
-            raise UserError(f"{what} latest", f"no curated dataset found {where}",
-                            "run `llmops curate` first, or pass a dataset folder or a JSONL file")
+            raise UserError(
+                f"{what} latest",
+                f"no curated dataset found {where}",
+                "run `llmops curate` first, or pass a dataset folder or a JSONL file",
+            )
         return _dataset_files(max(candidates, key=lambda p: p.stat().st_mtime), what, reference)
     key = reference.lower().removeprefix("dataset-")
     if len(key) >= MIN_HASH_PREFIX and all(c in "0123456789abcdef" for c in key):
-        matches = sorted({p.name: p for p in candidates if p.name.removeprefix("dataset-").startswith(key[:16])}.values())
+        matches = sorted(
+            {p.name: p for p in candidates if p.name.removeprefix("dataset-").startswith(key[:16])}.values()
+        )
         if len(matches) == 1:
             return _dataset_files(matches[0], what, reference)
         if len(matches) > 1:
-            raise UserError(f"{what} {reference}", f"matches {len(matches)} curated datasets "
-                            f"({', '.join(p.name for p in matches[:4])})", "give more characters of the hash")
-        raise UserError(f"{what} {reference}", f"no file or folder of that name, and no curated dataset with that hash {where}",
-                        "check the hash with the curate run's llmops.dataset_hash tag, or pass a folder or file")
-    raise UserError(f"{what} {reference}", "no such file or folder",
-                    "pass a dataset-<hash> folder, a JSONL (.jsonl, .jsonl.gz) or Parquet file, a dataset hash, or 'latest'")
+            raise UserError(
+                f"{what} {reference}",
+                f"matches {len(matches)} curated datasets ({', '.join(p.name for p in matches[:4])})",
+                "give more characters of the hash",
+            )
+        raise UserError(
+            f"{what} {reference}",
+            f"no file or folder of that name, and no curated dataset with that hash {where}",
+            "check the hash with the curate run's llmops.dataset_hash tag, or pass a folder or file",
+        )
+    raise UserError(
+        f"{what} {reference}",
+        "no such file or folder",
+        "pass a dataset-<hash> folder, a JSONL (.jsonl, .jsonl.gz) or Parquet file, a dataset hash, or 'latest'",
+    )
 
 
 def _dataset_files(folder: Path, what: str, reference: str) -> list[Path]:
@@ -115,9 +139,12 @@ def _dataset_files(folder: Path, what: str, reference: str) -> list[Path]:
         return _dataset_files(inner[0], what, reference)
     if (folder / "state.json").exists() or (folder / "dataset_dict.json").exists():
         return [folder]  # a datasets save_to_disk folder: the readers take it as is
-    raise UserError(f"{what} {reference}", f"is a folder without {' or '.join(DATASET_FILES)}"
-                    + (f" (it holds {len(inner)} dataset folders)" if inner else ""),
-                    "pass one dataset-<hash> folder written by `llmops curate`, or a file")
+    raise UserError(
+        f"{what} {reference}",
+        f"is a folder without {' or '.join(DATASET_FILES)}"
+        + (f" (it holds {len(inner)} dataset folders)" if inner else ""),
+        "pass one dataset-<hash> folder written by `llmops curate`, or a file",
+    )
 
 
 def _prompts(paths: list[Path], ledger: Ledger, what: str, reference: str) -> Iterator[str]:
@@ -127,8 +154,11 @@ def _prompts(paths: list[Path], ledger: Ledger, what: str, reference: str) -> It
         try:
             return read_rows(path, ledger)
         except ValueError as err:  # no known layout, or a file type the readers do not take
-            raise UserError(f"{what} {reference}", f"cannot be read as rows ({err})".replace("\n", " "),
-                            "pass a JSONL, JSONL.gz or Parquet file in one of the layouts `llmops curate --help` lists") from None
+            raise UserError(
+                f"{what} {reference}",
+                f"cannot be read as rows ({err})".replace("\n", " "),
+                "pass a JSONL, JSONL.gz or Parquet file in one of the layouts `llmops curate --help` lists",
+            ) from None
 
     for row in chain.from_iterable(rows_of(p) for p in paths):
         raw = prompt_text(row)
@@ -160,11 +190,20 @@ def sample(items: Iterable[str], k: int, seed: int) -> tuple[list[str], int]:
     return [item for _, item in sorted(reservoir)], n
 
 
-def read_texts(source: str, max_rows: int, seed: int, curated_root: Path | None = None, what: str = "reference") -> TextSet:
+def read_texts(
+    source: str, max_rows: int, seed: int, curated_root: Path | None = None, what: str = "reference"
+) -> TextSet:
     """The prompt texts of a reference or current set, sampled down to `max_rows`."""
     paths = resolve_reference(source, curated_root, what)
     ledger = Ledger()
     texts, usable = sample(_prompts(paths, ledger, what, source), max_rows, seed)
     formats = {p: dict(c) for p, c in ledger.formats.items()}  # plain dicts: asdict() rebuilds a Counter from its items
-    return TextSet(name=what, paths=[str(p) for p in paths], texts=texts, formats=formats,
-                   read=ledger.read, usable=usable, dropped=dict(sorted(ledger.dropped.items())))
+    return TextSet(
+        name=what,
+        paths=[str(p) for p in paths],
+        texts=texts,
+        formats=formats,
+        read=ledger.read,
+        usable=usable,
+        dropped=dict(sorted(ledger.dropped.items())),
+    )

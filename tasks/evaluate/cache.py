@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from llmops.locks import file_lock
+from core.locks import file_lock
 from tasks.evaluate.suites import Suite
 
 MODEL_KEY_VERSION = "1"
@@ -119,5 +119,7 @@ class ItemCache:
         """All records in suite order; raises while items are still pending."""
         missing = self.pending_items()
         if missing:
-            raise ValueError(f"{len(missing)} of {len(self.suite.items)} items of {self.suite.name!r} have no result yet")
+            raise ValueError(
+                f"{len(missing)} of {len(self.suite.items)} items of {self.suite.name!r} have no result yet"
+            )
         return [self._records[item["id"]] for item in self.suite.items]

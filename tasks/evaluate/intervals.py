@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-
 # Largest index matrix (rows x items) a bootstrap builds at once: about 32 MB of int64.
 _BOOTSTRAP_CHUNK_CELLS = 4_000_000
 
@@ -32,7 +31,6 @@ def resample_indices(rng: np.random.Generator, n: int, n_resamples: int) -> Iter
         k = min(rows, n_resamples - done)
         yield rng.integers(0, n, size=(k, n))
         done += k
-
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -128,4 +126,10 @@ def mean_interval(
     if n < 2:
         return {"mean": mean, "ci_low": None, "ci_high": None, "n": n, "method": "none (one item)"}
     low, high = bootstrap_mean_interval(x, confidence, bounds, n_resamples, seed)
-    return {"mean": mean, "ci_low": low, "ci_high": high, "n": n, "method": f"percentile bootstrap ({n_resamples} resamples)"}
+    return {
+        "mean": mean,
+        "ci_low": low,
+        "ci_high": high,
+        "n": n,
+        "method": f"percentile bootstrap ({n_resamples} resamples)",
+    }

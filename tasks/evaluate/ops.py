@@ -17,40 +17,7 @@ from __future__ import annotations
 import math
 import time
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-
-class Price(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    input_per_1m: float = Field(ge=0, description="USD per 1M input tokens")
-    output_per_1m: float = Field(ge=0, description="USD per 1M output tokens")
-
-
-# Published list prices in USD per 1M tokens, as remembered when this file was written: check them
-# against the providers' current price pages before quoting any cost from this table.
-DEFAULT_PRICES = {
-    "gpt-4o": {"input_per_1m": 2.50, "output_per_1m": 10.00},
-    "gpt-4o-mini": {"input_per_1m": 0.15, "output_per_1m": 0.60},
-    "claude-3-5-sonnet": {"input_per_1m": 3.00, "output_per_1m": 15.00},
-    "claude-3-5-haiku": {"input_per_1m": 0.80, "output_per_1m": 4.00},
-}
-
-
-class CostConfig(BaseModel):
-    """How to price a query: an API model's token prices when `model_price` names one, else the
-    self-hosted cost of the measured generation time at `gpu_hour_usd`."""
-
-    model_config = ConfigDict(extra="forbid")
-    model_price: str | None = Field(None, description="a price_table entry; None = self-hosted")
-    price_table: dict[str, Price] = Field(default_factory=lambda: {k: Price(**v) for k, v in DEFAULT_PRICES.items()})
-    gpu_hour_usd: float = Field(2.0, ge=0, description="USD per hour of the accelerator that serves the model")
-
-    @model_validator(mode="after")
-    def _known_price(self) -> "CostConfig":
-        if self.model_price is not None and self.model_price not in self.price_table:
-            raise ValueError(f"model_price {self.model_price!r} is not in price_table; "
-                             f"choose one of {', '.join(sorted(self.price_table))} or add it to price_table")
-        return self
+from configs.cost import CostConfig
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
@@ -68,8 +35,9 @@ def _count_new_tokens(row: list[int], eos: set[int]) -> int:
     return len(row)
 
 
-def measure_generation(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,
-                       chat: bool = True) -> list[dict]:
+def measure_generation(
+    model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, chat: bool = True
+) -> list[dict]:
     """Greedy generation with timings, one record per prompt, in order.
 
     Records: `output`, `latency_s` (the batch's wall time), `ttft_s` (the batch's one-token
@@ -84,8 +52,16 @@ def measure_generation(model, tokenizer, prompts: list[str], max_new_tokens: int
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def encode(chunk: list[str]):
-        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
-                 for p in chunk] if use_template else chunk
+        texts = (
+            [
+                tokenizer.apply_chat_template(
+                    [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False
+                )
+                for p in chunk
+            ]
+            if use_template
+            else chunk
+        )
         return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not use_template).to(device)
 
     def timed_generate(enc, n_tokens: int):
@@ -93,8 +69,9 @@ def measure_generation(model, tokenizer, prompts: list[str], max_new_tokens: int
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out = model.generate(**enc, max_new_tokens=n_tokens, do_sample=False, pad_token_id=pad_id,
-                                 eos_token_id=sorted(eos) or None)
+            out = model.generate(
+                **enc, max_new_tokens=n_tokens, do_sample=False, pad_token_id=pad_id, eos_token_id=sorted(eos) or None
+            )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return out, time.perf_counter() - t0
@@ -110,14 +87,19 @@ def measure_generation(model, tokenizer, prompts: list[str], max_new_tokens: int
             enc = encode(chunk)
             _, ttft = timed_generate(enc, 1)
             out, seconds = timed_generate(enc, max_new_tokens)
-            new_tokens = out[:, enc["input_ids"].shape[1]:].tolist()
+            new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()
             for row, mask in zip(new_tokens, enc["attention_mask"]):
                 n_out = _count_new_tokens(row, eos)
-                records.append({
-                    "output": tokenizer.decode(row[:n_out], skip_special_tokens=True).strip(),
-                    "latency_s": seconds, "ttft_s": ttft, "input_tokens": int(mask.sum()),
-                    "output_tokens": n_out, "batch_size": len(chunk),
-                })
+                records.append(
+                    {
+                        "output": tokenizer.decode(row[:n_out], skip_special_tokens=True).strip(),
+                        "latency_s": seconds,
+                        "ttft_s": ttft,
+                        "input_tokens": int(mask.sum()),
+                        "output_tokens": n_out,
+                        "batch_size": len(chunk),
+                    }
+                )
     finally:
         tokenizer.padding_side = side
     return records

@@ -19,7 +19,7 @@ def plot_scores(scores: dict[str, list[float]], path: Path, title: str) -> Path:
     errors = [[m - lo for m, (lo, _) in zip(means, bounds)], [hi - m for m, (_, hi) in zip(means, bounds)]]
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=110)
     colours = {"candidate": "#2a9d8f", "champion": "#e9c46a", "base": "#8d99ae"}
-    ax.bar(labels, means, yerr=errors, capsize=6, color=[colours.get(l, "#577590") for l in labels])
+    ax.bar(labels, means, yerr=errors, capsize=6, color=[colours.get(label, "#577590") for label in labels])
     for x, m in enumerate(means):
         ax.text(x, m + 0.02, f"{m:.2f}", ha="center", va="bottom", fontsize=9)
     ax.set_ylim(0, 1.05)

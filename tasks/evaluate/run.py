@@ -9,18 +9,18 @@ the next model evaluated has the GPU to itself.
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from pathlib import Path
 
-import hashlib
-
+from configs.prompts import IDENTITY
 from configs.schema import EvalConfig
 from tasks.evaluate.cache import ItemCache, model_key
-from tasks.model.load import Placement, generation_placement
-from tasks.evaluate.ops import CostConfig, measure_generation, summarise_ops
+from tasks.evaluate.ops import measure_generation, summarise_ops
 from tasks.evaluate.safety import summarise_probes
 from tasks.evaluate.suites import Suite, score_outputs
-from tasks.prompts import IDENTITY, render_prompt
+from tasks.model.load import Placement, generation_placement
+from tasks.prompts import render_prompt
 
 # The model's prompt template frames the task suites it was trained for; the bundled suites are asked plainly.
 TASK_SUITES = {"arithmetic", "held-out"}
@@ -39,8 +39,15 @@ def cache_key(model_dir: str, placement: Placement, template: str = IDENTITY) ->
     return key
 
 
-def evaluate_model(model_dir: str, suites: list[Suite], cfg: EvalConfig, cache_root: str,
-                   placement: Placement | None = None, template: str = IDENTITY, base: str | None = None) -> dict:
+def evaluate_model(
+    model_dir: str,
+    suites: list[Suite],
+    cfg: EvalConfig,
+    cache_root: str,
+    placement: Placement | None = None,
+    template: str = IDENTITY,
+    base: str | None = None,
+) -> dict:
     """Scores one model on every suite. `template` is the model's prompt (applied to the task suites);
     `base` overrides the base an adapter names (a local copy of it)."""
     placement = placement or Placement()
@@ -68,11 +75,13 @@ def _evaluate_suites(model_dir, suites, cfg, cache_root, keys, placement, templa
         max_new = max(cfg.max_new_tokens, MIN_NEW_TOKENS.get(suite.name, 0))
         for start in range(0, len(pending), cfg.batch_size):
             chunk = pending[start : start + cfg.batch_size]
-            records = measure_generation(*loaded, [render_prompt(suite_template, i["question"]) for i in chunk], max_new, cfg.batch_size)
+            records = measure_generation(
+                *loaded, [render_prompt(suite_template, i["question"]) for i in chunk], max_new, cfg.batch_size
+            )
             cache.put_many([{"id": item["id"], **rec} for item, rec in zip(chunk, records)])
         rows = cache.results()
         scores = score_outputs(suite, [r["output"] for r in rows])
-        ops = summarise_ops(rows, CostConfig.model_validate(cfg.cost))
+        ops = summarise_ops(rows, cfg.cost)
         refs = [i.get("reference") or (i["target"] if suite.scorer == "reference" else None) for i in suite.items]
         out[suite.name] = {
             "version": suite.version,
@@ -99,7 +108,6 @@ def bleu_stats(outputs: list[str], references: list[str]) -> list[list[float]]:
     return [[float(x) for x in bleu._extract_corpus_statistics([o], [[r]])[0]] for o, r in zip(outputs, references)]
 
 
-
 def harness_metric_name(key: str) -> str:
     """lm-eval's `exact_match,flexible-extract` as a gate-friendly `exact_match_flexible-extract`."""
     return key.replace(",", "_")
@@ -109,14 +117,27 @@ def evaluate_harness(model_dir: str, tasks: list[str], eval_path: str, limit: in
     """lm-eval tasks as extra suites, with per-item scores so the gate can pair them."""
     from tasks.evaluate.harness import run_harness
 
-    raw = run_harness(model_dir, tasks, data_files={t: eval_path for t in tasks if t.startswith("llmops_")}, limit=limit)
+    raw = run_harness(
+        model_dir, tasks, data_files={t: eval_path for t in tasks if t.startswith("llmops_")}, limit=limit
+    )
     out = {}
     for name in tasks:
         items = raw[name]["items"]
-        scores = {harness_metric_name(k): [float(i["metrics"][k]) for i in items] for k in items[0]["metrics"]} if items else {}
-        out[name] = {"version": f"lm-eval-{raw['_run']['lm_eval_version']}", "n": len(items),
-                     "ids": [str(i["id"]) for i in items], "groups": None, "scores": scores,
-                     "means": {m: statistics.fmean(v) for m, v in scores.items()},
-                     "outputs": [i["response"] for i in items], "ops": {}, "probes": None, "bleu_stats": None}
+        scores = (
+            {harness_metric_name(k): [float(i["metrics"][k]) for i in items] for k in items[0]["metrics"]}
+            if items
+            else {}
+        )
+        out[name] = {
+            "version": f"lm-eval-{raw['_run']['lm_eval_version']}",
+            "n": len(items),
+            "ids": [str(i["id"]) for i in items],
+            "groups": None,
+            "scores": scores,
+            "means": {m: statistics.fmean(v) for m, v in scores.items()},
+            "outputs": [i["response"] for i in items],
+            "ops": {},
+            "probes": None,
+            "bleu_stats": None,
+        }
     return out
-

@@ -45,7 +45,12 @@ SUITE_SCORERS = {"arithmetic": "final_number", "json-format": "json_schema", "he
 # Bump a scorer's version when its rule changes, so old cached results and scores are not reused.
 SCORER_VERSIONS = {"final_number": "1", "json_schema": "1", "reference": "1", "probe": "1"}
 BINARY_METRICS = frozenset({"exact_match", "json_valid", "schema_match", "probe_pass"})
-PRIMARY_METRIC = {"final_number": "exact_match", "json_schema": "schema_match", "reference": "rouge_l", "probe": "probe_pass"}
+PRIMARY_METRIC = {
+    "final_number": "exact_match",
+    "json_schema": "schema_match",
+    "reference": "rouge_l",
+    "probe": "probe_pass",
+}
 JSON_TYPES = ("str", "int", "float", "bool", "dict", "list", "list[str]", "list[int]", "list[float]", "list[bool]")
 
 
@@ -76,6 +81,7 @@ class Suite:
 
 
 # ---------------------------------------------------------------- loading
+
 
 def _read_rows(path: Path):
     with open(path, encoding="utf-8") as f:
@@ -120,7 +126,12 @@ def _json_items(path: Path, limit: int | None) -> list[dict]:
         unknown = sorted({t for t in schema.values() if t not in JSON_TYPES}, key=str)
         if unknown:
             raise ValueError(f"{where}: unknown type names {unknown} in 'schema'; use {', '.join(JSON_TYPES)}")
-        item = {"id": str(row.get("id", lineno)), "question": row["question"], "target": json.dumps(schema), "schema": schema}
+        item = {
+            "id": str(row.get("id", lineno)),
+            "question": row["question"],
+            "target": json.dumps(schema),
+            "schema": schema,
+        }
         if "group" in row:
             item["group"] = str(row["group"])
         items.append(item)
@@ -136,14 +147,23 @@ def _held_out_items(path: Path, limit: int | None) -> list[dict]:
         if isinstance(messages, list) and messages:
             last = messages[-1]
             users = [m for m in messages[:-1] if isinstance(m, dict) and m.get("role") == "user"]
-            if not isinstance(last, dict) or last.get("role") != "assistant" or not isinstance(last.get("content"), str) or not users:
-                raise ValueError(f"{where}: a chat row must end with an assistant turn (the reference) after a user turn")
+            if (
+                not isinstance(last, dict)
+                or last.get("role") != "assistant"
+                or not isinstance(last.get("content"), str)
+                or not users
+            ):
+                raise ValueError(
+                    f"{where}: a chat row must end with an assistant turn (the reference) after a user turn"
+                )
             item |= {"question": users[-1]["content"], "target": last["content"], "messages": messages[:-1]}
         elif isinstance(row.get("question"), str) and isinstance(row.get("target"), str):
             item |= {"question": row["question"], "target": row["target"]}
         else:
-            raise ValueError(f"{where}: a held-out row needs 'question' and 'target', or chat 'messages' "
-                             f"ending in the reference assistant turn (found keys: {sorted(row)})")
+            raise ValueError(
+                f"{where}: a held-out row needs 'question' and 'target', or chat 'messages' "
+                f"ending in the reference assistant turn (found keys: {sorted(row)})"
+            )
         if "group" in row:
             item["group"] = str(row["group"])
         items.append(item)
@@ -156,8 +176,15 @@ def _safety_items(path: Path, limit: int | None) -> list[dict]:
     items = []
     for lineno, row in _read_rows(path):
         probe = safety.check_probe_row(row, f"{path} line {lineno}")
-        items.append({"id": str(row.get("id", lineno)), "question": row["question"],
-                      "target": safety.expectation(probe), "group": probe["kind"], "probe": probe})
+        items.append(
+            {
+                "id": str(row.get("id", lineno)),
+                "question": row["question"],
+                "target": safety.expectation(probe),
+                "group": probe["kind"],
+                "probe": probe,
+            }
+        )
     return _take(items, limit)
 
 
@@ -229,11 +256,16 @@ def json_scores(schema: dict, output: str) -> tuple[float, float]:
     value = parse_json_output(output)
     if value is _NOT_JSON:
         return 0.0, 0.0
-    ok = isinstance(value, dict) and set(value) == set(schema) and all(matches_type(value[k], t) for k, t in schema.items())
+    ok = (
+        isinstance(value, dict)
+        and set(value) == set(schema)
+        and all(matches_type(value[k], t) for k, t in schema.items())
+    )
     return 1.0, float(ok)
 
 
 # ---------------------------------------------------------------- scoring
+
 
 def normalise_text(text: str) -> str:
     """For exact match on free text: NFKC, lower case, punctuation dropped, spaces collapsed."""
@@ -245,8 +277,10 @@ GRADED_METRICS = ("rouge_l", "chrf", "semantic_similarity")  # per-item scores a
 
 
 def _graded(predictions: list[str], references: list[str]) -> dict[str, list[float]]:
-    return {name: load_metric(name).compute(predictions=predictions, references=references)["scores"]
-            for name in GRADED_METRICS}
+    return {
+        name: load_metric(name).compute(predictions=predictions, references=references)["scores"]
+        for name in GRADED_METRICS
+    }
 
 
 def _has_references(suite: Suite) -> bool:
@@ -260,8 +294,11 @@ def score_outputs(suite: Suite, outputs: list[str]) -> dict[str, list[float]]:
     items = suite.items
     if suite.scorer == "final_number":
         predictions = [extract_final_number(o) for o in outputs]
-        scores = {"exact_match": load_metric("exact_match").compute(
-            predictions=predictions, references=[i["target"] for i in items])["scores"]}
+        scores = {
+            "exact_match": load_metric("exact_match").compute(
+                predictions=predictions, references=[i["target"] for i in items]
+            )["scores"]
+        }
         if _has_references(suite):
             scores |= _graded(list(outputs), [i["reference"] for i in items])
         return scores
@@ -269,9 +306,12 @@ def score_outputs(suite: Suite, outputs: list[str]) -> dict[str, list[float]]:
         pairs = [json_scores(i["schema"], o) for i, o in zip(items, outputs)]
         return {"json_valid": [p[0] for p in pairs], "schema_match": [p[1] for p in pairs]}
     if suite.scorer == "reference":
-        scores = {"exact_match": load_metric("exact_match").compute(
-            predictions=[normalise_text(o) for o in outputs],
-            references=[normalise_text(i["target"]) for i in items])["scores"]}
+        scores = {
+            "exact_match": load_metric("exact_match").compute(
+                predictions=[normalise_text(o) for o in outputs],
+                references=[normalise_text(i["target"]) for i in items],
+            )["scores"]
+        }
         return scores | _graded(list(outputs), [i["target"] for i in items])
     return {"probe_pass": [float(safety.probe_pass(i["probe"], o)) for i, o in zip(items, outputs)]}
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from llmops.errors import UserError
+from core.errors import UserError
 
 TRAINING_RECORD = "llmops_training.json"
 BASE_RECORD = "llmops_base.json"
@@ -61,9 +61,12 @@ def resolve_device(requested: str) -> str:
 
 def training_placement(train, model) -> Placement:
     """From `TrainConfig` and `ModelConfig`: the base a training run loads."""
-    return Placement(device=resolve_device(train.device), precision=train.precision,
-                     quant_bits=train.quant_bits if train.method == "qlora" else None,
-                     attn_implementation=model.attn_implementation)
+    return Placement(
+        device=resolve_device(train.device),
+        precision=train.precision,
+        quant_bits=train.quant_bits if train.method == "qlora" else None,
+        attn_implementation=model.attn_implementation,
+    )
 
 
 def eval_placement(evaluation, model) -> Placement:
@@ -99,9 +102,11 @@ def adapter_base(folder: str | Path, override: str | None = None) -> str:
     name = recorded.get("name_or_path") or configured
     if Path(name).is_dir() or not recorded.get("local", name.startswith(("/", "."))):
         return name
-    raise UserError(f"adapter {folder}", f"its base model {name} is not on this machine "
-                    f"(content hash {recorded.get('content_hash', '?')})",
-                    "set model.base to a copy of that base model (or --set model.base=PATH)")
+    raise UserError(
+        f"adapter {folder}",
+        f"its base model {name} is not on this machine (content hash {recorded.get('content_hash', '?')})",
+        "set model.base to a copy of that base model (or --set model.base=PATH)",
+    )
 
 
 def device_map(placement: Placement) -> dict[str, int] | None:
@@ -131,9 +136,14 @@ def load_base(name_or_path: str, placement: Placement):
 
         compute = torch.float32 if placement.precision == "fp32" else placement.torch_dtype
         kwargs["quantization_config"] = (
-            BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
-                               bnb_4bit_use_double_quant=True)
-            if placement.quant_bits == 4 else BitsAndBytesConfig(load_in_8bit=True)
+            BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=compute,
+                bnb_4bit_use_double_quant=True,
+            )
+            if placement.quant_bits == 4
+            else BitsAndBytesConfig(load_in_8bit=True)
         )
         kwargs["dtype"] = compute
     dmap = device_map(placement)
@@ -152,8 +162,9 @@ def load_for_training(base: str, placement: Placement, activation_checkpointing:
     return model
 
 
-def load_trainable_adapter(folder: str, placement: Placement, activation_checkpointing: bool = False,
-                           base_override: str | None = None):
+def load_trainable_adapter(
+    folder: str, placement: Placement, activation_checkpointing: bool = False, base_override: str | None = None
+):
     """An adapter to continue training (preference tuning after SFT), on its base, placed as configured."""
     from peft import PeftModel
 
@@ -165,8 +176,9 @@ def generation_placement(folder: str | Path, placement: Placement) -> Placement:
     """A QLoRA adapter is evaluated as it was trained: on its k-bit base, adapter unmerged."""
     trained = read_record(folder, TRAINING_RECORD)
     if trained.get("method") == "qlora" and is_adapter(folder):
-        return Placement(placement.device, placement.precision, int(trained.get("quant_bits", 4)),
-                         placement.attn_implementation)
+        return Placement(
+            placement.device, placement.precision, int(trained.get("quant_bits", 4)), placement.attn_implementation
+        )
     return placement
 
 

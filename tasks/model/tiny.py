@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from configs.schema import TinyModelConfig
-from llmops.locks import file_lock
+from core.locks import file_lock
 from tasks.data import demo
 
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
@@ -52,7 +52,10 @@ def build_tokenizer(corpus: list[str], vocab_size: int):
     )
     tok.train_from_iterator(corpus, trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|end|>", pad_token="<|pad|>",
+        tokenizer_object=tok,
+        bos_token="<|bos|>",
+        eos_token="<|end|>",
+        pad_token="<|pad|>",
         additional_special_tokens=["<|system|>", "<|user|>", "<|assistant|>"],
     )
     fast.chat_template = CHAT_TEMPLATE
@@ -72,7 +75,9 @@ def tokenizer_corpus(seed: int) -> list[str]:
     return lines
 
 
-def pretrain(model, tokenizer, corpus: list[str], steps: int, seed: int, seq_len: int = 64, batch: int = 16) -> list[float]:
+def pretrain(
+    model, tokenizer, corpus: list[str], steps: int, seed: int, seq_len: int = 64, batch: int = 16
+) -> list[float]:
     """A short causal-LM pre-training loop on packed prose; returns the loss curve."""
     import torch
 
@@ -152,4 +157,3 @@ def _build(cfg: TinyModelConfig, out: Path) -> None:
     marker = {"config": cfg.model_dump(), "parameters": n_params, "pretrain_losses": losses}
     (tmp / DONE_MARKER).write_text(json.dumps(marker))
     tmp.rename(out)
-

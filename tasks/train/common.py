@@ -27,8 +27,9 @@ def default_save_steps(cfg: TrainConfig, max_steps: int) -> int:
     return cfg.save_steps or max(1, max_steps // 10)
 
 
-def shared_trainer_args(cfg: TrainConfig, placement: Placement, out: Path, name: str, max_steps: int,
-                        log_points: int) -> dict[str, Any]:
+def shared_trainer_args(
+    cfg: TrainConfig, placement: Placement, out: Path, name: str, max_steps: int, log_points: int
+) -> dict[str, Any]:
     """The trainer settings every method shares: schedule, logging, checkpoints, device and precision."""
     return {
         "output_dir": str(out / f"checkpoints-{name}"),
@@ -55,8 +56,11 @@ def build_lora_config(cfg: TrainConfig):
     from peft import LoraConfig
 
     return LoraConfig(
-        r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-        target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM",
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=cfg.lora.target_modules,
+        task_type="CAUSAL_LM",
     )
 
 
@@ -85,15 +89,22 @@ def prompt_tokens(tokenizer, prompt: list[dict]) -> int:
     return len(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
 
-def answerless_rows(examples: list[dict], tokenizer, max_length: int, out: Path, stage: str,
-                    max_fraction: float, section: str | None = None) -> tuple[list[dict], dict[str, Any]]:
+def answerless_rows(
+    examples: list[dict],
+    tokenizer,
+    max_length: int,
+    out: Path,
+    stage: str,
+    max_fraction: float,
+    section: str | None = None,
+) -> tuple[list[dict], dict[str, Any]]:
     """Rows whose prompt alone fills `max_length` tokens: truncation leaves them no answer token (trl
     drops them; SFT packed, or ORPO, would keep them with no answer to learn). Returns the other rows,
     which are what trains, and a report. The dropped ones are written to `<stage>_dropped.jsonl` with
     the reason, so no row is lost unrecorded. When more than `max_fraction` of the rows are such (or
     all of them), training stops before it starts, saying which setting to change:
     `train.<section>.max_length` (section: `sft`, or `preference` for dpo, orpo and kto)."""
-    from llmops.errors import UserError
+    from core.errors import UserError
 
     section = section or stage
 
@@ -103,20 +114,31 @@ def answerless_rows(examples: list[dict], tokenizer, max_length: int, out: Path,
     path = out / f"{stage}_dropped.jsonl"
     with open(path, "w", encoding="utf-8") as f:
         for ex, n in lost:
-            f.write(json.dumps({"id": ex["id"], "reason": "prompt_fills_max_length", "prompt_tokens": n,
-                                "max_length": max_length}) + "\n")
-    report = {"rows": len(examples), "dropped_prompt_fills_max_length": len(lost), "dropped_path": str(path),
-              "longest_prompt_tokens": max(lengths, default=0), "setting": f"train.{section}.max_length"}
+            f.write(
+                json.dumps(
+                    {"id": ex["id"], "reason": "prompt_fills_max_length", "prompt_tokens": n, "max_length": max_length}
+                )
+                + "\n"
+            )
+    report = {
+        "rows": len(examples),
+        "dropped_prompt_fills_max_length": len(lost),
+        "dropped_path": str(path),
+        "longest_prompt_tokens": max(lengths, default=0),
+        "setting": f"train.{section}.max_length",
+    }
     if examples and (len(lost) / len(examples) > max_fraction or len(lost) == len(examples)):
         p95 = sorted(lengths)[int(0.95 * (len(lengths) - 1))]
-        raise UserError(f"train.{section}.max_length={max_length}",
-                        f"{len(lost)} of {len(examples)} training rows ({len(lost) / len(examples):.0%}) have a prompt "
-                        f"of {max_length} tokens or more, so truncation would leave them no answer to learn "
-                        f"(e.g. row {lost[0][0]['id']}: {lost[0][1]} tokens; the longest: {report['longest_prompt_tokens']})",
-                        f"raise train.{section}.max_length above {p95} tokens plus the answer's length (95% of the "
-                        f"prompts have at most {p95}), "
-                        f"shorten the prompt template, or accept the loss with train.{section}.max_dropped_fraction "
-                        f"(now {max_fraction}); the rows are listed in {path}")
+        raise UserError(
+            f"train.{section}.max_length={max_length}",
+            f"{len(lost)} of {len(examples)} training rows ({len(lost) / len(examples):.0%}) have a prompt "
+            f"of {max_length} tokens or more, so truncation would leave them no answer to learn "
+            f"(e.g. row {lost[0][0]['id']}: {lost[0][1]} tokens; the longest: {report['longest_prompt_tokens']})",
+            f"raise train.{section}.max_length above {p95} tokens plus the answer's length (95% of the "
+            f"prompts have at most {p95}), "
+            f"shorten the prompt template, or accept the loss with train.{section}.max_dropped_fraction "
+            f"(now {max_fraction}); the rows are listed in {path}",
+        )
     return [ex for ex, n in zip(examples, lengths) if n < max_length], report
 
 
@@ -168,8 +190,15 @@ def last_checkpoint(out: Path, name: str) -> str | None:
     import shutil
 
     folder = out / f"checkpoints-{name}"
-    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]) if p.name.rsplit("-", 1)[1].isdigit() else -1,
-                   reverse=True) if folder.is_dir() else []
+    found = (
+        sorted(
+            folder.glob("checkpoint-*"),
+            key=lambda p: int(p.name.rsplit("-", 1)[1]) if p.name.rsplit("-", 1)[1].isdigit() else -1,
+            reverse=True,
+        )
+        if folder.is_dir()
+        else []
+    )
     for checkpoint in found:
         try:
             json.loads((checkpoint / "trainer_state.json").read_text())
@@ -209,14 +238,18 @@ def write_examples(trainer, tokenizer, out: Path, name: str) -> Path:
     dataset = trainer.train_dataset
     with open(path, "w", encoding="utf-8") as f:
         for row in dataset.select(range(min(EXAMPLES_KEPT, len(dataset)))):
-            decoded = {key: tokenizer.decode(ids) for key, ids in row.items()
-                       if key.endswith("_ids") and isinstance(ids, list) and ids and isinstance(ids[0], int)}
+            decoded = {
+                key: tokenizer.decode(ids)
+                for key, ids in row.items()
+                if key.endswith("_ids") and isinstance(ids, list) and ids and isinstance(ids[0], int)
+            }
             f.write(json.dumps(decoded, ensure_ascii=False) + "\n")
     return path
 
 
-def run_and_save(trainer, tokenizer, out: Path, name: str, logger, meter, records: dict[str, Any],
-                 rows: dict[str, Any] | None = None) -> dict:
+def run_and_save(
+    trainer, tokenizer, out: Path, name: str, logger, meter, records: dict[str, Any], rows: dict[str, Any] | None = None
+) -> dict:
     """Trains (from the last checkpoint if there is one), saves the result as `out/name` with its
     tokenizer and records, and writes `out/<name>_summary.json` and `out/<name>_examples.jsonl`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -231,19 +264,32 @@ def run_and_save(trainer, tokenizer, out: Path, name: str, logger, meter, record
     tokenizer.save_pretrained(final)
     for filename, payload in records.items():
         (final / filename).write_text(json.dumps(payload, indent=1))
-    summary = {"path": str(final), "train_loss": float(result.training_loss), "seconds": seconds,
-               "steps": int(result.global_step), "resumed_from": resume, "history": logger.history,
-               "examples": str(examples), "rows": rows or {},
-               "throughput": meter.summary(seconds)}
+    summary = {
+        "path": str(final),
+        "train_loss": float(result.training_loss),
+        "seconds": seconds,
+        "steps": int(result.global_step),
+        "resumed_from": resume,
+        "history": logger.history,
+        "examples": str(examples),
+        "rows": rows or {},
+        "throughput": meter.summary(seconds),
+    }
     (out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 
 def training_records(cfg: TrainConfig, placement: Placement, base: str, stage: str) -> dict[str, Any]:
     """What an adapter folder carries so any machine can load it the way it was trained."""
-    return {TRAINING_RECORD: {"method": cfg.method, "quant_bits": placement.quant_bits, "precision": cfg.precision,
-                              "stage": stage},
-            BASE_RECORD: base_reference(base)}
+    return {
+        TRAINING_RECORD: {
+            "method": cfg.method,
+            "quant_bits": placement.quant_bits,
+            "precision": cfg.precision,
+            "stage": stage,
+        },
+        BASE_RECORD: base_reference(base),
+    }
 
 
 def inherited_base(sft_dir: str) -> str:

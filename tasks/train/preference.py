@@ -20,16 +20,29 @@ from pathlib import Path
 from configs.schema import ModelConfig, TrainConfig
 from tasks.model.load import is_adapter, load_for_training, load_tokenizer, load_trainable_adapter, training_placement
 from tasks.train.common import (
-    StepSink, answerless_rows, build_lora_config, finished, inherited_base, make_step_logger, pref_examples, run_and_save,
-    shared_trainer_args, training_records,
+    StepSink,
+    answerless_rows,
+    build_lora_config,
+    finished,
+    inherited_base,
+    make_step_logger,
+    pref_examples,
+    run_and_save,
+    shared_trainer_args,
+    training_records,
 )
 from tasks.train.throughput import ThroughputMeter
 
 
 def _trainer_for(method: str, cfg: TrainConfig, common: dict):
     p = cfg.preference
-    settings = dict(common, learning_rate=p.learning_rate, per_device_train_batch_size=p.batch_size,
-                    beta=p.beta, max_length=p.max_length)
+    settings = dict(
+        common,
+        learning_rate=p.learning_rate,
+        per_device_train_batch_size=p.batch_size,
+        beta=p.beta,
+        max_length=p.max_length,
+    )
     if method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
@@ -43,8 +56,15 @@ def _trainer_for(method: str, cfg: TrainConfig, common: dict):
     return ORPOTrainer, ORPOConfig(**settings)
 
 
-def train_preference(sft_dir: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str,
-                     on_log: StepSink | None = None, model_cfg: ModelConfig | None = None) -> dict:
+def train_preference(
+    sft_dir: str,
+    data_path: str,
+    template: str,
+    cfg: TrainConfig,
+    out_dir: str,
+    on_log: StepSink | None = None,
+    model_cfg: ModelConfig | None = None,
+) -> dict:
     """`sft_dir`: the SFT result to continue from, or the base model when there was no SFT."""
     from datasets import Dataset
 
@@ -56,20 +76,27 @@ def train_preference(sft_dir: str, data_path: str, template: str, cfg: TrainConf
     placement = training_placement(cfg, model_cfg or ModelConfig())
     tokenizer = load_tokenizer(sft_dir)
     p = cfg.preference
-    kept, rows = answerless_rows(pref_examples(data_path, template), tokenizer, p.max_length, out, method,
-                                 p.max_dropped_fraction, "preference")  # before any model loads
+    kept, rows = answerless_rows(
+        pref_examples(data_path, template), tokenizer, p.max_length, out, method, p.max_dropped_fraction, "preference"
+    )  # before any model loads
     fresh_adapter = cfg.method != "full" and not is_adapter(sft_dir)  # no SFT ran: start from the base
     if is_adapter(sft_dir):
         model = load_trainable_adapter(sft_dir, placement, cfg.activation_checkpointing)
     else:
         model = load_for_training(sft_dir, placement, cfg.activation_checkpointing)
-    trainer_class, args = _trainer_for(method, cfg, shared_trainer_args(cfg, placement, out, method,
-                                                                        cfg.preference.max_steps, log_points=30))
+    trainer_class, args = _trainer_for(
+        method, cfg, shared_trainer_args(cfg, placement, out, method, cfg.preference.max_steps, log_points=30)
+    )
     logger = make_step_logger(method, on_log)
     pairs = Dataset.from_list([{k: ex[k] for k in ("prompt", "chosen", "rejected")} for ex in kept])
-    trainer = trainer_class(model=model, args=args, train_dataset=pairs,
-                            processing_class=tokenizer, callbacks=[logger],
-                            peft_config=build_lora_config(cfg) if fresh_adapter else None)
+    trainer = trainer_class(
+        model=model,
+        args=args,
+        train_dataset=pairs,
+        processing_class=tokenizer,
+        callbacks=[logger],
+        peft_config=build_lora_config(cfg) if fresh_adapter else None,
+    )
     meter = ThroughputMeter(trainer, placement.device, full_weights=cfg.method == "full")
     records = training_records(cfg, placement, inherited_base(sft_dir), method)
     return run_and_save(trainer, tokenizer, out, method, logger, meter, records, rows)

@@ -18,14 +18,29 @@ from pathlib import Path
 from configs.schema import ModelConfig, TrainConfig
 from tasks.model.load import load_for_training, load_tokenizer, training_placement
 from tasks.train.common import (
-    StepSink, answerless_rows, build_lora_config, finished, make_step_logger, run_and_save, sft_examples,
-    shared_trainer_args, training_records,
+    StepSink,
+    answerless_rows,
+    build_lora_config,
+    finished,
+    make_step_logger,
+    run_and_save,
+    sft_examples,
+    shared_trainer_args,
+    training_records,
 )
 from tasks.train.throughput import ThroughputMeter
 
 
-def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_dir: str,
-              on_log: StepSink | None = None, model_cfg: ModelConfig | None = None, callbacks: list | None = None) -> dict:
+def train_sft(
+    base: str,
+    data_path: str,
+    template: str,
+    cfg: TrainConfig,
+    out_dir: str,
+    on_log: StepSink | None = None,
+    model_cfg: ModelConfig | None = None,
+    callbacks: list | None = None,
+) -> dict:
     """`callbacks`: extra transformers `TrainerCallback`s, e.g. bench/train.py's step clock, which times
     the same steps of this trainer and of a plain-TRL one."""
     from datasets import Dataset
@@ -60,5 +75,6 @@ def train_sft(base: str, data_path: str, template: str, cfg: TrainConfig, out_di
         callbacks=[logger, *(callbacks or [])],
     )
     meter = ThroughputMeter(trainer, placement.device, full_weights=cfg.method == "full")
-    return run_and_save(trainer, tokenizer, out, "sft", logger, meter, training_records(cfg, placement, base, "sft"),
-                        rows)
+    return run_and_save(
+        trainer, tokenizer, out, "sft", logger, meter, training_records(cfg, placement, base, "sft"), rows
+    )

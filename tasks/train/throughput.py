@@ -22,8 +22,19 @@ import threading
 from typing import Any
 
 # Dense bf16 tensor-core peaks from NVIDIA's datasheets, TFLOP/s, matched on the device name.
-PEAK_TFLOPS = [("H200", 989.0), ("H100 NVL", 835.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("GH200", 989.0),
-               ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0), ("A10G", 70.0), ("A10", 125.0), ("RTX 4090", 165.0)]
+PEAK_TFLOPS = [
+    ("H200", 989.0),
+    ("H100 NVL", 835.0),
+    ("H100 PCIe", 756.0),
+    ("H100", 989.0),
+    ("GH200", 989.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("L4", 121.0),
+    ("A10G", 70.0),
+    ("A10", 125.0),
+    ("RTX 4090", 165.0),
+]
 
 
 def peak_tflops(device_name: str | None) -> tuple[float | None, str]:
@@ -107,8 +118,17 @@ class UtilisationSampler:
             return float(torch.cuda.utilization())
         except Exception:  # no pynvml: ask nvidia-smi
             try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
-                                      f"--id={torch.cuda.current_device()}"], capture_output=True, text=True, timeout=5)
+                out = subprocess.run(
+                    [
+                        "nvidia-smi",
+                        "--query-gpu=utilization.gpu",
+                        "--format=csv,noheader,nounits",
+                        f"--id={torch.cuda.current_device()}",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                )
                 return float(out.stdout.split()[0])
             except Exception:
                 return None
@@ -158,21 +178,33 @@ class ThroughputMeter:
         tokens_per_s = tokens / seconds if seconds > 0 else 0.0
         mean_seq = tokens / sequences if sequences else 0.0
         per_token = (6 if self.full_weights else 4) * self.params + 12 * self.layers * self.hidden * mean_seq
-        out: dict[str, Any] = {"tokens": tokens, "tokens_per_s": tokens_per_s, "batches": self.counter.consumed,
-                               "batches_built": len(self.collator.batches),
-                               "padding_fraction": 1 - tokens / slots if slots else 0.0,
-                               "mean_sequence_tokens": mean_seq, "model_flops_per_token": per_token,
-                               "peak_gpu_memory_gib": None, "gpu_utilisation_mean": None, "gpu_utilisation_samples": [],
-                               "mfu": None, "peak_tflops_assumed": None, "device": self.device}
+        out: dict[str, Any] = {
+            "tokens": tokens,
+            "tokens_per_s": tokens_per_s,
+            "batches": self.counter.consumed,
+            "batches_built": len(self.collator.batches),
+            "padding_fraction": 1 - tokens / slots if slots else 0.0,
+            "mean_sequence_tokens": mean_seq,
+            "model_flops_per_token": per_token,
+            "peak_gpu_memory_gib": None,
+            "gpu_utilisation_mean": None,
+            "gpu_utilisation_samples": [],
+            "mfu": None,
+            "peak_tflops_assumed": None,
+            "device": self.device,
+        }
         if self.device == "cuda":
             import torch
 
             samples = self.sampler.stop()
             name = torch.cuda.get_device_name()
             peak, basis = peak_tflops(name)
-            out |= {"peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30, "gpu": name,
-                    "gpu_utilisation_samples": samples,
-                    "gpu_utilisation_mean": sum(samples) / len(samples) if samples else None,
-                    "mfu": per_token * tokens_per_s / (peak * 1e12) if peak else None,
-                    "peak_tflops_assumed": f"{peak} TFLOP/s ({basis})" if peak else basis}
+            out |= {
+                "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+                "gpu": name,
+                "gpu_utilisation_samples": samples,
+                "gpu_utilisation_mean": sum(samples) / len(samples) if samples else None,
+                "mfu": per_token * tokens_per_s / (peak * 1e12) if peak else None,
+                "peak_tflops_assumed": f"{peak} TFLOP/s ({basis})" if peak else basis,
+            }
         return out

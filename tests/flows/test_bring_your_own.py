@@ -33,8 +33,15 @@ def hh_files(shared_data, tmp_path_factory) -> dict:
             pair = map_hh(row)
         except FormatError:
             continue
-        held_out.append({"id": f"hh-{i}", "messages": [{"role": "user", "content": pair["prompt"]},
-                                                        {"role": "assistant", "content": pair["chosen"]}]})
+        held_out.append(
+            {
+                "id": f"hh-{i}",
+                "messages": [
+                    {"role": "user", "content": pair["prompt"]},
+                    {"role": "assistant", "content": pair["chosen"]},
+                ],
+            }
+        )
     eval_path = folder / "eval.jsonl"
     eval_path.write_text("".join(json.dumps(r) + "\n" for r in held_out))
     return {"train": str(train), "eval": str(eval_path)}
@@ -43,10 +50,16 @@ def hh_files(shared_data, tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def chat_overrides(hh_files, tiny_overrides) -> list[str]:
     small = [o for o in tiny_overrides if o.startswith(("model.tiny.", "train.", "eval."))]
-    return small + [f"data.inputs=[{hh_files['train']}]", f"data.eval_path={hh_files['eval']}",
-                    f"registry.model_name={MODEL}", "registry.experiment=byo-test", "eval.limit=12",
-                    "gate.min_gain_over_base=-1.0", "train.preference.max_length=96",
-                    "train.preference.max_dropped_fraction=0.8"]  # 70% of HH prompts fill 96 tokens: short, and recorded
+    return small + [
+        f"data.inputs=[{hh_files['train']}]",
+        f"data.eval_path={hh_files['eval']}",
+        f"registry.model_name={MODEL}",
+        "registry.experiment=byo-test",
+        "eval.limit=12",
+        "gate.min_gain_over_base=-1.0",
+        "train.preference.max_length=96",
+        "train.preference.max_dropped_fraction=0.8",
+    ]  # 70% of HH prompts fill 96 tokens: short, and recorded
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,9 @@ def test_cli_curates_the_hh_sample_into_output(prefect_harness, shared_data, tmp
 
     sample = (shared_data / "hh_harmless_sample.jsonl.gz").resolve()  # the CLI names inputs by their real path
     out = tmp_path / "hh"
-    assert main(["curate", "--input", str(sample), "--output", str(out), "--set", "registry.experiment=curate-test"]) == 0
+    assert (
+        main(["curate", "--input", str(sample), "--output", str(out), "--set", "registry.experiment=curate-test"]) == 0
+    )
 
     report = json.loads((out / "report.json").read_text())
     assert report["read"] == 1000
@@ -61,7 +63,12 @@ def test_curate_flow_on_the_demo_data(prefect_harness, tiny_overrides):
     assert {"curated-parquet", "curated-sft", "curated-pref", "eval"} <= set(inputs)
     assert r["dataset_dir"] in inputs["curated-parquet"].source
     artifacts = {a.path for a in client().list_artifacts(r["run_id"], "curation")}
-    assert artifacts == {"curation/report.json", "curation/quarantine.jsonl", "curation/DATACARD.md", "curation/clusters.json"}
+    assert artifacts == {
+        "curation/report.json",
+        "curation/quarantine.jsonl",
+        "curation/DATACARD.md",
+        "curation/clusters.json",
+    }
 
 
 def _comparable(report: dict) -> dict:
@@ -79,8 +86,10 @@ def test_shards_give_the_same_result_on_threads_and_on_dask(prefect_harness, tin
     assert on_threads["kept"] + sum(on_threads["dropped"].values()) == on_threads["read"]
     assert _comparable(on_threads) == _comparable(on_dask)
     assert on_threads["dataset_hash"] == on_dask["dataset_hash"]
-    ids = [sorted(json.loads(line)["id"] for line in Path(r["quarantine_path"]).read_text().splitlines())
-           for r in (on_threads, on_dask)]
+    ids = [
+        sorted(json.loads(line)["id"] for line in Path(r["quarantine_path"]).read_text().splitlines())
+        for r in (on_threads, on_dask)
+    ]
     assert ids[0] == ids[1] and len(ids[0]) == sum(on_threads["dropped"].values())
     shard_files = sorted(Path(on_threads["quarantine_path"]).parent.glob("shards/shard-*.jsonl"))
     assert len([p for p in shard_files if "quarantine" not in p.name]) >= 3

@@ -40,6 +40,7 @@ SCHEDULED = {"nightly": "0 2 * * *", "monitor": "0 6 * * *", "drift": "0 6 * * *
 
 # -- what a form may hold ---------------------------------------------------------------------
 
+
 def form_problems(schema: dict) -> list[str]:
     """Why a deployment's form would not start a run as it is, or would show a field a person
     cannot fill: a parameter without a default or a description, or one that is neither a plain
@@ -54,7 +55,8 @@ def form_problems(schema: dict) -> list[str]:
         kinds = [prop] if "anyOf" not in prop else prop["anyOf"]
         for kind in kinds:
             plain = kind.get("type") in PLAIN_TYPES | {"null"} or (
-                kind.get("type") == "array" and kind.get("items", {}).get("type") in PLAIN_TYPES)
+                kind.get("type") == "array" and kind.get("items", {}).get("type") in PLAIN_TYPES
+            )
             if kind.get("$ref") == "#/definitions/RunConfig":
                 problems += description_problems(kind, schema.get("definitions") or {}, where=name)
             elif not plain:
@@ -63,16 +65,31 @@ def form_problems(schema: dict) -> list[str]:
 
 
 def test_form_problems_names_what_a_form_lacks() -> None:
-    schema = {"properties": {"a": {"type": "string", "default": ""},
-                             "b": {"type": "object", "default": {}, "description": "a mapping"},
-                             "c": {"type": "string", "description": "fine", "default": "x"}}, "required": ["a"]}
-    assert form_problems(schema) == ["a: required", "a: no description", 'b: not a plain field ({"type": "object", '
-                                     '"default": {}, "description": "a mapping"})']
-    nested = {"properties": {"config": {"$ref": "#/definitions/RunConfig", "default": {}, "description": "the run"}},
-              "definitions": {"RunConfig": {"properties": {"seed": {"type": "integer"},
-                                                           "name": {"type": "string", "description": "x" * 300}}}}}
-    assert form_problems(nested) == ["config.seed: no description", "config.name: description of 300 characters "
-                                     "(limit 200)"]
+    schema = {
+        "properties": {
+            "a": {"type": "string", "default": ""},
+            "b": {"type": "object", "default": {}, "description": "a mapping"},
+            "c": {"type": "string", "description": "fine", "default": "x"},
+        },
+        "required": ["a"],
+    }
+    assert form_problems(schema) == [
+        "a: required",
+        "a: no description",
+        'b: not a plain field ({"type": "object", "default": {}, "description": "a mapping"})',
+    ]
+    nested = {
+        "properties": {"config": {"$ref": "#/definitions/RunConfig", "default": {}, "description": "the run"}},
+        "definitions": {
+            "RunConfig": {
+                "properties": {"seed": {"type": "integer"}, "name": {"type": "string", "description": "x" * 300}}
+            }
+        },
+    }
+    assert form_problems(nested) == [
+        "config.seed: no description",
+        "config.name: description of 300 characters (limit 200)",
+    ]
 
 
 def test_every_deployment_form_field_has_a_default_and_a_description() -> None:
@@ -90,7 +107,7 @@ def test_every_deployment_form_field_has_a_default_and_a_description() -> None:
             assert RunConfig.model_validate(schema["properties"]["config"]["default"]) == default_config()
         order = sorted(schema["properties"], key=lambda name: schema["properties"][name]["position"])
         typed = [name for name in order if name not in ("config", "parent_run_id")]
-        assert order[:len(typed)] == typed, f"{deployment.name}'s form opens with {order}: typed fields come first"
+        assert order[: len(typed)] == typed, f"{deployment.name}'s form opens with {order}: typed fields come first"
 
 
 def test_prefect_yaml_says_what_llmops_deploys() -> None:
@@ -98,8 +115,11 @@ def test_prefect_yaml_says_what_llmops_deploys() -> None:
     describe the same deployments."""
     from flows.deploy import build_deployments
 
-    written = {d["name"]: d for d in yaml.safe_load((ROOT / "infra" / "prefect.yaml").read_text())["deployments"]
-               if d["work_pool"]["name"] == "llmops-cpu"}
+    written = {
+        d["name"]: d
+        for d in yaml.safe_load((ROOT / "infra" / "prefect.yaml").read_text())["deployments"]
+        if d["work_pool"]["name"] == "llmops-cpu"
+    }
     built = {d.name: d for d in build_deployments(source=ROOT)}
     assert set(written) == set(built)
     for name, d in built.items():
@@ -112,8 +132,9 @@ def test_prefect_yaml_says_what_llmops_deploys() -> None:
 
 
 def llmops(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "llmops.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "llmops.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_worker_without_a_server_is_one_line(tmp_path) -> None:
@@ -126,7 +147,8 @@ def test_worker_without_a_server_is_one_line(tmp_path) -> None:
     assert unset.stderr.splitlines() == [
         "error: PREFECT_API_URL: is not set; `llmops worker` needs a Prefect server that the UI and the worker share "
         "(a temporary one would vanish with this process); start one with `prefect server start` and export "
-        "PREFECT_API_URL=http://127.0.0.1:4200/api"]
+        "PREFECT_API_URL=http://127.0.0.1:4200/api"
+    ]
     url = f"http://127.0.0.1:{free_port()}/api"
     absent = llmops(["worker"], env | {"PREFECT_API_URL": url})
     assert absent.returncode == 2 and "Traceback" not in absent.stderr
@@ -136,6 +158,7 @@ def test_worker_without_a_server_is_one_line(tmp_path) -> None:
 
 # -- a server, a worker, the REST API the UI uses ----------------------------------------------
 
+
 class Api:
     def __init__(self, base: str):
         self.base = base
@@ -144,8 +167,9 @@ class Api:
         """One request; a 503 (the server's database busy, as on a loaded machine) is retried, as
         Prefect's own client does."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         for attempt in range(attempts):
             try:
                 with urllib.request.urlopen(request, timeout=30) as response:
@@ -166,8 +190,9 @@ class Api:
         return self.get(f"/deployments/name/{full_name}")
 
     def logs(self, run_id: str) -> str:
-        logs = self.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC",
-                                          "limit": 200})
+        logs = self.post(
+            "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200}
+        )
         return "\n".join(entry["message"] for entry in logs)[-6000:]
 
 
@@ -197,14 +222,17 @@ class Stack:
             if not self.worker.alive():
                 pytest.fail(f"the worker exited while {run['name']} ran:\n{self.worker.log_tail()}")
             time.sleep(2)
-        pytest.fail(f"flow run {run['name']} still {run['state_name']} after {timeout_s:.0f} s\n"
-                    f"{self.api.logs(run['id'])}\nworker:\n{self.worker.log_tail()}")
+        pytest.fail(
+            f"flow run {run['name']} still {run['state_name']} after {timeout_s:.0f} s\n"
+            f"{self.api.logs(run['id'])}\nworker:\n{self.worker.log_tail()}"
+        )
 
     def completes(self, run: dict, timeout_s: float = 600) -> dict:
         run = self.wait(run, timeout_s)
         assert run["state_type"] == "COMPLETED", (
             f"{run['name']}: {run['state_name']} {run['state'].get('message')}\n{self.api.logs(run['id'])}\n"
-            f"worker:\n{self.worker.log_tail()}")
+            f"worker:\n{self.worker.log_tail()}"
+        )
         return run
 
     def run_form(self, full_name: str, form: dict, timeout_s: float = 600) -> dict:
@@ -242,18 +270,34 @@ def stack(tmp_path_factory, tiny_overrides):
     (root / "small.yaml").write_text(yaml.safe_dump(small))
     tracking = f"sqlite:///{home / 'mlflow.db'}"
     # One process creates the schema; the flow runs then open it side by side.
-    subprocess.run([str(VENV_BIN / "mlflow"), "db", "upgrade", tracking], env=mlflow_env(), check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [str(VENV_BIN / "mlflow"), "db", "upgrade", tracking],
+        env=mlflow_env(),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     with prefect_server(root / "server") as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "LLMOPS_"))}
         env = server.client_env(env) | {
-            "PYTHONPATH": str(ROOT), "LLMOPS_HOME": str(home), "MLFLOW_TRACKING_URI": tracking,
-            "PREFECT_HOME": str(root / "worker-prefect"), "LLMOPS_CONFIG": str(root / "small.yaml"),
-            "PREFECT_WORKER_QUERY_SECONDS": "2"}  # picks a run up within seconds, not the default 10
+            "PYTHONPATH": str(ROOT),
+            "LLMOPS_HOME": str(home),
+            "MLFLOW_TRACKING_URI": tracking,
+            "PREFECT_HOME": str(root / "worker-prefect"),
+            "LLMOPS_CONFIG": str(root / "small.yaml"),
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+        }  # picks a run up within seconds, not the default 10
         api = Api(server.api_url)
         cmd = [sys.executable, "-m", "llmops.cli", "worker", "--pool", POOL]
-        with started(cmd, name="llmops worker", log=root / "worker.log", env=env, ready=lambda: worker_online(api, POOL),
-                     timeout_s=300, stop_signal=signal.SIGINT) as worker:
+        with started(
+            cmd,
+            name="llmops worker",
+            log=root / "worker.log",
+            env=env,
+            ready=lambda: worker_online(api, POOL),
+            timeout_s=300,
+            stop_signal=signal.SIGINT,
+        ) as worker:
             yield Stack(api, worker, tracking)
 
 
@@ -276,8 +320,12 @@ def test_every_flow_is_deployed_to_the_pool_from_this_checkout(stack) -> None:
 @pytest.mark.slow
 def test_the_nightly_schedule_starts_a_run_with_no_parameters_and_it_completes(stack) -> None:
     nightly = stack.api.deployment("nightly/nightly")
-    query = {"deployments": {"id": {"any_": [nightly["id"]]}},
-             "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 3}
+    query = {
+        "deployments": {"id": {"any_": [nightly["id"]]}},
+        "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+        "sort": "EXPECTED_START_TIME_ASC",
+        "limit": 3,
+    }
     deadline = time.monotonic() + 120
     while not (scheduled := stack.api.post("/flow_runs/filter", query)):
         assert time.monotonic() < deadline, "the server's scheduler made no run of the nightly deployment in 120 s"
@@ -287,9 +335,10 @@ def test_the_nightly_schedule_starts_a_run_with_no_parameters_and_it_completes(s
     assert run["auto_scheduled"] and (starts.hour, starts.minute) == (2, 0)
     assert run["parameters"] == {}  # what crashed every night with ParameterBindError
     now = datetime.now(timezone.utc).isoformat()
-    stack.api.post(f"/flow_runs/{run['id']}/set_state", {"state": {"type": "SCHEDULED", "name": "Scheduled",
-                                                                    "state_details": {"scheduled_time": now}},
-                                                          "force": True})
+    stack.api.post(
+        f"/flow_runs/{run['id']}/set_state",
+        {"state": {"type": "SCHEDULED", "name": "Scheduled", "state_details": {"scheduled_time": now}}, "force": True},
+    )
     stack.completes(run, timeout_s=1200)  # the worker's default config (LLMOPS_CONFIG), on a shared machine
 
     client = stack.mlflow()
@@ -307,7 +356,9 @@ def test_each_stage_from_its_form_joined_by_typed_references(stack, tiny_overrid
     # 40 steps on a 2-layer model gain little over its base: the first version needs a gate that
     # promotes it anyway (as in test_nightly.py), the point here being the references, not the gain.
     edits = [*tiny_overrides, "name=form-tiny", f"registry.model_name={FORM_MODEL}", "gate.min_gain_over_base=-1.0"]
-    deployment = {name: stack.api.deployment(f"{name}/{name}") for name in ("curate", "train", "evaluate", "promote", "nightly")}
+    deployment = {
+        name: stack.api.deployment(f"{name}/{name}") for name in ("curate", "train", "evaluate", "promote", "nightly")
+    }
     client = stack.mlflow()
 
     stack.run_form("curate/curate", form(deployment["curate"], edits))
@@ -315,12 +366,15 @@ def test_each_stage_from_its_form_joined_by_typed_references(stack, tiny_overrid
     challenger = client.get_model_version_by_alias(FORM_MODEL, "challenger")
     train_run = challenger.run_id  # what a person copies from the MLflow UI or the train run's log
     experiment = client.get_experiment_by_name("llmops").experiment_id
-    curated = client.search_runs([experiment], "tags.`llmops.stage` = 'curate' and tags.`llmops.config_name` = 'form-tiny'")
+    curated = client.search_runs(
+        [experiment], "tags.`llmops.stage` = 'curate' and tags.`llmops.config_name` = 'form-tiny'"
+    )
     assert client.get_run(train_run).data.tags["llmops.dataset_hash"] == curated[0].data.tags["llmops.dataset_hash"]
 
     stack.run_form("evaluate/evaluate", form(deployment["evaluate"], edits, model=f"{FORM_MODEL}@challenger"))
-    evaluated = client.search_runs([experiment], f"tags.`llmops.stage` = 'evaluate' and "
-                                                 f"tags.`llmops.model_name` = '{FORM_MODEL}'")
+    evaluated = client.search_runs(
+        [experiment], f"tags.`llmops.stage` = 'evaluate' and tags.`llmops.model_name` = '{FORM_MODEL}'"
+    )
     assert [r.data.tags["llmops.model_version"] for r in evaluated] == [str(challenger.version)]
 
     stack.run_form("promote/promote", form(deployment["promote"], edits, train_run=train_run))
@@ -356,7 +410,10 @@ def test_ctrl_c_stops_the_worker_and_cancels_the_run_it_had(stack, tiny_override
     assert "worker stopped" in said and "Traceback" not in said, said
     assert f"cancelled the runs it had in progress: {run['name']}" in said
     run = stack.api.get(f"/flow_runs/{run['id']}")
-    assert (run["state_type"], run["state"]["message"]) == ("CANCELLED", f"stopped with worker {run['labels']['prefect.worker.name']} (Ctrl-C)")
+    assert (run["state_type"], run["state"]["message"]) == (
+        "CANCELLED",
+        f"stopped with worker {run['labels']['prefect.worker.name']} (Ctrl-C)",
+    )
     still_open = {"flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING", "PAUSED", "CANCELLING"]}}}}
     assert stack.api.post("/flow_runs/filter", still_open) == []  # its stages too
     with pytest.raises(ProcessLookupError):  # and its processes are gone

@@ -66,7 +66,9 @@ def test_first_run_promotes_and_records_everything(first):
     assert {d.dataset.name for d in curate_run.inputs.dataset_inputs} >= {"curated-sft", "eval"}
 
     train_run = c.get_run(first["train"]["run_id"])
-    assert train_run.data.tags["llmops.prompt"] == first["train"]["prompt"] and first["train"]["prompt"].startswith("arith-qa/")
+    assert train_run.data.tags["llmops.prompt"] == first["train"]["prompt"] and first["train"]["prompt"].startswith(
+        "arith-qa/"
+    )
     assert train_run.data.metrics["sft/tokens_per_s"] > 0 and "sft/padding_fraction" in train_run.data.metrics
     assert train_run.data.metrics["sft/rows"] > 0 and train_run.data.metrics["sft/dropped_prompt_fills_max_length"] == 0
     assert len(c.get_metric_history(train_run.info.run_id, "sft/loss")) >= 5
@@ -75,7 +77,10 @@ def test_first_run_promotes_and_records_everything(first):
 
     eval_run = first["evaluate"]["run_id"]
     assert {a.path for a in c.list_artifacts(eval_run, "eval/candidate")} >= {
-        "eval/candidate/arithmetic_items.json", "eval/candidate/json-format_items.json", "eval/candidate/safety_items.json"}
+        "eval/candidate/arithmetic_items.json",
+        "eval/candidate/json-format_items.json",
+        "eval/candidate/safety_items.json",
+    }
     assert "eval/per_item_scores.json" in {a.path for a in c.list_artifacts(eval_run, "eval")}
     assert set(first["evaluate"]["summary"]) == {"candidate", "base"}
     assert first["promote"]["gate"]["comparisons"]["arithmetic/exact_match.vs_base"]["n"] == 24
@@ -117,13 +122,14 @@ def test_crashed_evaluation_leaves_registry_as_it_was(first, run_nightly, tmp_pa
     bad_eval = tmp_path / "eval.jsonl"
     bad_eval.write_text(json.dumps({"id": "x", "prompt": "no question field"}) + "\n")
     train = first["curate"]["sft_path"]
-    from llmops.errors import UserError
+    from core.errors import UserError
 
     with pytest.raises(UserError, match="eval items"):
         run_nightly(f"data.inputs=[{train}]", f"data.eval_path={bad_eval}")
     assert registry_state() == before
-    failed = client().search_runs([client().get_experiment_by_name("nightly-test").experiment_id],
-                                  "attributes.status = 'FAILED'")
+    failed = client().search_runs(
+        [client().get_experiment_by_name("nightly-test").experiment_id], "attributes.status = 'FAILED'"
+    )
     assert "nightly" in {r.data.tags["llmops.stage"] for r in failed}  # bad eval items fail before any evaluate run
 
 
@@ -158,8 +164,16 @@ def test_inconclusive_gate_pauses_for_approval(first, tiny_overrides):
 
     from flows.promote import promote_flow
 
-    config = load_config(None, tiny_overrides + [f"registry.model_name={MODEL}", "registry.experiment=nightly-test",
-                                                 "gate.require_improvement=true", "gate.min_gain_over_base=-1.0"])
+    config = load_config(
+        None,
+        tiny_overrides
+        + [
+            f"registry.model_name={MODEL}",
+            "registry.experiment=nightly-test",
+            "gate.require_improvement=true",
+            "gate.min_gain_over_base=-1.0",
+        ],
+    )
     # The champion's own weights registered again from its train run: no improvement can be shown.
     from registry.models import get_version
     from registry.promotion import register_candidate
@@ -172,10 +186,15 @@ def test_inconclusive_gate_pauses_for_approval(first, tiny_overrides):
         deadline = time.time() + 120
         with get_client(sync_client=True) as client:
             while time.time() < deadline:
-                paused = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+                paused = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                    )
+                )
                 if paused:
-                    resume_flow_run(paused[0].id, run_input={"approve": True, "reason": "checked by hand", "approver": "rm"})
+                    resume_flow_run(
+                        paused[0].id, run_input={"approve": True, "reason": "checked by hand", "approver": "rm"}
+                    )
                     answered["id"] = paused[0].id
                     return
                 time.sleep(1)
@@ -198,9 +217,25 @@ def test_evaluate_cli_writes_results_with_intervals(first, tmp_path):
     from llmops.cli import main
 
     out = tmp_path / "eval"
-    code = main(["evaluate", "--model", first["train"]["model_dir"], "--suite", "arithmetic", "--limit", "10",
-                 "--output", str(out), "--set", "data.demo_train_rows=160", "--set", "data.demo_pref_rows=48",
-                 "--set", "data.demo_eval_rows=24"])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            first["train"]["model_dir"],
+            "--suite",
+            "arithmetic",
+            "--limit",
+            "10",
+            "--output",
+            str(out),
+            "--set",
+            "data.demo_train_rows=160",
+            "--set",
+            "data.demo_pref_rows=48",
+            "--set",
+            "data.demo_eval_rows=24",
+        ]
+    )
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     em = results["suites"]["arithmetic"]["exact_match"]
@@ -220,10 +255,18 @@ def test_monitor_detects_a_broken_champion_and_rolls_back(first, tiny_overrides)
     from flows.monitor import monitor_flow
     from registry.models import version_by_alias
 
-    config = load_config(None, tiny_overrides + [f"registry.model_name={MODEL}", "registry.experiment=nightly-test",
-                                                 "monitor.rollback_on_regression=true", "eval.suites=[arithmetic]",
-                                                 "gate.safety_must_pass=[]",
-                                                 'gate.rules={"arithmetic/exact_match": {}, "arithmetic/chrf": {}}'])
+    config = load_config(
+        None,
+        tiny_overrides
+        + [
+            f"registry.model_name={MODEL}",
+            "registry.experiment=nightly-test",
+            "monitor.rollback_on_regression=true",
+            "eval.suites=[arithmetic]",
+            "gate.safety_must_pass=[]",
+            'gate.rules={"arithmetic/exact_match": {}, "arithmetic/chrf": {}}',
+        ],
+    )
     champion = version_by_alias(MODEL, "champion")
     assert version_by_alias(MODEL, "previous") is not None  # the approval test left one
     ok = monitor_flow(config=config, model=f"{MODEL}/{champion.version}")
@@ -254,8 +297,15 @@ def test_untrained_base_as_challenger_is_rejected_with_statistics(first, tiny_ov
     from flows.evaluate import evaluate_flow
     from registry.gate import decide
 
-    config = load_config(None, tiny_overrides + [f"registry.model_name={MODEL}", "registry.experiment=nightly-test",
-                                                 'gate.rules={"arithmetic/exact_match": {}, "arithmetic/chrf": {"max_regression": 0.0}}'])
+    config = load_config(
+        None,
+        tiny_overrides
+        + [
+            f"registry.model_name={MODEL}",
+            "registry.experiment=nightly-test",
+            'gate.rules={"arithmetic/exact_match": {}, "arithmetic/chrf": {"max_regression": 0.0}}',
+        ],
+    )
     base = first["train"]["base"]
     evaluated = evaluate_flow(config=config, model=base, dataset=first["curate"]["eval_path"])
     result = decide(config.gate, evaluated["results"])
@@ -274,10 +324,20 @@ def test_prompt_changes_are_gated_like_models(first, tiny_overrides, capsys, mon
     from registry.models import version_by_alias
 
     def config(*extra: str):
-        return load_config(None, tiny_overrides + [
-            f"registry.model_name={MODEL}", "registry.experiment=nightly-test", "eval.suites=[arithmetic]",
-            "gate.safety_must_pass=[]", 'gate.rules={"arithmetic/chrf": {"max_regression": 0.02}}',
-            "gate.primary=arithmetic/chrf", "gate.on_inconclusive=reject", *extra])
+        return load_config(
+            None,
+            tiny_overrides
+            + [
+                f"registry.model_name={MODEL}",
+                "registry.experiment=nightly-test",
+                "eval.suites=[arithmetic]",
+                "gate.safety_must_pass=[]",
+                'gate.rules={"arithmetic/chrf": {"max_regression": 0.02}}',
+                "gate.primary=arithmetic/chrf",
+                "gate.on_inconclusive=reject",
+                *extra,
+            ],
+        )
 
     champion = version_by_alias(MODEL, "champion")
     trained = champion.tags["lineage.prompt"]
@@ -309,8 +369,14 @@ def test_prompt_changes_are_gated_like_models(first, tiny_overrides, capsys, mon
     assert prompts.prompt_version_tags(name, int(trained.split("/")[1]))["gate.decision"] == "promote"
     card = version_by_alias(MODEL, "champion")
     assert card.tags["prompt.live"] == trained
-    assert f"## Live prompt\n`{trained}` (moved through the prompt gate;" in client().get_model_version(MODEL, str(card.version)).description
+    assert (
+        f"## Live prompt\n`{trained}` (moved through the prompt gate;"
+        in client().get_model_version(MODEL, str(card.version)).description
+    )
     actions = [(e["action"], e["version"], e["by"]) for e in read_audit(f"prompt:{name}")]
-    assert actions[-3:] == [("reject", int(bad_version), "gate"), ("promote", int(bad_version), actions[-2][2]),
-                            ("promote", int(trained.split("/")[1]), "gate")]
+    assert actions[-3:] == [
+        ("reject", int(bad_version), "gate"),
+        ("promote", int(bad_version), actions[-2][2]),
+        ("promote", int(trained.split("/")[1]), "gate"),
+    ]
     assert actions[-2][2].startswith("user:")

@@ -19,8 +19,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STEERED_BY_CONFTEST = ("PREFECT_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "LLMOPS_HOME_PREFECT_URL",
-                       "LLMOPS_PREFECT_SERVER")
+STEERED_BY_CONFTEST = (
+    "PREFECT_HOME",
+    "MLFLOW_TRACKING_URI",
+    "PREFECT_API_URL",
+    "LLMOPS_HOME_PREFECT_URL",
+    "LLMOPS_PREFECT_SERVER",
+)
 
 
 def cli_env(home: Path) -> dict[str, str]:
@@ -31,13 +36,20 @@ def cli_env(home: Path) -> dict[str, str]:
 def start_cli(home: Path, logs: Path, *args: str) -> subprocess.Popen:
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / "stdout", "w") as out, open(logs / "stderr", "w") as err:
-        return subprocess.Popen([sys.executable, "-m", "llmops.cli", *args], stdout=out, stderr=err,
-                                env=cli_env(home), cwd=ROOT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "llmops.cli", *args], stdout=out, stderr=err, env=cli_env(home), cwd=ROOT
+        )
 
 
 def run_cli(home: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "llmops.cli", *args], capture_output=True, text=True,
-                          env=cli_env(home), cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "llmops.cli", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(home),
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 def prefect_processes(home: Path) -> list[int]:
@@ -48,8 +60,12 @@ def prefect_processes(home: Path) -> list[int]:
     for proc in psutil.process_iter(["pid", "cmdline"]):
         try:
             cmd = " ".join(proc.info["cmdline"] or [])
-            if ("prefect" in cmd or "uvicorn" in cmd) and "server" in cmd and proc.status() != psutil.STATUS_ZOMBIE \
-                    and proc.environ().get("PREFECT_HOME") == str(home / "prefect"):
+            if (
+                ("prefect" in cmd or "uvicorn" in cmd)
+                and "server" in cmd
+                and proc.status() != psutil.STATUS_ZOMBIE
+                and proc.environ().get("PREFECT_HOME") == str(home / "prefect")
+            ):
                 found.append(proc.info["pid"])
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -76,7 +92,9 @@ def wait_for(condition, proc: subprocess.Popen, logs: Path, what: str, limit_s: 
         if condition():
             return
         if proc.poll() is not None:
-            pytest.fail(f"the command ended (code {proc.returncode}) before {what}: {(logs / 'stderr').read_text()[-3000:]}")
+            pytest.fail(
+                f"the command ended (code {proc.returncode}) before {what}: {(logs / 'stderr').read_text()[-3000:]}"
+            )
         time.sleep(0.5)
     pytest.fail(f"gave up waiting for {what}")
 
@@ -105,8 +123,9 @@ def test_two_nightlies_at_once_on_one_home(home, small, tmp_path):
     wait_for(lambda: len(live_clients(home)) == 2, procs[0], tmp_path / "nightly-0", "both used the server")
     refused = run_cli(home, "stop", timeout=120)  # both still run: stopping the server would fail them
     assert refused.returncode == 2 and "in use by running llmops process" in refused.stderr
-    assert {p.wait(timeout=1800) for p in procs} == {0}, [(tmp_path / f"nightly-{i}" / "stderr").read_text()[-3000:]
-                                                           for i in range(2)]
+    assert {p.wait(timeout=1800) for p in procs} == {0}, [
+        (tmp_path / f"nightly-{i}" / "stderr").read_text()[-3000:] for i in range(2)
+    ]
 
     stderr = [(tmp_path / f"nightly-{i}" / "stderr").read_text() for i in range(2)]
     assert sum("starting the Prefect server" in err for err in stderr) == 1  # one server, shared
@@ -115,23 +134,36 @@ def test_two_nightlies_at_once_on_one_home(home, small, tmp_path):
     assert len(built) == 1 and built[0].startswith("tiny-")  # the base model was built once
 
     c = store(home)
-    parents = [line.split()[3] for i in range(2) for line in (tmp_path / f"nightly-{i}" / "stdout").read_text().splitlines()
-               if line.startswith("MLflow parent run:")]
+    parents = [
+        line.split()[3]
+        for i in range(2)
+        for line in (tmp_path / f"nightly-{i}" / "stdout").read_text().splitlines()
+        if line.startswith("MLflow parent run:")
+    ]
     experiment = c.get_experiment_by_name("llmops").experiment_id
-    trains = {c.search_runs([experiment], f"tags.mlflow.parentRunId = '{p}' and tags.`llmops.stage` = 'train'")[0].info.run_id
-              for p in parents}
+    trains = {
+        c.search_runs([experiment], f"tags.mlflow.parentRunId = '{p}' and tags.`llmops.stage` = 'train'")[0].info.run_id
+        for p in parents
+    }
     assert len(trains) == 2
-    versions = {int(v.version): c.get_model_version("tiny-arith", v.version)
-                for v in c.search_model_versions("name = 'tiny-arith'")}
+    versions = {
+        int(v.version): c.get_model_version("tiny-arith", v.version)
+        for v in c.search_model_versions("name = 'tiny-arith'")
+    }
     assert sorted(versions) == [1, 2]
     assert {v.tags["lineage.train_run_id"] for v in versions.values()} == trains  # each registered once
     holders = {alias: [n for n, v in versions.items() if alias in v.aliases] for alias in ("champion", "challenger")}
     assert len(holders["champion"]) == 1 and len(holders["challenger"]) == 1
-    audit_run = c.search_runs([c.get_experiment_by_name("llmops-audit").experiment_id],
-                              "tags.`llmops.audit_model` = 'tiny-arith'")
+    audit_run = c.search_runs(
+        [c.get_experiment_by_name("llmops-audit").experiment_id], "tags.`llmops.audit_model` = 'tiny-arith'"
+    )
     assert len(audit_run) == 1
-    entries = [json.loads(line) for line in Path(c.download_artifacts(audit_run[0].info.run_id, "audit.jsonl", str(tmp_path)))
-               .read_text().splitlines()]
+    entries = [
+        json.loads(line)
+        for line in Path(c.download_artifacts(audit_run[0].info.run_id, "audit.jsonl", str(tmp_path)))
+        .read_text()
+        .splitlines()
+    ]
     assert sorted(e["version"] for e in entries) == [1, 2]
     promoted = [e["version"] for e in entries if e["action"] == "promote"]
     assert promoted and holders["champion"] == promoted[-1:]  # the last promotion holds the champion
@@ -144,11 +176,16 @@ def sft_has_started(home: Path, experiment: str) -> bool:
     """A RUNNING train run of `experiment` has logged SFT loss: the kill lands inside SFT."""
     try:
         with sqlite3.connect(f"file:{home / 'mlflow.db'}?mode=ro", uri=True) as db:
-            return db.execute(
-                "SELECT count(*) FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid "
-                "JOIN experiments e ON e.experiment_id = r.experiment_id "
-                "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'llmops.stage' AND t.value = 'train' "
-                "WHERE m.key = 'sft/loss' AND r.status = 'RUNNING' AND e.name = ?", (experiment,)).fetchone()[0] > 0
+            return (
+                db.execute(
+                    "SELECT count(*) FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid "
+                    "JOIN experiments e ON e.experiment_id = r.experiment_id "
+                    "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'llmops.stage' AND t.value = 'train' "
+                    "WHERE m.key = 'sft/loss' AND r.status = 'RUNNING' AND e.name = ?",
+                    (experiment,),
+                ).fetchone()[0]
+                > 0
+            )
     except sqlite3.Error:  # not created yet
         return False
 
@@ -167,8 +204,12 @@ def test_killed_nightly_leaves_no_running_run_and_no_stray_server(home, small, t
     logs = tmp_path / "killed"
     earlier = set(sft_checkpoints(home))  # the home is shared: other tests' runs left theirs
     nightly = start_cli(home, logs, "nightly", *sets)
-    wait_for(lambda: sft_has_started(home, "killed") and set(sft_checkpoints(home)) - earlier, nightly, logs,
-             "SFT wrote a checkpoint")
+    wait_for(
+        lambda: sft_has_started(home, "killed") and set(sft_checkpoints(home)) - earlier,
+        nightly,
+        logs,
+        "SFT wrote a checkpoint",
+    )
     nightly.send_signal(signal.SIGKILL)
     nightly.wait(timeout=60)
     left = {r.info.run_id: r.data.tags["llmops.stage"] for r in running_runs(home)}
@@ -196,6 +237,8 @@ def test_killed_nightly_leaves_no_running_run_and_no_stray_server(home, small, t
     state = read_state(home)
     assert prefect_processes(home) == [state["pid"]]
     stop = run_cli(home, "stop", timeout=120)
-    assert stop.returncode == 0 and f"stopped the Prefect server of LLMOPS_HOME={home} (pid {state['pid']}" in stop.stdout
+    assert (
+        stop.returncode == 0 and f"stopped the Prefect server of LLMOPS_HOME={home} (pid {state['pid']}" in stop.stdout
+    )
     assert prefect_processes(home) == [] and read_state(home) is None
     assert "no Prefect server is recorded" in run_cli(home, "stop", timeout=120).stdout

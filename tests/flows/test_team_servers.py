@@ -28,18 +28,30 @@ ERROR_PREFIX = "error: MLFLOW_TRACKING_URI="
 
 def cli_env(home: Path, tracking_uri: str, api_url: str | None = None, **extra: str) -> dict[str, str]:
     """The environment of a user's shell: this checkout first on the path, the servers named."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "MLFLOW_", "LLMOPS_"))}
-    env.update({"PYTHONPATH": str(ROOT), "LLMOPS_HOME": str(home), "MLFLOW_TRACKING_URI": tracking_uri,
-                "PREFECT_HOME": str(home / "prefect"), **extra})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "LLMOPS_"))}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "LLMOPS_HOME": str(home),
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "PREFECT_HOME": str(home / "prefect"),
+            **extra,
+        }
+    )
     if api_url:
         env["PREFECT_API_URL"] = api_url
     return env
 
 
 def llmops(args: list[str], env: dict[str, str], timeout_s: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "llmops.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout_s)
+    return subprocess.run(
+        [sys.executable, "-m", "llmops.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -47,6 +59,7 @@ def error_lines(stderr: str) -> list[str]:
 
 
 # -- no server needed ---------------------------------------------------------------------------
+
 
 def test_unreachable_server_is_one_line_naming_the_tracking_uri(tmp_path):
     from tests.servers import free_port
@@ -57,16 +70,21 @@ def test_unreachable_server_is_one_line_naming_the_tracking_uri(tmp_path):
     assert error_lines(result.stderr) == [
         f"{ERROR_PREFIX}{uri}: the MLflow server refused the connection (0 retries over about 0 s); check that it "
         f"is running and reachable from this machine (curl {uri}/health), then run the command again "
-        "(MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_TIMEOUT set how long to wait)"]
+        "(MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_TIMEOUT set how long to wait)"
+    ]
     assert "Traceback" not in result.stderr
 
 
-RETRY_VARS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-              "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+RETRY_VARS = (
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+)
 
 
 def test_default_retries_give_up_within_a_minute_and_a_users_value_wins(monkeypatch):
-    from llmops.home import setup_environment
+    from core.paths import setup_environment
 
     for var in RETRY_VARS:
         monkeypatch.delenv(var, raising=False)
@@ -81,6 +99,7 @@ def test_default_retries_give_up_within_a_minute_and_a_users_value_wins(monkeypa
 
 
 # -- the servers --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def postgres():
@@ -97,8 +116,10 @@ def postgres():
 @pytest.fixture(scope="module")
 def servers(postgres, tmp_path_factory):
     root = tmp_path_factory.mktemp("team")
-    with mlflow_server(postgres.url("mlflow", "psycopg"), root / "artifacts") as ml, \
-            prefect_server(root / "prefect-server", postgres.url("prefect", "asyncpg")) as pf:
+    with (
+        mlflow_server(postgres.url("mlflow", "psycopg"), root / "artifacts") as ml,
+        prefect_server(root / "prefect-server", postgres.url("prefect", "asyncpg")) as pf,
+    ):
         yield {"mlflow": ml, "prefect": pf, "artifacts": root / "artifacts", "root": root}
 
 
@@ -109,8 +130,9 @@ def server_client(url: str):
 
 
 def prefect_post(api_url: str, path: str, body: dict) -> list[dict]:
-    request = urllib.request.Request(f"{api_url}{path}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        f"{api_url}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -135,7 +157,9 @@ def test_nightly_twice_records_everything_on_the_servers(servers, two_nightlies)
     assert f"registry: {MODEL} v2 -> " in second.stdout
     assert f"(tracking: {servers['mlflow'].url})" in second.stdout
 
-    versions = {int(v.version): c.get_model_version(MODEL, v.version) for v in c.search_model_versions(f"name = '{MODEL}'")}
+    versions = {
+        int(v.version): c.get_model_version(MODEL, v.version) for v in c.search_model_versions(f"name = '{MODEL}'")
+    }
     assert sorted(versions) == [1, 2]
     champion = c.get_model_version_by_alias(MODEL, "champion")
     assert int(champion.version) in (1, 2)
@@ -192,14 +216,25 @@ def test_stopping_the_mlflow_server_mid_training_is_one_clear_error(postgres, se
     with mlflow_server(postgres.url("mlflow_stop", "psycopg"), tmp_path / "artifacts") as ml:
         env = cli_env(tmp_path / "home", ml.url, servers["prefect"].api_url)
         # 5000 SFT steps, logged every 100: the server stops after the first log, long before the end.
-        sets = [a for o in tiny_overrides + ["registry.model_name=stopped", "train.sft.max_steps=5000"]
-                for a in ("--set", o)]
-        proc = subprocess.Popen([sys.executable, "-m", "llmops.cli", "nightly", *sets], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        sets = [
+            a
+            for o in tiny_overrides + ["registry.model_name=stopped", "train.sft.max_steps=5000"]
+            for a in ("--set", o)
+        ]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llmops.cli", "nightly", *sets],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         lines: list[tuple[float, str]] = []  # stderr with arrival times, for the figures printed below
         out: list[str] = []
-        readers = [threading.Thread(target=lambda: lines.extend((time.monotonic(), ln) for ln in proc.stderr)),
-                   threading.Thread(target=lambda: out.extend(proc.stdout))]
+        readers = [
+            threading.Thread(target=lambda: lines.extend((time.monotonic(), ln) for ln in proc.stderr)),
+            threading.Thread(target=lambda: out.extend(proc.stdout)),
+        ]
         for reader in readers:
             reader.start()
         try:
@@ -222,11 +257,15 @@ def test_stopping_the_mlflow_server_mid_training_is_one_clear_error(postgres, se
     stderr, stdout = "".join(ln for _, ln in lines), "".join(out)
     first_failure = next((t for t, ln in lines if "Retrying (" in ln or "Connection refused" in ln), stopped_at)
     (tmp_path / "stderr.txt").write_text(stderr)
-    print(f"\nnightly exited {ended_at - stopped_at:.1f} s after the server stopped, {ended_at - first_failure:.1f} s "
-          f"after its first failed request; {stderr.count('Traceback')} tracebacks logged ({tmp_path / 'stderr.txt'})")
+    print(
+        f"\nnightly exited {ended_at - stopped_at:.1f} s after the server stopped, {ended_at - first_failure:.1f} s "
+        f"after its first failed request; {stderr.count('Traceback')} tracebacks logged ({tmp_path / 'stderr.txt'})"
+    )
     assert proc.returncode == 2, stderr[-4000:]
     errors = error_lines(stderr)
-    assert len(errors) == 1 and errors[0].startswith(f"{ERROR_PREFIX}{ml.url}: the MLflow server refused the connection")
+    assert len(errors) == 1 and errors[0].startswith(
+        f"{ERROR_PREFIX}{ml.url}: the MLflow server refused the connection"
+    )
     assert stderr.rstrip().splitlines()[-1] == errors[0]
     assert "== nightly finished ==" not in stdout
 
@@ -246,30 +285,50 @@ def test_mlflow_behind_basic_auth_asks_for_a_login_and_accepts_an_account(postgr
     from mlflow import MlflowClient
 
     ini = tmp_path / "basic_auth.ini"
-    ini.write_text("[mlflow]\ndefault_permission = EDIT\n"
-                   f"database_uri = {postgres.url('mlflow_auth', 'psycopg')}\n"
-                   "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    ini.write_text(
+        "[mlflow]\ndefault_permission = EDIT\n"
+        f"database_uri = {postgres.url('mlflow_auth', 'psycopg')}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
     admin = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "admin-" + os.urandom(8).hex()}
-    server_env = {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_USERNAME": admin["MLFLOW_TRACKING_USERNAME"],
-                  "MLFLOW_AUTH_ADMIN_PASSWORD": admin["MLFLOW_TRACKING_PASSWORD"],
-                  "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex()}
-    with mlflow_server(postgres.url("mlflow_login", "psycopg"), tmp_path / "artifacts",
-                       extra_args=("--app-name", "basic-auth"), env=server_env) as ml:
+    server_env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_AUTH_ADMIN_USERNAME": admin["MLFLOW_TRACKING_USERNAME"],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin["MLFLOW_TRACKING_PASSWORD"],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
+    }
+    with mlflow_server(
+        postgres.url("mlflow_login", "psycopg"),
+        tmp_path / "artifacts",
+        extra_args=("--app-name", "basic-auth"),
+        env=server_env,
+    ) as ml:
         anonymous = llmops(["models"], cli_env(tmp_path / "home", ml.url), timeout_s=300)
         assert anonymous.returncode == 2
         assert error_lines(anonymous.stderr) == [
             f"{ERROR_PREFIX}{ml.url}: the MLflow server asks for a login (HTTP 401); set MLFLOW_TRACKING_USERNAME "
-            "and MLFLOW_TRACKING_PASSWORD to your account on it"]
+            "and MLFLOW_TRACKING_PASSWORD to your account on it"
+        ]
 
         worker = {"MLFLOW_TRACKING_USERNAME": "prefect-worker", "MLFLOW_TRACKING_PASSWORD": os.urandom(12).hex()}
-        made = subprocess.run([sys.executable, str(ROOT / "infra" / "mlflow_user.py"), "prefect-worker"],
-                              env={**cli_env(tmp_path / "home", ml.url, **admin),
-                                   "NEW_USER_PASSWORD": worker["MLFLOW_TRACKING_PASSWORD"]},
-                              capture_output=True, text=True, timeout=120)
+        made = subprocess.run(
+            [sys.executable, str(ROOT / "infra" / "mlflow_user.py"), "prefect-worker"],
+            env={
+                **cli_env(tmp_path / "home", ml.url, **admin),
+                "NEW_USER_PASSWORD": worker["MLFLOW_TRACKING_PASSWORD"],
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert made.returncode == 0 and "created" in made.stdout, made.stderr[-2000:]
-        again = subprocess.run([sys.executable, str(ROOT / "infra" / "mlflow_user.py"), "prefect-worker"],
-                               env={**cli_env(tmp_path / "home", ml.url, **admin), "NEW_USER_PASSWORD": "ignored"},
-                               capture_output=True, text=True, timeout=120)
+        again = subprocess.run(
+            [sys.executable, str(ROOT / "infra" / "mlflow_user.py"), "prefect-worker"],
+            env={**cli_env(tmp_path / "home", ml.url, **admin), "NEW_USER_PASSWORD": "ignored"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert again.returncode == 0 and "exists" in again.stdout, again.stderr[-2000:]
 
         # A person creates the team's experiment; the worker's account may still write to it.
@@ -279,10 +338,23 @@ def test_mlflow_behind_basic_auth_asks_for_a_login_and_accepts_an_account(postgr
         finally:
             for key in admin:
                 os.environ.pop(key, None)
-        sets = [a for o in ["data.demo_train_rows=40", "data.demo_pref_rows=8", "data.demo_eval_rows=8",
-                            "curate.steps=[validate,exact_dedup]"] for a in ("--set", o)]
+        sets = [
+            a
+            for o in [
+                "data.demo_train_rows=40",
+                "data.demo_pref_rows=8",
+                "data.demo_eval_rows=8",
+                "curate.steps=[validate,exact_dedup]",
+            ]
+            for a in ("--set", o)
+        ]
         curated = llmops(["curate", *sets], cli_env(tmp_path / "home", ml.url, **worker), timeout_s=600)
         assert curated.returncode == 0, curated.stderr[-4000:]
-        wrong = llmops(["models"], cli_env(tmp_path / "home", ml.url, MLFLOW_TRACKING_USERNAME="prefect-worker",
-                                           MLFLOW_TRACKING_PASSWORD="wrong"), timeout_s=300)
+        wrong = llmops(
+            ["models"],
+            cli_env(
+                tmp_path / "home", ml.url, MLFLOW_TRACKING_USERNAME="prefect-worker", MLFLOW_TRACKING_PASSWORD="wrong"
+            ),
+            timeout_s=300,
+        )
         assert wrong.returncode == 2 and "asks for a login (HTTP 401)" in wrong.stderr

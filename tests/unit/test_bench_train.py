@@ -11,15 +11,61 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ISSUE_KEYS = {"tokens_per_s", "baseline_tokens_per_s", "overhead", "peak_gib", "mfu", "gpu", "steps", "eval_tokens_per_s"}
-MORE_KEYS = {"method", "shape", "packing", "batch", "max_length", "precision", "device", "versions", "peak_tflops_assumed",
-             "padding_fraction", "eval_cpu_tokens_per_s", "eval_speedup", "settings_differ", "checkpoint_s"}
+ISSUE_KEYS = {
+    "tokens_per_s",
+    "baseline_tokens_per_s",
+    "overhead",
+    "peak_gib",
+    "mfu",
+    "gpu",
+    "steps",
+    "eval_tokens_per_s",
+}
+MORE_KEYS = {
+    "method",
+    "shape",
+    "packing",
+    "batch",
+    "max_length",
+    "precision",
+    "device",
+    "versions",
+    "peak_tflops_assumed",
+    "padding_fraction",
+    "eval_cpu_tokens_per_s",
+    "eval_speedup",
+    "settings_differ",
+    "checkpoint_s",
+}
 
 
 def run_bench(tmp_path: Path, *extra: str) -> dict:
-    cmd = [sys.executable, str(ROOT / "bench" / "train.py"), "--shape", "tiny", "--steps", "6", "--warmup-steps", "2",
-           "--max-length", "256", "--cpu-threads", "1", "--eval-prompts", "8", "--eval-batch", "4",
-           "--eval-new-tokens", "8", "--cache-dir", str(tmp_path / "models"), "--work-dir", str(tmp_path), "--json", *extra]
+    cmd = [
+        sys.executable,
+        str(ROOT / "bench" / "train.py"),
+        "--shape",
+        "tiny",
+        "--steps",
+        "6",
+        "--warmup-steps",
+        "2",
+        "--max-length",
+        "256",
+        "--cpu-threads",
+        "1",
+        "--eval-prompts",
+        "8",
+        "--eval-batch",
+        "4",
+        "--eval-new-tokens",
+        "8",
+        "--cache-dir",
+        str(tmp_path / "models"),
+        "--work-dir",
+        str(tmp_path),
+        "--json",
+        *extra,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [line for line in done.stdout.splitlines() if line.strip()]
@@ -69,6 +115,10 @@ def test_tiny_benchmark_on_a_gpu_reports_memory_and_mfu(tmp_path):
 
 
 def test_warmup_must_leave_steps_to_time(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "train.py"), "--steps", "2", "--warmup-steps", "2"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "train.py"), "--steps", "2", "--warmup-steps", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "--warmup-steps (2) must be below --steps (2)" in done.stderr

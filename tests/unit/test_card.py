@@ -4,17 +4,38 @@ from __future__ import annotations
 
 from configs.schema import RunConfig
 from registry.card import render_model_card
+from registry.lineage import Lineage
 
 
 def card_for(base: str) -> str:
     config = RunConfig.model_validate({"model": {"base": base}}).model_dump()
-    gate = {"decision": "reject", "checks": [], "comparisons": {
-        "held-out/rouge_l.vs_base": {"delta": 0.01, "ci_low": -0.03, "ci_high": 0.05, "p_value": 1.0,
-                                     "p_value_margin": 0.9611, "mde": 0.1, "method": "paired t"},
-        "held-out/rouge_l": {"delta": -0.01, "ci_low": -0.02, "ci_high": 0.0, "p_value": 0.625,
-                             "p_value_margin": 0.0001, "p_adjusted": 0.0003, "mde": 0.02, "method": "paired t"}}}
+    gate = {
+        "decision": "reject",
+        "checks": [],
+        "comparisons": {
+            "held-out/rouge_l.vs_base": {
+                "delta": 0.01,
+                "ci_low": -0.03,
+                "ci_high": 0.05,
+                "p_value": 1.0,
+                "p_value_margin": 0.9611,
+                "mde": 0.1,
+                "method": "paired t",
+            },
+            "held-out/rouge_l": {
+                "delta": -0.01,
+                "ci_low": -0.02,
+                "ci_high": 0.0,
+                "p_value": 0.625,
+                "p_value_margin": 0.0001,
+                "p_adjusted": 0.0003,
+                "mde": 0.02,
+                "method": "paired t",
+            },
+        },
+    }
     scores = {"candidate": {"held-out/rouge_l": 0.41, "safety/probe_pass": 0.6}}
-    return render_model_card("chat-model", 3, config, {"dataset_hash": "abc"}, {}, scores, gate, "{{question}}")
+    return render_model_card("chat-model", 3, config, Lineage(dataset_hash="abc"), {}, scores, gate, "{{question}}")
 
 
 def test_limitations_name_the_base_and_the_suites_measured():
@@ -26,7 +47,10 @@ def test_limitations_name_the_base_and_the_suites_measured():
 
 
 def test_the_p_shown_is_the_one_the_gate_decided_on():
-    rows = {line.split(" | ")[0].strip("| "): line for line in card_for("embedded").splitlines()
-            if line.startswith("| held-out/rouge_l")}
+    rows = {
+        line.split(" | ")[0].strip("| "): line
+        for line in card_for("embedded").splitlines()
+        if line.startswith("| held-out/rouge_l")
+    }
     assert "| 0.9611 |" in rows["held-out/rouge_l.vs_base"]  # one-sided against the required gain
     assert "| 0.0003 |" in rows["held-out/rouge_l"]  # Holm-adjusted, one-sided against the margin

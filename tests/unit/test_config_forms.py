@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 LIMIT = 200  # characters; a form shows the description under the field, so one or two lines
 
 
-def description_problems(node: dict, defs: dict | None = None, where: str = "config", limit: int = LIMIT,
-                         seen: set[str] | None = None) -> list[str]:
+def description_problems(
+    node: dict, defs: dict | None = None, where: str = "config", limit: int = LIMIT, seen: set[str] | None = None
+) -> list[str]:
     """Every property under `node` (following `$ref`s into `defs`, `anyOf`/`oneOf`/`allOf` members, list
     items and mapping values) without a description or with one over `limit`, and every section
     (a referenced model) whose own description is over `limit`. Each is named by its dotted path.
@@ -32,10 +33,13 @@ def description_problems(node: dict, defs: dict | None = None, where: str = "con
             seen.add(name)
             section = defs[name]
             if len(str(section.get("description", ""))) > limit:
-                problems.append(f"{where}: section description of {len(section['description'])} characters "
-                                f"({name}'s docstring; limit {limit})")
-            problems += description_problems({k: v for k, v in section.items() if k != "description"}, defs, where,
-                                             limit, seen)
+                problems.append(
+                    f"{where}: section description of {len(section['description'])} characters "
+                    f"({name}'s docstring; limit {limit})"
+                )
+            problems += description_problems(
+                {k: v for k, v in section.items() if k != "description"}, defs, where, limit, seen
+            )
     for key, prop in node.get("properties", {}).items():
         here = f"{where}.{key}"
         text = str(prop.get("description", "")).strip()

@@ -77,8 +77,13 @@ def test_bad_config_writes_nothing(tmp_path):
     bad.write_text("train: {method: sgd}\n")
     home = tmp_path / "home"
     env = {"LLMOPS_HOME": str(home), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-m", "llmops.cli", "nightly", "--config", str(bad)],
-                         capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "llmops.cli", "nightly", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert "train.method" in out.stderr
     assert not (home / "mlflow.db").exists()
@@ -87,20 +92,36 @@ def test_bad_config_writes_nothing(tmp_path):
 def test_gate_rules_must_name_metrics_the_configured_suites_produce():
     """Checked at load time, across sections, every problem at once: not after curate, train and evaluate."""
     with pytest.raises(ConfigError) as err:
-        load_config(None, ["eval.suites=[arithmetic]", 'gate.rules={"arithmetic/exact_macth": {}, "json-format/json_valid": {}}',
-                           "gate.primary=arithmetic/exact_macth", "gate.safety_must_pass=[prompt_injection, jailbreak]"])
+        load_config(
+            None,
+            [
+                "eval.suites=[arithmetic]",
+                'gate.rules={"arithmetic/exact_macth": {}, "json-format/json_valid": {}}',
+                "gate.primary=arithmetic/exact_macth",
+                "gate.safety_must_pass=[prompt_injection, jailbreak]",
+            ],
+        )
     problems = err.value.problems
     text = "\n".join(problems)
-    assert "gate.primary: suite 'arithmetic' produces no metric 'exact_macth'; it produces: bleu, chrf, exact_match" in text
+    assert (
+        "gate.primary: suite 'arithmetic' produces no metric 'exact_macth'; it produces: bleu, chrf, exact_match"
+        in text
+    )
     assert "gate.rules.arithmetic/exact_macth: suite 'arithmetic' produces no metric 'exact_macth'" in text
-    assert "gate.rules.json-format/json_valid: 'json-format/json_valid' names suite 'json-format', which is not evaluated" in text
+    assert (
+        "gate.rules.json-format/json_valid: 'json-format/json_valid' names suite 'json-format', which is not evaluated"
+        in text
+    )
     assert "gate.safety_must_pass: ['prompt_injection', 'jailbreak'] needs the safety suite" in text
     assert "gate.safety_must_pass: unknown probe kind 'jailbreak'" in text
     assert len(problems) == 5
 
 
 def test_lm_eval_tasks_count_as_suites_with_their_own_metrics():
-    cfg = load_config(None, ["eval.harness_tasks=[llmops_arith]", 'gate.rules={"arithmetic/exact_match": {}, "llmops_arith/anything": {}}'])
+    cfg = load_config(
+        None,
+        ["eval.harness_tasks=[llmops_arith]", 'gate.rules={"arithmetic/exact_match": {}, "llmops_arith/anything": {}}'],
+    )
     assert "llmops_arith/anything" in cfg.gate.rules
 
 

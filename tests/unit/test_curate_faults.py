@@ -21,8 +21,13 @@ from tasks.data.read import UnreadableInput, count_records, probe_input, read_ro
 from tasks.data.records import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAT = [{"role": "user", "content": "Which river runs through the old town, and why does it flood in spring?"},
-        {"role": "assistant", "content": "The river Wend runs through it; melting snow from the hills swells it every spring."}]
+CHAT = [
+    {"role": "user", "content": "Which river runs through the old town, and why does it flood in spring?"},
+    {
+        "role": "assistant",
+        "content": "The river Wend runs through it; melting snow from the hills swells it every spring.",
+    },
+]
 
 
 def _sentence(i: int) -> str:
@@ -39,12 +44,22 @@ def _jsonl(path: Path, objs: list[dict]) -> Path:
 def _mixed_rows() -> list[dict]:
     rows = []
     for i in range(6):
-        rows.append({"messages": [{"role": "user", "content": f"Tell me about row {i} and the farmer's apples."},
-                                  {"role": "assistant", "content": _sentence(i)}]})
+        rows.append(
+            {
+                "messages": [
+                    {"role": "user", "content": f"Tell me about row {i} and the farmer's apples."},
+                    {"role": "assistant", "content": _sentence(i)},
+                ]
+            }
+        )
         rows.append({"instruction": f"Describe the basket in row {i} in one sentence.", "output": _sentence(i + 100)})
-        rows.append({"prompt": f"Where does the farmer keep the apples of row {i}?",
-                     "chosen": f"In a wooden basket near the barn, as row {i} says.",
-                     "rejected": f"In the river, which row {i} never says."})
+        rows.append(
+            {
+                "prompt": f"Where does the farmer keep the apples of row {i}?",
+                "chosen": f"In a wooden basket near the barn, as row {i} says.",
+                "rejected": f"In the river, which row {i} never says.",
+            }
+        )
     rows.append({"label": 3, "body": "a record in no training format"})
     return rows
 
@@ -59,10 +74,20 @@ def home(tmp_path_factory) -> Path:
 
 
 def _curate(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "LLMOPS_HOME": str(home),
-           "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "llmops.cli", "curate", *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=600)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LLMOPS_HOME": str(home),
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "llmops.cli", "curate", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
 
 
 def _one_error(out: subprocess.CompletedProcess, names: str) -> str:
@@ -99,9 +124,14 @@ def test_cli_binary_file_fails_at_once_and_debug_shows_the_traceback(home, tmp_p
     src = tmp_path / "weights.bin"
     src.write_bytes(bytes(range(256)) * 64)
     assert "give a .jsonl" in _one_error(_curate(home, "--input", str(src)), str(src))
-    debug = subprocess.run([sys.executable, "-m", "llmops.cli", "--debug", "curate", "--input", str(src)],
-                           capture_output=True, text=True, cwd=ROOT, timeout=120,
-                           env={"PATH": os.environ["PATH"], "LLMOPS_HOME": str(home), "PYTHONPATH": str(ROOT)})
+    debug = subprocess.run(
+        [sys.executable, "-m", "llmops.cli", "--debug", "curate", "--input", str(src)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={"PATH": os.environ["PATH"], "LLMOPS_HOME": str(home), "PYTHONPATH": str(ROOT)},
+    )
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "weights.bin" in debug.stderr
 
 
@@ -150,8 +180,9 @@ def test_cli_one_50_mb_line_is_too_long_and_the_rest_is_kept(allowed_run):
     report = _report(folder)
     assert report["sources"][str(inputs["huge"])] == {"format": "text", "formats": {"text": 2}, "read": 3, "kept": 2}
     assert report["dropped_by_step"]["read"]["too_long"] == 1
-    quarantined = [q for q in map(json.loads, (folder / "quarantine.jsonl").read_text().splitlines())
-                   if q["reason"] == "too_long"]
+    quarantined = [
+        q for q in map(json.loads, (folder / "quarantine.jsonl").read_text().splitlines()) if q["reason"] == "too_long"
+    ]
     assert [q["id"] for q in quarantined] == ["huge.jsonl:2"] and len(quarantined[0]["row"]) < 2000  # its first bytes
     assert "a line of 50,000,013 bytes, over the 128,000-byte reading cap" in quarantined[0]["detail"]
 
@@ -172,7 +203,9 @@ def test_cli_empty_file_warns_naming_it(allowed_run):
     out, folder, inputs = allowed_run
     warnings = [line for line in out.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and f"{inputs['empty']}: holds no rows" in warnings[0]
-    assert _report(folder)["warnings"] == [f"{inputs['empty']}: holds no rows (an empty file?); nothing was curated from it"]
+    assert _report(folder)["warnings"] == [
+        f"{inputs['empty']}: holds no rows (an empty file?); nothing was curated from it"
+    ]
     assert f"warning: {inputs['empty']}: holds no rows" in out.stdout
 
 
@@ -183,7 +216,12 @@ def test_cli_a_rule_that_drops_too_much_of_gsm8k_stops_the_run(home, tmp_path, s
     is tested on the same rows in test_data_quality.py, without a CLI run."""
     rows = [json.loads(line) for line in (shared_data / "gsm8k_train_sample.jsonl").read_text().splitlines()]
     src = _jsonl(tmp_path / "gsm8k_text.jsonl", [{"text": r["question"] + "\n" + r["answer"]} for r in rows])
-    old = ["--set", "curate.quality.min_terminal_punct_ratio=0.5", "--set", "curate.quality.terminal_punct_numbers=false"]
+    old = [
+        "--set",
+        "curate.quality.min_terminal_punct_ratio=0.5",
+        "--set",
+        "curate.quality.terminal_punct_numbers=false",
+    ]
     out = _curate(home, "--input", str(src), "--output", str(tmp_path / "stopped"), *old)
     line = _one_error(out, "gsm8k_text.jsonl")
     assert line.startswith("error: quality rule c4_terminal_punct: dropped 186 of the 500 rows it saw")
@@ -200,21 +238,31 @@ def test_cli_a_rule_that_drops_too_much_of_gsm8k_stops_the_run(home, tmp_path, s
 # Linux keeps a process's peak RSS across exec, and a child forked from this test process starts
 # with the test process's own (over 1 GB late in a full run). So a small launcher runs the
 # curation and reads its child's peak: what the curation itself reached.
-LAUNCHER = ("import resource, subprocess, sys\n"
-            "done = subprocess.run([sys.executable, '-c', *sys.argv[1:]], capture_output=True, text=True)\n"
-            "print(done.stdout + done.stderr)\n"
-            "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")
+LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "done = subprocess.run([sys.executable, '-c', *sys.argv[1:]], capture_output=True, text=True)\n"
+    "print(done.stdout + done.stderr)\n"
+    "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
+)
 
 
 def test_peak_memory_on_a_50_mb_line_stays_bounded(tmp_path):
     src = tmp_path / "huge.jsonl"
     with open(src, "w") as f:
         f.write('{"text": "' + "word " * 10_000_000 + '"}\n' + json.dumps({"text": _sentence(1)}) + "\n")
-    code = ("import json, sys\nfrom configs.schema import CurateConfig\nfrom tasks.data.curate import curate_dataset\n"
-            "r = curate_dataset([sys.argv[1]], sys.argv[2], CurateConfig())\n"
-            "print(json.dumps({'dropped': r['dropped'], 'kept': r['kept']}))")
-    out = subprocess.run([sys.executable, "-c", LAUNCHER, code, str(src), str(tmp_path / "out")], capture_output=True,
-                         text=True, cwd=ROOT, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import json, sys\nfrom configs.schema import CurateConfig\nfrom tasks.data.curate import curate_dataset\n"
+        "r = curate_dataset([sys.argv[1]], sys.argv[2], CurateConfig())\n"
+        "print(json.dumps({'dropped': r['dropped'], 'kept': r['kept']}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, code, str(src), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     *printed, last = out.stdout.strip().splitlines()
     returncode, peak_mb = last.split()
     assert returncode == "0", out.stdout
@@ -225,7 +273,10 @@ def test_peak_memory_on_a_50_mb_line_stays_bounded(tmp_path):
 def test_each_row_is_read_as_the_format_it_fits(tmp_path):
     rows = _mixed_rows()
     assert [row_format(r) for r in rows[:3]] == ["messages", "alpaca", "pref"] and row_format(rows[-1]) is None
-    assert misfit_detail({"question": "What?"}) == "keys ['question'] fit no format; closest is qa, which also needs ['answer']"
+    assert (
+        misfit_detail({"question": "What?"})
+        == "keys ['question'] fit no format; closest is qa, which also needs ['answer']"
+    )
     src = _jsonl(tmp_path / "mixed.jsonl", rows)
     ledger = Ledger(tmp_path / "q.jsonl")
     kept = list(ledger.count_kept(read_rows(src, ledger)))
@@ -250,7 +301,7 @@ def test_a_broken_gzip_keeps_its_head_and_records_its_tail(tmp_path):
     assert count_records(cut) == ledger.read  # shards of it count the same records
     middle = len(whole) // 2
     corrupt = tmp_path / "corrupt.jsonl.gz"
-    corrupt.write_bytes(whole[:middle] + bytes(b ^ 0xFF for b in whole[middle:middle + 64]) + whole[middle + 64:])
+    corrupt.write_bytes(whole[:middle] + bytes(b ^ 0xFF for b in whole[middle : middle + 64]) + whole[middle + 64 :])
     ledger = Ledger()
     rows = list(ledger.count_kept(read_rows(corrupt, ledger)))
     ledger.check_balance()
@@ -261,13 +312,17 @@ def test_a_broken_gzip_keeps_its_head_and_records_its_tail(tmp_path):
         probe_input(head)
 
 
-@pytest.mark.parametrize(("name", "data", "says"), [
-    ("plain.jsonl.gz", b'{"text": "hi"}\n', "is named .gz but is not gzip-compressed"),
-    ("packed.jsonl", gzip.compress(b'{"text": "hi"}\n', mtime=0), "rename it to packed.jsonl.gz"),
-    ("utf16.jsonl", '{"text": "hi"}\n'.encode("utf-16"), "NUL bytes"),
-    ("broken.parquet", b"not parquet at all", "no PAR1 header"),
-    ("notes.txt", b"hello\n", "is a .txt file"),
-], ids=["plain.jsonl.gz", "packed.jsonl", "utf16.jsonl", "broken.parquet", "notes.txt"])  # stable ids: xdist workers must collect the same names
+@pytest.mark.parametrize(
+    ("name", "data", "says"),
+    [
+        ("plain.jsonl.gz", b'{"text": "hi"}\n', "is named .gz but is not gzip-compressed"),
+        ("packed.jsonl", gzip.compress(b'{"text": "hi"}\n', mtime=0), "rename it to packed.jsonl.gz"),
+        ("utf16.jsonl", '{"text": "hi"}\n'.encode("utf-16"), "NUL bytes"),
+        ("broken.parquet", b"not parquet at all", "no PAR1 header"),
+        ("notes.txt", b"hello\n", "is a .txt file"),
+    ],
+    ids=["plain.jsonl.gz", "packed.jsonl", "utf16.jsonl", "broken.parquet", "notes.txt"],
+)  # stable ids: xdist workers must collect the same names
 def test_files_of_the_wrong_kind_are_refused_by_name(tmp_path, name, data, says):
     src = tmp_path / name
     src.write_bytes(data)
@@ -291,19 +346,23 @@ def test_unreadable_inputs_are_reported_the_rest_curated_then_the_run_stops(tmp_
     allowed = curate_dataset(inputs, str(tmp_path / "b"), CurateConfig(allow_unreadable=True))
     assert allowed["kept"] == 3 and allowed["warnings"] == [
         f"{empty}: holds no rows (an empty file?); nothing was curated from it",
-        f"{bad}: is a .bin file, which curate cannot read (skipped: curate.allow_unreadable is true)"]
+        f"{bad}: is a .bin file, which curate cannot read (skipped: curate.allow_unreadable is true)",
+    ]
     # Sharded, the same inputs give the same accounting.
     specs = plan_shards(inputs, 2, "auto")
     shards = [curate_shard(spec, CurateConfig(allow_unreadable=True), [], str(tmp_path / "work")) for spec in specs]
     merged = merge_shards(shards, str(tmp_path / "c"), CurateConfig(allow_unreadable=True))
     assert {k: merged[k] for k in ("read", "kept", "unreadable", "warnings", "formats")} == {
-        k: allowed[k] for k in ("read", "kept", "unreadable", "warnings", "formats")}
+        k: allowed[k] for k in ("read", "kept", "unreadable", "warnings", "formats")
+    }
 
 
 def test_a_rule_over_its_drop_share_stops_with_the_rule_examples_and_key(tmp_path):
     rows = [{"id": f"ok{i}", "text": _sentence(i)} for i in range(60)]
-    rows += [{"id": f"js{i}", "text": f"Please enable JavaScript in your browser to see part {i} of this page."}
-             for i in range(20)]
+    rows += [
+        {"id": f"js{i}", "text": f"Please enable JavaScript in your browser to see part {i} of this page."}
+        for i in range(20)
+    ]
     src = _jsonl(tmp_path / "site.jsonl", rows)
     with pytest.raises(CurationStopped) as err:
         curate_dataset([str(src)], str(tmp_path / "a"), CurateConfig())
@@ -312,8 +371,9 @@ def test_a_rule_over_its_drop_share_stops_with_the_rule_examples_and_key(tmp_pat
     assert "[site.jsonl js0] 'Please enable JavaScript" in message and "[site.jsonl js2]" in message
     assert "js3" not in message and "curate.quality.c4_javascript=... (now True)" in message
     assert "\n" not in message and err.value.report["quality"]["rules"]["c4_javascript"]["fraction"] == 0.25
-    assert curate_dataset([str(src)], str(tmp_path / "b"),
-                          CurateConfig(quality={"max_drop_fraction": 0.3}))["dropped"] == {"c4_javascript": 20}
+    assert curate_dataset([str(src)], str(tmp_path / "b"), CurateConfig(quality={"max_drop_fraction": 0.3}))[
+        "dropped"
+    ] == {"c4_javascript": 20}
     few = _jsonl(tmp_path / "few.jsonl", rows[55:65])  # 5 of 10: too few rows to judge a rule by
     assert curate_dataset([str(few)], str(tmp_path / "c"), CurateConfig())["dropped"] == {"c4_javascript": 5}
 

@@ -17,7 +17,9 @@ STORY = (
 
 
 def _sft(row_id: str, question: str, answer: str) -> str:
-    return json.dumps({"id": row_id, "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
+    return json.dumps(
+        {"id": row_id, "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
+    )
 
 
 def _write_inputs(tmp_path: Path) -> list[str]:
@@ -29,7 +31,11 @@ def _write_inputs(tmp_path: Path) -> list[str]:
                 _sft("t2", "What is 7 + 8?", "7 + 8 = 15. The answer is 15."),
                 _sft("dup", "tell me a  story.", STORY.upper()),  # exact duplicate of t1
                 _sft("near", "Tell me a story.", STORY.replace("falling", "down")),  # near duplicate of t1
-                _sft("pii", "Reach me at sam@example.com or (555) 123-4567. What is 9 - 4?", "9 - 4 = 5. The answer is 5."),
+                _sft(
+                    "pii",
+                    "Reach me at sam@example.com or (555) 123-4567. What is 9 - 4?",
+                    "9 - 4 = 5. The answer is 5.",
+                ),
                 _sft("short", "2+2", "4"),
                 _sft("role", "hi", "ok").replace('"user"', '"robot"'),
                 '{"id": "trunc", "messages": [',
@@ -42,8 +48,18 @@ def _write_inputs(tmp_path: Path) -> list[str]:
     )
     pref = tmp_path / "pref.jsonl.gz"
     with gzip.open(pref, "wt", encoding="utf-8") as f:
-        f.write(json.dumps({"id": "p1", "prompt": "What is 2 + 3?", "chosen": "The answer is 5.", "rejected": "The answer is 6."}) + "\n")
-        f.write(json.dumps({"id": "p2", "prompt": "What is 2 + 3?", "chosen": "The answer is 5.", "rejected": "The answer is 5."}) + "\n")
+        f.write(
+            json.dumps(
+                {"id": "p1", "prompt": "What is 2 + 3?", "chosen": "The answer is 5.", "rejected": "The answer is 6."}
+            )
+            + "\n"
+        )
+        f.write(
+            json.dumps(
+                {"id": "p2", "prompt": "What is 2 + 3?", "chosen": "The answer is 5.", "rejected": "The answer is 5."}
+            )
+            + "\n"
+        )
     return [str(train), str(pref)]
 
 
@@ -53,8 +69,13 @@ def test_curate_end_to_end(tmp_path: Path) -> None:
 
     assert out["read"] == 11
     assert out["dropped"] == {
-        "bad_json": 1, "bad_role": 1, "exact_duplicate": 1, "near_duplicate": 1,
-        "same_answers": 1, "too_short": 1, "format_unknown": 1,  # read_rows: a row no format fits
+        "bad_json": 1,
+        "bad_role": 1,
+        "exact_duplicate": 1,
+        "near_duplicate": 1,
+        "same_answers": 1,
+        "too_short": 1,
+        "format_unknown": 1,  # read_rows: a row no format fits
     }
     assert out["kept"] == out["sft_rows"] + out["pref_rows"] == 4
     assert out["read"] == out["kept"] + sum(out["dropped"].values())  # the balance invariant
@@ -70,15 +91,22 @@ def test_curate_end_to_end(tmp_path: Path) -> None:
     quarantine = [json.loads(line) for line in Path(out["quarantine_path"]).read_text().splitlines()]
     assert all(q["id"] and q["reason"] for q in quarantine)
     assert {(q["id"], q["reason"]) for q in quarantine} == {
-        ("dup", "exact_duplicate"), ("near", "near_duplicate"), ("short", "too_short"), ("role", "bad_role"),
-        ("train.jsonl:8", "bad_json"), ("fmt", "format_unknown"), ("p2", "same_answers"),
+        ("dup", "exact_duplicate"),
+        ("near", "near_duplicate"),
+        ("short", "too_short"),
+        ("role", "bad_role"),
+        ("train.jsonl:8", "bad_json"),
+        ("fmt", "format_unknown"),
+        ("p2", "same_answers"),
     }
     near = next(q for q in quarantine if q["reason"] == "near_duplicate")
     assert near["detail"].startswith("t1 jaccard=")
 
     report = json.loads(Path(out["report_path"]).read_text())
     assert report == {k: v for k, v in out.items() if not k.endswith("_path") and k != "dataset_dir"}
-    digest = hashlib.sha256(Path(out["sft_path"]).read_bytes() + b"\0" + Path(out["pref_path"]).read_bytes()).hexdigest()
+    digest = hashlib.sha256(
+        Path(out["sft_path"]).read_bytes() + b"\0" + Path(out["pref_path"]).read_bytes()
+    ).hexdigest()
     assert report["dataset_hash"] == digest and report["dataset_hash_short"] == digest[:16]
 
 
@@ -95,8 +123,10 @@ def test_curate_is_deterministic_and_pii_optional(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------- every step, in the config's order
 
-EVAL_ITEM = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-             "How many clips did Natalia sell altogether in April and May?")
+EVAL_ITEM = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?"
+)
 LONG_ANSWER = " ".join(f"Step {i}: add the next pair of numbers and write the running total down." for i in range(12))
 
 
@@ -106,33 +136,59 @@ def _write_all_reasons(tmp_path: Path) -> tuple[list[str], str]:
     lines = [
         _sft("keep", "What is 7 + 8?", "7 + 8 = 15. The answer is 15."),
         _sft("story", "Tell me a story.", STORY),
-        '{"id": "trunc", "messages": [',                                    # read: bad_json
-        '{"id": "fmt", "question": "no messages"}',                          # read: format_unknown
-        '{"id": "type", "messages": "not a list"}',                          # read: wrong_type
-        _sft("role", "hi there", "ok").replace('"user"', '"robot"'),        # validate: bad_role
-        json.dumps({"id": "turn", "messages": [{"role": "assistant", "content": "Hello, how can I help?"}]}),  # missing_turn
-        _sft("blank", "What is 1 + 1?", "   "),                              # validate: empty_field
-        _sft("dup", "what is 7 + 8?", "7 + 8 = 15.  The answer is 15."),     # exact_duplicate of keep
+        '{"id": "trunc", "messages": [',  # read: bad_json
+        '{"id": "fmt", "question": "no messages"}',  # read: format_unknown
+        '{"id": "type", "messages": "not a list"}',  # read: wrong_type
+        _sft("role", "hi there", "ok").replace('"user"', '"robot"'),  # validate: bad_role
+        json.dumps(
+            {"id": "turn", "messages": [{"role": "assistant", "content": "Hello, how can I help?"}]}
+        ),  # missing_turn
+        _sft("blank", "What is 1 + 1?", "   "),  # validate: empty_field
+        _sft("dup", "what is 7 + 8?", "7 + 8 = 15.  The answer is 15."),  # exact_duplicate of keep
         _sft("near", "Tell me a story.", STORY.replace("falling", "down")),  # near_duplicate of story
-        _sft("short", "2+2", "4"),                                           # length: too_short
-        _sft("long", "Explain the long sum.", LONG_ANSWER),                  # length: too_long
-        _sft("french", "Quelle est la capitale de la France et pourquoi est-elle si célèbre dans le monde ?",
-             "La capitale de la France est Paris, une ville connue pour ses musées et ses monuments."),  # quality
-        _sft("lorem", "Write a placeholder paragraph for the web page.",
-             "Here is one: lorem ipsum dolor sit amet. Replace it with your own words before you publish the page."),
-        _sft("leak", "Homework: she sold half as many clips in May. How many clips did Natalia sell altogether?",
-             "Add the clips of both months to get the total."),              # decontaminate
+        _sft("short", "2+2", "4"),  # length: too_short
+        _sft("long", "Explain the long sum.", LONG_ANSWER),  # length: too_long
+        _sft(
+            "french",
+            "Quelle est la capitale de la France et pourquoi est-elle si célèbre dans le monde ?",
+            "La capitale de la France est Paris, une ville connue pour ses musées et ses monuments.",
+        ),  # quality
+        _sft(
+            "lorem",
+            "Write a placeholder paragraph for the web page.",
+            "Here is one: lorem ipsum dolor sit amet. Replace it with your own words before you publish the page.",
+        ),
+        _sft(
+            "leak",
+            "Homework: she sold half as many clips in May. How many clips did Natalia sell altogether?",
+            "Add the clips of both months to get the total.",
+        ),  # decontaminate
     ]
     chat.write_bytes(("\n".join(lines) + "\n").encode("utf-8") + b'{"id": "latin1", "text": "caf\xe9"}\n')  # bad_utf8
     pref = tmp_path / "pref.jsonl.gz"
     with gzip.open(pref, "wt", encoding="utf-8") as f:
-        f.write(json.dumps({"id": "p1", "prompt": "What is 2 + 3?", "chosen": "The answer is 5.", "rejected": "The answer is 6."}) + "\n")
-        f.write(json.dumps({"id": "p2", "prompt": "What is 2 + 3?", "chosen": "The answer is 5.", "rejected": "The answer is 5."}) + "\n")
+        f.write(
+            json.dumps(
+                {"id": "p1", "prompt": "What is 2 + 3?", "chosen": "The answer is 5.", "rejected": "The answer is 6."}
+            )
+            + "\n"
+        )
+        f.write(
+            json.dumps(
+                {"id": "p2", "prompt": "What is 2 + 3?", "chosen": "The answer is 5.", "rejected": "The answer is 5."}
+            )
+            + "\n"
+        )
     text = tmp_path / "notes.jsonl"
     text.write_text(
-        json.dumps({"id": "x1", "text": "Plain prose for pre-training, written by hand.\tWrite to sam@example.com for more."}) + "\n"
-        + json.dumps({"id": "x2", "text": "   "}) + "\n"  # read: empty_field
-        + json.dumps({"id": "x3", "text": None}) + "\n",  # read: missing_field (a text row with a null)
+        json.dumps(
+            {"id": "x1", "text": "Plain prose for pre-training, written by hand.\tWrite to sam@example.com for more."}
+        )
+        + "\n"
+        + json.dumps({"id": "x2", "text": "   "})
+        + "\n"  # read: empty_field
+        + json.dumps({"id": "x3", "text": None})
+        + "\n",  # read: missing_field (a text row with a null)
         encoding="utf-8",
     )
     eval_path = tmp_path / "eval.jsonl"
@@ -141,9 +197,22 @@ def _write_all_reasons(tmp_path: Path) -> tuple[list[str], str]:
 
 
 EVERY_REASON = {
-    "bad_json": 1, "bad_utf8": 1, "format_unknown": 1, "missing_field": 1, "wrong_type": 1, "empty_field": 2, "bad_role": 1,
-    "missing_turn": 1, "same_answers": 1, "exact_duplicate": 1, "near_duplicate": 1, "too_short": 1,
-    "too_long": 1, "language_not_allowed": 1, "c4_lorem_ipsum": 1, "eval_contamination": 1,
+    "bad_json": 1,
+    "bad_utf8": 1,
+    "format_unknown": 1,
+    "missing_field": 1,
+    "wrong_type": 1,
+    "empty_field": 2,
+    "bad_role": 1,
+    "missing_turn": 1,
+    "same_answers": 1,
+    "exact_duplicate": 1,
+    "near_duplicate": 1,
+    "too_short": 1,
+    "too_long": 1,
+    "language_not_allowed": 1,
+    "c4_lorem_ipsum": 1,
+    "eval_contamination": 1,
 }
 
 
@@ -156,11 +225,19 @@ def test_every_reason_by_name_and_the_balance(tmp_path: Path) -> None:
     assert out["kept"] + sum(out["dropped"].values()) == out["read"]
     assert (out["sft_rows"], out["pref_rows"], out["text_rows"]) == (2, 1, 1)
     assert out["dropped_by_step"] == {
-        "read": {"bad_json": 1, "bad_utf8": 1, "empty_field": 1, "format_unknown": 1, "missing_field": 1,
-                 "wrong_type": 1},
+        "read": {
+            "bad_json": 1,
+            "bad_utf8": 1,
+            "empty_field": 1,
+            "format_unknown": 1,
+            "missing_field": 1,
+            "wrong_type": 1,
+        },
         "validate": {"bad_role": 1, "empty_field": 1, "missing_turn": 1, "same_answers": 1},
-        "exact_dedup": {"exact_duplicate": 1}, "near_dedup": {"near_duplicate": 1},
-        "length": {"too_long": 1, "too_short": 1}, "quality": {"c4_lorem_ipsum": 1, "language_not_allowed": 1},
+        "exact_dedup": {"exact_duplicate": 1},
+        "near_dedup": {"near_duplicate": 1},
+        "length": {"too_long": 1, "too_short": 1},
+        "quality": {"c4_lorem_ipsum": 1, "language_not_allowed": 1},
         "decontaminate": {"eval_contamination": 1},
     }
     assert out["format"] == {inputs[0]: "messages", inputs[1]: "pref", inputs[2]: "text"}
@@ -174,8 +251,14 @@ def test_every_reason_by_name_and_the_balance(tmp_path: Path) -> None:
     assert all(q["id"] and q["reason"] and "row" in q for q in quarantine)
     by_id = {q["id"]: q["reason"] for q in quarantine}
     assert {k: by_id[k] for k in ("role", "turn", "blank", "x2", "french", "lorem", "leak", "long")} == {
-        "role": "bad_role", "turn": "missing_turn", "blank": "empty_field", "x2": "empty_field",
-        "french": "language_not_allowed", "lorem": "c4_lorem_ipsum", "leak": "eval_contamination", "long": "too_long",
+        "role": "bad_role",
+        "turn": "missing_turn",
+        "blank": "empty_field",
+        "x2": "empty_field",
+        "french": "language_not_allowed",
+        "lorem": "c4_lorem_ipsum",
+        "leak": "eval_contamination",
+        "long": "too_long",
     }
     assert next(q for q in quarantine if q["id"] == "leak")["detail"] == "gsm-17"
     assert json.loads(Path(out["report_path"]).read_text())["read"] == 21
@@ -194,14 +277,21 @@ def test_parquet_per_kind_matches_the_report_and_text_rows_are_cleaned(tmp_path:
         assert table.num_rows == out[f"{kind}_rows"]
     assert pq.read_table(folder / "sft.parquet").column("id").to_pylist() == ["keep", "story"]
     assert pq.read_table(folder / "text.parquet").to_pylist() == [
-        {"id": "x1", "text": "Plain prose for pre-training, written by hand. Write to [EMAIL] for more."}]
+        {"id": "x1", "text": "Plain prose for pre-training, written by hand. Write to [EMAIL] for more."}
+    ]
     jsonl = [json.loads(line) for line in Path(out["sft_path"]).read_text().splitlines()]
     assert pq.read_table(folder / "sft.parquet").to_pylist() == jsonl
     # The hash covers the text rows too, after sft.jsonl and pref.jsonl.
-    text_line = json.dumps({"id": "x1", "text": "Plain prose for pre-training, written by hand. Write to [EMAIL] for more."},
-                           ensure_ascii=False) + "\n"
-    digest = hashlib.sha256(Path(out["sft_path"]).read_bytes() + b"\0" + Path(out["pref_path"]).read_bytes()
-                            + b"\0" + text_line.encode()).hexdigest()
+    text_line = (
+        json.dumps(
+            {"id": "x1", "text": "Plain prose for pre-training, written by hand. Write to [EMAIL] for more."},
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
+    digest = hashlib.sha256(
+        Path(out["sft_path"]).read_bytes() + b"\0" + Path(out["pref_path"]).read_bytes() + b"\0" + text_line.encode()
+    ).hexdigest()
     assert out["dataset_hash"] == digest
 
 
@@ -237,10 +327,15 @@ def test_decontamination_drops_a_copied_13_word_span(tmp_path: Path) -> None:
     eval_path.write_text(json.dumps({"id": "e1", "question": EVAL_ITEM, "answer": "72"}) + "\n")
     words = EVAL_ITEM.split()
     train = tmp_path / "train.jsonl"
-    train.write_text("\n".join([
-        _sft("copy13", "Please help: " + " ".join(words[10:23]) + " thanks", "Here is how to think about it."),
-        _sft("copy12", "Please help: " + " ".join(words[10:22]) + " thanks", "Here is how to think about it."),
-    ]) + "\n")
+    train.write_text(
+        "\n".join(
+            [
+                _sft("copy13", "Please help: " + " ".join(words[10:23]) + " thanks", "Here is how to think about it."),
+                _sft("copy12", "Please help: " + " ".join(words[10:22]) + " thanks", "Here is how to think about it."),
+            ]
+        )
+        + "\n"
+    )
     out = curate_dataset([str(train)], str(tmp_path / "out"), CurateConfig(), [str(eval_path)])
     assert out["dropped"] == {"eval_contamination": 1} and out["decontamination"] == {"e1": 1}
     assert [json.loads(line)["id"] for line in Path(out["sft_path"]).read_text().splitlines()] == ["copy12"]
@@ -253,11 +348,13 @@ def test_decontamination_drops_a_copied_13_word_span(tmp_path: Path) -> None:
 def test_steps_run_in_the_configured_order(tmp_path: Path) -> None:
     train = tmp_path / "train.jsonl"
     train.write_text(_sft("a", "2+2", "4") + "\n" + _sft("b", "2+2", "4") + "\n")  # short, and copies
-    dedup_first = curate_dataset([str(train)], str(tmp_path / "a"),
-                                    CurateConfig(steps=["validate", "exact_dedup", "length"]))
+    dedup_first = curate_dataset(
+        [str(train)], str(tmp_path / "a"), CurateConfig(steps=["validate", "exact_dedup", "length"])
+    )
     assert dedup_first["dropped"] == {"exact_duplicate": 1, "too_short": 1}
-    length_first = curate_dataset([str(train)], str(tmp_path / "b"),
-                                     CurateConfig(steps=["validate", "length", "exact_dedup"]))
+    length_first = curate_dataset(
+        [str(train)], str(tmp_path / "b"), CurateConfig(steps=["validate", "length", "exact_dedup"])
+    )
     assert length_first["dropped"] == {"too_short": 2}
     assert length_first["steps"] == ["validate", "length", "exact_dedup"]
     only_validate = curate_dataset([str(train)], str(tmp_path / "c"), CurateConfig(steps=["validate"]))
@@ -311,16 +408,34 @@ def test_synthetic_variants_pass_the_same_steps_and_are_accounted_for(tmp_path: 
     from configs.schema import TinyModelConfig
     from tasks.model.tiny import build_tiny_model
 
-    teacher = build_tiny_model(TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=5, vocab_size=400),
-                               tmp_path / "models")
+    teacher = build_tiny_model(
+        TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=5, vocab_size=400),
+        tmp_path / "models",
+    )
     path = tmp_path / "in.jsonl"
-    path.write_text("".join(_sft(f"s{i}", f"Tom has {i} apples and buys {i + 2} more. How many apples now?",
-                                 f"{i} + {i + 2} = {2 * i + 2}. The answer is {2 * i + 2}.") + "\n" for i in range(4)))
-    settings = CurateConfig.model_validate({
-        "steps": ["validate", "synthesize", "exact_dedup", "near_dedup", "length", "pii"],
-        "synthetic": {"enabled": True, "teacher": f"local:{teacher}", "operations": ["rephrase"], "variants_per_seed": 2,
-                      "max_new_tokens": 24},
-    })
+    path.write_text(
+        "".join(
+            _sft(
+                f"s{i}",
+                f"Tom has {i} apples and buys {i + 2} more. How many apples now?",
+                f"{i} + {i + 2} = {2 * i + 2}. The answer is {2 * i + 2}.",
+            )
+            + "\n"
+            for i in range(4)
+        )
+    )
+    settings = CurateConfig.model_validate(
+        {
+            "steps": ["validate", "synthesize", "exact_dedup", "near_dedup", "length", "pii"],
+            "synthetic": {
+                "enabled": True,
+                "teacher": f"local:{teacher}",
+                "operations": ["rephrase"],
+                "variants_per_seed": 2,
+                "max_new_tokens": 24,
+            },
+        }
+    )
     report = curate_dataset([str(path)], str(tmp_path / "out"), settings)
     assert report["read"] == 4 + 8  # four input rows, two variants of each
     assert report["kept"] + sum(report["dropped"].values()) == report["read"]
@@ -331,7 +446,12 @@ def test_synthetic_variants_pass_the_same_steps_and_are_accounted_for(tmp_path: 
     variants = [r for r in kept if r["id"].startswith("syn-")]
     assert len(variants) + len(synthetic_drops) == 8 and report["synthetic_rows"] == len(variants)
     for row in variants:
-        assert row["synthetic"]["teacher"] == f"local:{teacher}" and row["synthetic"]["seed_id"] in {"s0", "s1", "s2", "s3"}
+        assert row["synthetic"]["teacher"] == f"local:{teacher}" and row["synthetic"]["seed_id"] in {
+            "s0",
+            "s1",
+            "s2",
+            "s3",
+        }
         assert row["synthetic"]["template"].startswith("synth-rephrase/")
     if not variants:
         pytest.skip(f"the tiny teacher produced no usable variant: {[q['reason'] for q in synthetic_drops]}")
@@ -348,13 +468,17 @@ def test_synthetic_enabled_needs_the_step() -> None:
 def test_near_duplicate_cluster_report_is_written(tmp_path: Path) -> None:
     words = "the quick brown fox jumps over the lazy dog near the quiet river bank today".split()
     path = tmp_path / "in.jsonl"
-    lines = [_sft("a", " ".join(words), "It is a sentence about a fox and a dog."),
-             _sft("b", " ".join(words), "It is a sentence about a fox and a dog. Indeed."),
-             _sft("c", "An unrelated question about apples and pears in a basket?", "Pears.")]
+    lines = [
+        _sft("a", " ".join(words), "It is a sentence about a fox and a dog."),
+        _sft("b", " ".join(words), "It is a sentence about a fox and a dog. Indeed."),
+        _sft("c", "An unrelated question about apples and pears in a basket?", "Pears."),
+    ]
     path.write_text("\n".join(lines) + "\n")
     report = curate_dataset([str(path)], str(tmp_path / "out"), CurateConfig())
     clusters = json.loads(Path(report["clusters_path"]).read_text())
-    assert report["dropped"].get("near_duplicate") == 1 and report["near_duplicate_clusters"] == clusters["clusters"] == 1
+    assert (
+        report["dropped"].get("near_duplicate") == 1 and report["near_duplicate_clusters"] == clusters["clusters"] == 1
+    )
     assert json.dumps(clusters["examples"]).count('"b"') == 1 and clusters["largest_clusters"]
 
 

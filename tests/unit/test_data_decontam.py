@@ -10,8 +10,11 @@ from tasks.data.decontaminate import build_ngram_index, decontaminate, ngram_has
 from tasks.data.records import Ledger, Row
 
 EVAL = [
-    ("gsm8k/17", "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-                 "How many clips did Natalia sell altogether in April and May?"),
+    (
+        "gsm8k/17",
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+        "How many clips did Natalia sell altogether in April and May?",
+    ),
     ("arc/3", "Which gas do plants absorb from the air to make their food through photosynthesis?"),
     ("short/1", "What is 2 + 2?"),
 ]

@@ -20,7 +20,9 @@ assert len(BASE) == 30 and len(OTHER) == 30
 
 
 def _sft(row_id: str, answer: str, question: str = "Tell me a story.") -> Row:
-    return Row(row_id, "sft", {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
+    return Row(
+        row_id, "sft", {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
+    )
 
 
 def _edit(words: list[str], i: int, new: str) -> str:
@@ -102,8 +104,17 @@ def test_candidate_below_threshold_is_verified_and_kept() -> None:
 
 def test_first_seen_survives_and_kinds_are_not_compared() -> None:
     text = BASE[:10], BASE[10:20], BASE[20:]
-    sft = Row("s", "sft", {"messages": [{"role": "user", "content": " ".join(text[0])}, {"role": "user", "content": " ".join(text[1])},
-                                        {"role": "assistant", "content": " ".join(text[2])}]})
+    sft = Row(
+        "s",
+        "sft",
+        {
+            "messages": [
+                {"role": "user", "content": " ".join(text[0])},
+                {"role": "user", "content": " ".join(text[1])},
+                {"role": "assistant", "content": " ".join(text[2])},
+            ]
+        },
+    )
     pref = Row("p", "pref", dict(zip(("prompt", "chosen", "rejected"), (" ".join(t) for t in text))))
     assert sft.text() == pref.text()
     kept, ledger = _run_minhash([sft, pref, _sft("s2", " ".join(BASE))], shingle_words=3)

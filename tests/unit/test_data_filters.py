@@ -7,7 +7,9 @@ from tasks.data.records import Ledger, Row
 
 
 def _row(row_id: str, answer: str) -> Row:
-    return Row(row_id, "sft", {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": answer}]})
+    return Row(
+        row_id, "sft", {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": answer}]}
+    )
 
 
 def test_filter_length_reasons() -> None:

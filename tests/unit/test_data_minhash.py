@@ -11,8 +11,17 @@ from datasketch import MinHash, MinHashLSH
 from datasketch.hashfunc import sha1_hash32
 
 from tasks.data.dedup import NearDedup, dedup_minhash, jaccard, shingle_set, word_shingles
-from tasks.data.minhash import (BandIndex, band_keys, lsh_params, minhash_signatures, normalize, pack,
-                                parallel_signatures, to_datasketch, xxh32_spans)
+from tasks.data.minhash import (
+    BandIndex,
+    band_keys,
+    lsh_params,
+    minhash_signatures,
+    normalize,
+    pack,
+    parallel_signatures,
+    to_datasketch,
+    xxh32_spans,
+)
 from tasks.data.records import Ledger, Row
 
 _rng = random.Random(7)
@@ -172,8 +181,12 @@ def test_parallel_near_dedup_gives_the_same_verdicts() -> None:
 
 
 def test_dedup_minhash_fills_the_cluster_report() -> None:
-    rows = [Row(i, "sft", {"messages": [{"role": "user", "content": t}]}) if kind == "doc" else
-            Row(i, "pref", {"prompt": t, "chosen": "", "rejected": ""}) for i, kind, t in _cluster_corpus()]
+    rows = [
+        Row(i, "sft", {"messages": [{"role": "user", "content": t}]})
+        if kind == "doc"
+        else Row(i, "pref", {"prompt": t, "chosen": "", "rejected": ""})
+        for i, kind, t in _cluster_corpus()
+    ]
     ledger, report = Ledger(), {}
     ledger.read = len(rows)
     kept = list(ledger.count_kept(dedup_minhash(rows, ledger, 128, 0.8, 5, report=report)))

@@ -24,8 +24,11 @@ def redis_port(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     folder = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     client = redis.Redis(host="127.0.0.1", port=port)
     for _ in range(100):
         try:
@@ -41,8 +44,10 @@ def redis_port(tmp_path_factory):
 def test_lsh_on_redis_finds_near_duplicates_from_our_signatures(redis_port):
     from datasketch import MinHashLSH
 
-    words = ("shared indexes let many curation workers see the same band buckets so a near duplicate "
-             "found by one worker is never kept by another worker later in the night").split()
+    words = (
+        "shared indexes let many curation workers see the same band buckets so a near duplicate "
+        "found by one worker is never kept by another worker later in the night"
+    ).split()
     docs = {"a": " ".join(words), "b": " ".join(words) + " again", "c": "a completely different sentence about pears"}
     sigs = minhash_signatures(list(docs.values()), num_perm=128, seed=1, shingle_words=3)
     storage = {"type": "redis", "basename": b"llmops-test", "redis": {"host": "127.0.0.1", "port": redis_port}}

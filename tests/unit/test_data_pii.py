@@ -20,8 +20,11 @@ from tasks.data.records import Row
         ("Office: (555) 123-4567", "Office: [PHONE]", {"phone": 1}),
         ("555-123-4567 or 555.123.4567", "[PHONE] or [PHONE]", {"phone": 2}),
         ("+44 (0) 20 7946 0958", "[PHONE]", {"phone": 1}),
-        ("(Sent by tom.3@example.com, call +1 555-010-1003.) Tom has 3 apples.",
-         "(Sent by [EMAIL], call [PHONE].) Tom has 3 apples.", {"email": 1, "phone": 1}),
+        (
+            "(Sent by tom.3@example.com, call +1 555-010-1003.) Tom has 3 apples.",
+            "(Sent by [EMAIL], call [PHONE].) Tom has 3 apples.",
+            {"email": 1, "phone": 1},
+        ),
     ],
 )
 def test_masks_contacts(text: str, masked: str, counts: dict) -> None:
@@ -34,8 +37,19 @@ def test_masks_contacts(text: str, masked: str, counts: dict) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["12", "3 + 4 = 7", "In 1999 and 2024 we met.", "120 - 45 = 75", "2024-01-15", "3.14159265",
-     "10 + 20 + 30 + 40 = 100", "192.168.1.1", "+1 555", "7 + 8 = 15. The answer is 15.", "12+345-678"],
+    [
+        "12",
+        "3 + 4 = 7",
+        "In 1999 and 2024 we met.",
+        "120 - 45 = 75",
+        "2024-01-15",
+        "3.14159265",
+        "10 + 20 + 30 + 40 = 100",
+        "192.168.1.1",
+        "+1 555",
+        "7 + 8 = 15. The answer is 15.",
+        "12+345-678",
+    ],
 )
 def test_numbers_left_alone(text: str) -> None:
     assert mask_pii(text) == (text, Counter())
@@ -43,7 +57,16 @@ def test_numbers_left_alone(text: str) -> None:
 
 def test_mask_rows_masks_every_field_and_counts() -> None:
     rows = [
-        Row("s", "sft", {"messages": [{"role": "user", "content": "I am a@b.io"}, {"role": "assistant", "content": "Hi, 555-123-4567"}]}),
+        Row(
+            "s",
+            "sft",
+            {
+                "messages": [
+                    {"role": "user", "content": "I am a@b.io"},
+                    {"role": "assistant", "content": "Hi, 555-123-4567"},
+                ]
+            },
+        ),
         Row("p", "pref", {"prompt": "mail c@d.com", "chosen": "ok +44 20 7946 0958", "rejected": "e@f.net"}),
         Row("n", "sft", {"messages": [{"role": "user", "content": "2 + 2?"}, {"role": "assistant", "content": "4"}]}),
     ]

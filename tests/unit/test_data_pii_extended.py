@@ -27,15 +27,23 @@ PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7x9\nq2Jx+abc==\n-----EN
         ("SSN 123-45-6789.", "SSN [SSN].", {"ssn": 1}),
         ("key=sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t", "key=[SECRET]", {"secret": 1}),
         ("id AKIAIOSFODNN7EXAMPLE set", "id [SECRET] set", {"secret": 1}),
-        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-         "aws_secret_access_key = [SECRET]", {"secret": 1}),
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "aws_secret_access_key = [SECRET]",
+            {"secret": 1},
+        ),
         (f"token {GITHUB}", "token [SECRET]", {"secret": 1}),
-        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
-         "Authorization: Bearer [SECRET]", {"secret": 1}),
+        (
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
+            "Authorization: Bearer [SECRET]",
+            {"secret": 1},
+        ),
         (f"key:\n{PEM}\ndone", "key:\n[SECRET]\ndone", {"secret": 1}),
-        ("Mail a@b.io, card 4111111111111111, ip 81.2.69.142, call 555-123-4567",
-         "Mail [EMAIL], card [CREDIT_CARD], ip [IP_ADDRESS], call [PHONE]",
-         {"email": 1, "credit_card": 1, "ip_address": 1, "phone": 1}),
+        (
+            "Mail a@b.io, card 4111111111111111, ip 81.2.69.142, call 555-123-4567",
+            "Mail [EMAIL], card [CREDIT_CARD], ip [IP_ADDRESS], call [PHONE]",
+            {"email": 1, "credit_card": 1, "ip_address": 1, "phone": 1},
+        ),
     ],
 )
 def test_masks_each_kind(text: str, masked: str, counts: dict) -> None:
@@ -54,14 +62,19 @@ def test_masks_each_kind(text: str, masked: str, counts: dict) -> None:
         "GB82 WEST 1234 5698 7654 33",  # fails mod-97
         "GB00WEST12345698765432",
         "version 1.2.3 and 10.4.12",  # three parts: a version, not an address
-        "1.2.3.4.5", "256.1.1.1", "v1.2.3.4",
+        "1.2.3.4.5",
+        "256.1.1.1",
+        "v1.2.3.4",
         "192.168.1.1 10.0.0.1 127.0.0.1 ::1 fe80::1 2001:db8::1",  # private, loopback, documentation
         "at 12:30:45 or std::vector or a[1::2]",
         "000-12-3456 666-12-3456 923-45-6789 123-00-4567 123-45-0000",  # never-issued SSNs
         "3 + 4 = 7, 1999 - 2024, 3.14159265, 12 * 12 = 144",
         "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19",
-        "sk-learn-is-a-library-name-here", "use a Bearer token", "Bearer YOUR_ACCESS_TOKEN_HERE",
-        "AKIA is a prefix", "ghp_short",
+        "sk-learn-is-a-library-name-here",
+        "use a Bearer token",
+        "Bearer YOUR_ACCESS_TOKEN_HERE",
+        "AKIA is a prefix",
+        "ghp_short",
     ],
 )
 def test_look_alikes_left_alone(text: str) -> None:

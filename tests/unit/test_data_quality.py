@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from configs.quality import QualityConfig
 from tasks.data.language import detect_language, language_check
 from tasks.data.quality import (
-    QualityConfig,
     c4_quality,
     filter_quality,
     gopher_quality,
@@ -90,10 +90,16 @@ E, F = (" ".join(UNIQUE[i * 10 : i * 10 + 10]) for i in range(4, 6))
     [
         (_lines(A, B, C, D, A, A), {}, "rep_dup_lines"),  # 2 of 6 lines repeat: 0.33 > 0.30
         (_lines(A, B) + "\n\n" + _lines(C, D, E, F) + "\n\n" + _lines(A, B), {}, "rep_dup_paragraphs"),  # 1/3
-        (_lines(A + " " + B + " " + C, D, E, F, "w190x", "w191x", "w192x", A + " " + B + " " + C), {},
-         "rep_dup_line_chars"),  # 1 of 8 lines, but over 20% of the characters
-        (_lines(A, B) + "\n\n" + _lines(C, D) + "\n\n" + E + "\n\n" + F + "\n\n" + _lines(A, B),
-         {"max_dup_line_char_fraction": 1.0}, "rep_dup_paragraph_chars"),  # 1/5 paragraphs, ~29% chars
+        (
+            _lines(A + " " + B + " " + C, D, E, F, "w190x", "w191x", "w192x", A + " " + B + " " + C),
+            {},
+            "rep_dup_line_chars",
+        ),  # 1 of 8 lines, but over 20% of the characters
+        (
+            _lines(A, B) + "\n\n" + _lines(C, D) + "\n\n" + E + "\n\n" + F + "\n\n" + _lines(A, B),
+            {"max_dup_line_char_fraction": 1.0},
+            "rep_dup_paragraph_chars",
+        ),  # 1/5 paragraphs, ~29% chars
         (" ".join(f"{w} data science" for w in UNIQUE[:20]), {}, "rep_top_ngram"),
         (" ".join(UNIQUE[:40] + UNIQUE[:15] + UNIQUE[40:60]), {}, "rep_dup_ngram"),  # 15 of 75 words repeat
     ],
@@ -179,7 +185,10 @@ def test_filter_quality_drops_at_first_failing_rule_and_balances() -> None:
     kept = list(ledger.count_kept(filter_quality(rows, ledger, QualityConfig(), langs)))
     assert [r.id for r in kept] == ["clean"]
     assert ledger.dropped == {
-        "language_not_allowed": 1, "language_low_confidence": 1, "c4_lorem_ipsum": 1, "toxic_words": 1,
+        "language_not_allowed": 1,
+        "language_low_confidence": 1,
+        "c4_lorem_ipsum": 1,
+        "toxic_words": 1,
     }
     assert langs == {"en": 4, "fr": 1}  # every row seen is counted, kept or dropped
     ledger.check_balance()
@@ -197,8 +206,9 @@ def test_quality_config_is_strict_and_names_every_bad_field() -> None:
     message = str(err.value)
     assert "min_words" in message and "min_mean_word_length" in message and "allowed_languages" in message
     assert all(f.description for f in QualityConfig.model_fields.values())
-    off = QualityConfig(language_enabled=False, gopher_enabled=False, repetition_enabled=False,
-                        c4_enabled=False, toxicity_enabled=False)
+    off = QualityConfig(
+        language_enabled=False, gopher_enabled=False, repetition_enabled=False, c4_enabled=False, toxicity_enabled=False
+    )
     assert quality_checks(off) == []
 
 
@@ -211,8 +221,11 @@ def test_text_rows_pass_through_validate_mask_and_repetition():
     from tasks.data.validate import validate_rows
 
     ledger = Ledger()
-    rows = [Row(id="a", kind="text", data={"text": "  Mail  me at a@b.org\n"}), Row(id="b", kind="text", data={"text": " "}),
-            Row(id="c", kind="text", data={"text": 3})]
+    rows = [
+        Row(id="a", kind="text", data={"text": "  Mail  me at a@b.org\n"}),
+        Row(id="b", kind="text", data={"text": " "}),
+        Row(id="c", kind="text", data={"text": 3}),
+    ]
     counts: Counter[str] = Counter()
     kept = list(mask_rows(validate_rows(rows, ledger), counts))
     assert [r.data["text"] for r in kept] == ["Mail me at [EMAIL]"] and counts["email"] == 1
@@ -229,8 +242,11 @@ def _gsm8k(shared_data: Path, as_text: bool) -> list[Row]:
     rows = []
     for i, line in enumerate((shared_data / "gsm8k_train_sample.jsonl").read_text().splitlines()):
         q, a = (normalize_text(x) for x in json.loads(line).values())
-        data = {"text": q + "\n" + a} if as_text else {"messages": [{"role": "user", "content": q},
-                                                                     {"role": "assistant", "content": a}]}
+        data = (
+            {"text": q + "\n" + a}
+            if as_text
+            else {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+        )
         rows.append(Row(f"gsm8k:{i}", "text" if as_text else "sft", data))
     return rows
 
@@ -256,7 +272,7 @@ def test_why_the_web_values_drop_gsm8k_solutions_on_real_rows(shared_data) -> No
 
 
 def test_the_curate_defaults_keep_gsm8k_and_hh_and_still_catch_degenerate_text(shared_data) -> None:
-    from configs.schema import CurateQualityConfig
+    from configs.quality import CurateQualityConfig
     from tasks.data.faults import rule_over_limit
     from tasks.data.formats import map_hh
     from tasks.data.quality import QualityStats
@@ -275,8 +291,11 @@ def test_the_curate_defaults_keep_gsm8k_and_hh_and_still_catch_degenerate_text(s
     list(filter_quality(hh, Ledger(), cfg, stats=stats))
     assert rule_over_limit(stats, cfg) is None and not any(r.startswith(("rep_", "c4_")) for r in stats.dropped)
     # What the repetition rules are for still goes: a loop, and an answer said twice.
-    repetition = dict(min_words=cfg.rep_min_words, max_top_ngram_share=cfg.max_top_ngram_share,
-                      max_dup_ngram_share=cfg.max_dup_ngram_share)
+    repetition = dict(
+        min_words=cfg.rep_min_words,
+        max_top_ngram_share=cfg.max_top_ngram_share,
+        max_dup_ngram_share=cfg.max_dup_ngram_share,
+    )
     assert gopher_repetition(_sft("I'm sorry, I can't help with that. " * 10), **repetition) == "rep_top_ngram"
     twice = " ".join(SENTENCES) + " " + " ".join(SENTENCES)
     assert gopher_repetition(_sft(twice), **repetition) == "rep_dup_ngram"

@@ -86,8 +86,7 @@ def test_pref_strings_and_message_lists() -> None:
     }
     assert map_pref(as_chats) == {"prompt": "Q?", "chosen": "good", "rejected": "bad"}
     multi = {
-        k: [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hey"}, *v]
-        for k, v in as_chats.items()
+        k: [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hey"}, *v] for k, v in as_chats.items()
     }
     assert map_pref(multi)["prompt"] == "Human: Hi\nAssistant: Hey\nHuman: Q?"
     with pytest.raises(FormatError) as e:

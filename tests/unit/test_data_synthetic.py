@@ -11,22 +11,41 @@ import pytest
 from pydantic import ValidationError
 
 from configs.schema import TinyModelConfig
+from configs.synthetic import SyntheticConfig
 from tasks.data.records import Ledger, Row
-from tasks.data.synthetic import (TEMPLATES, HttpTeacher, LocalTeacher, SyntheticConfig, TeacherError,
-                                  generate_variants, local_template_versions, make_teacher, synthesize)
+from tasks.data.synthetic import (
+    TEMPLATES,
+    HttpTeacher,
+    LocalTeacher,
+    TeacherError,
+    generate_variants,
+    local_template_versions,
+    make_teacher,
+    synthesize,
+)
 
 QUESTIONS = {
     "s1": "Tom has 3 apples. Tom gets 4 more apples. How many apples does Tom have now?",
     "s2": "Ana had 9 coins and gave 2 to a friend. How many coins are left?",
     "s3": "There are 5 books in a box. Leo puts in 2 more. How many books are in the box?",
 }
-ANSWERS = {"s1": "3 + 4 = 7. The answer is 7.", "s2": "9 - 2 = 7. The answer is 7.", "s3": "5 + 2 = 7. The answer is 7."}
+ANSWERS = {
+    "s1": "3 + 4 = 7. The answer is 7.",
+    "s2": "9 - 2 = 7. The answer is 7.",
+    "s3": "5 + 2 = 7. The answer is 7.",
+}
 
 
 def _seeds() -> list[Row]:
-    rows = [Row(id=i, kind="sft", data={"messages": [{"role": "user", "content": q},
-                                                      {"role": "assistant", "content": ANSWERS[i]}]}, source="train.jsonl")
-            for i, q in QUESTIONS.items()]
+    rows = [
+        Row(
+            id=i,
+            kind="sft",
+            data={"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": ANSWERS[i]}]},
+            source="train.jsonl",
+        )
+        for i, q in QUESTIONS.items()
+    ]
     rows.insert(1, Row(id="p1", kind="pref", data={"prompt": "a", "chosen": "b", "rejected": "c"}))  # not a seed
     return rows
 
@@ -47,8 +66,14 @@ def tiny_model(tmp_path_factory) -> str:
 
 
 def _run_local(folder: str, seed: int) -> tuple[list[Row], Ledger, Counter]:
-    cfg = SyntheticConfig(enabled=True, teacher=f"local:{folder}", operations=["rephrase", "harder"],
-                          variants_per_seed=2, max_new_tokens=12, seed=seed)
+    cfg = SyntheticConfig(
+        enabled=True,
+        teacher=f"local:{folder}",
+        operations=["rephrase", "harder"],
+        variants_per_seed=2,
+        max_new_tokens=12,
+        seed=seed,
+    )
     teacher = LocalTeacher(folder, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, seed=cfg.seed)
     ledger, counts = Ledger(), Counter()
     rows = list(generate_variants(_seeds(), cfg, teacher, {"rephrase": 2, "harder": 5}, ledger, counts))
@@ -69,8 +94,12 @@ def test_local_teacher_variants_are_marked_deterministic_and_accounted(tiny_mode
     for row in rows:
         marker = row.data["synthetic"]
         op, seed_id, k = row.id.removeprefix("syn-").split("-")
-        assert marker == {"teacher": f"local:{tiny_model}", "operation": op,
-                          "template": {"rephrase": "synth-rephrase/2", "harder": "synth-harder/5"}[op], "seed_id": seed_id}
+        assert marker == {
+            "teacher": f"local:{tiny_model}",
+            "operation": op,
+            "template": {"rephrase": "synth-rephrase/2", "harder": "synth-harder/5"}[op],
+            "seed_id": seed_id,
+        }
         assert row.source == "synthetic" and row.kind == "sft" and k in ("0", "1")
         if op == "rephrase":  # the answer is kept
             assert row.data["messages"][1]["content"] == ANSWERS[seed_id]
@@ -104,7 +133,9 @@ class _Stub(BaseHTTPRequestHandler):
             self.send_header("Retry-After", "0")
         else:
             content = _reply(body["messages"][0]["content"])
-            payload = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}).encode()
+            payload = json.dumps(
+                {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+            ).encode()
             self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -128,8 +159,15 @@ def stub():
 
 def _http_cfg(server, **kw) -> SyntheticConfig:
     base = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    return SyntheticConfig(enabled=True, teacher=f"http:{base}", api_model="teacher-model",
-                           api_key_env="SYNTH_TEST_KEY", max_new_tokens=40, temperature=0.5, **kw)
+    return SyntheticConfig(
+        enabled=True,
+        teacher=f"http:{base}",
+        api_model="teacher-model",
+        api_key_env="SYNTH_TEST_KEY",
+        max_new_tokens=40,
+        temperature=0.5,
+        **kw,
+    )
 
 
 def test_http_teacher_request_shape_retry_and_parsing(stub, monkeypatch):
@@ -145,21 +183,37 @@ def test_http_teacher_request_shape_retry_and_parsing(stub, monkeypatch):
     assert requests[0]["json"] == requests[1]["json"]
     first = requests[0]
     assert first["path"] == "/v1/chat/completions" and first["auth"] == "Bearer sk-test-123"
-    assert first["json"] == {"model": "teacher-model", "temperature": 0.5, "max_tokens": 40, "seed": 0,
-                             "messages": [{"role": "user", "content": TEMPLATES["rephrase"].replace(
-                                 "{{instruction}}", QUESTIONS["s1"])}]}
+    assert first["json"] == {
+        "model": "teacher-model",
+        "temperature": 0.5,
+        "max_tokens": 40,
+        "seed": 0,
+        "messages": [{"role": "user", "content": TEMPLATES["rephrase"].replace("{{instruction}}", QUESTIONS["s1"])}],
+    }
     assert [r["json"]["seed"] for r in requests[1:3]] == [0, 1]  # copies of one prompt differ by seed
 
     by_id = {r.id: r for r in rows}
-    assert sorted(by_id) == ["syn-harder-s1-0", "syn-harder-s1-1", "syn-harder-s2-0", "syn-harder-s2-1",
-                             "syn-harder-s3-0", "syn-harder-s3-1", "syn-rephrase-s2-0", "syn-rephrase-s2-1"]
+    assert sorted(by_id) == [
+        "syn-harder-s1-0",
+        "syn-harder-s1-1",
+        "syn-harder-s2-0",
+        "syn-harder-s2-1",
+        "syn-harder-s3-0",
+        "syn-harder-s3-1",
+        "syn-rephrase-s2-0",
+        "syn-rephrase-s2-1",
+    ]
     assert by_id["syn-rephrase-s2-0"].data["messages"] == [
         {"role": "user", "content": "Ana gives 2 of her 9 coins away. How many does she keep?"},
-        {"role": "assistant", "content": ANSWERS["s2"]}]
+        {"role": "assistant", "content": ANSWERS["s2"]},
+    ]
     assert by_id["syn-harder-s1-0"].data == {
-        "messages": [{"role": "user", "content": "Tom has 3 boxes of 4 apples and eats 2. How many are left?"},
-                     {"role": "assistant", "content": "3 * 4 - 2 = 10."}],
-        "synthetic": {"teacher": cfg.teacher, "operation": "harder", "template": "synth-harder/3", "seed_id": "s1"}}
+        "messages": [
+            {"role": "user", "content": "Tom has 3 boxes of 4 apples and eats 2. How many are left?"},
+            {"role": "assistant", "content": "3 * 4 - 2 = 10."},
+        ],
+        "synthetic": {"teacher": cfg.teacher, "operation": "harder", "template": "synth-harder/3", "seed_id": "s1"},
+    }
     assert ledger.dropped == Counter(synthetic_unparsable=6, synthetic_unchanged=2, synthetic_empty=2)
     assert counts["generated"] == ledger.read == 18 and _balanced(ledger, len(rows))
 
@@ -181,10 +235,15 @@ def test_http_teacher_errors_name_the_url_and_status(stub):
 
 
 def test_templates_register_once_in_mlflow():
-    from registry.prompts import load_prompt_template, register_synthetic_templates as register_templates
+    from registry.prompts import load_prompt_template
+    from registry.prompts import register_synthetic_templates as register_templates
 
     first = register_templates(["rephrase", "harder", "simpler"])
-    assert register_templates(["rephrase", "harder", "simpler"]) == first and set(first) == {"rephrase", "harder", "simpler"}
+    assert register_templates(["rephrase", "harder", "simpler"]) == first and set(first) == {
+        "rephrase",
+        "harder",
+        "simpler",
+    }
     for op, version in first.items():
         assert load_prompt_template(f"synth-{op}", version) == TEMPLATES[op]
 
@@ -197,7 +256,9 @@ def test_synthesize_appends_variants_after_the_real_rows(stub):
     ledger.read += len(existing)  # what the reader would have counted
     ledger.check_balance()
     assert [r.id for r in rows] == ["x", "syn-rephrase-s2-0"]
-    assert rows[1].data["synthetic"]["template"] == f"synth-rephrase/{local_template_versions(['rephrase'])['rephrase']}"
+    assert (
+        rows[1].data["synthetic"]["template"] == f"synth-rephrase/{local_template_versions(['rephrase'])['rephrase']}"
+    )
 
     off = cfg.model_copy(update={"enabled": False})
     assert list(synthesize(_seeds(), iter(existing), off, Ledger(), teacher=None)) == existing

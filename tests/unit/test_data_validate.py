@@ -49,8 +49,18 @@ def test_invalid_rows_dropped_with_reason(kind: str, data: dict, reason: str) ->
 
 def test_valid_rows_yielded_normalised() -> None:
     rows = [
-        Row("s", "sft", {"messages": [{"role": "system", "content": "Be  brief."}, {"role": "user", "content": " Hi\t there "},
-                                      {"role": "assistant", "content": "Hello", "name": "bot"}]}, source="f"),
+        Row(
+            "s",
+            "sft",
+            {
+                "messages": [
+                    {"role": "system", "content": "Be  brief."},
+                    {"role": "user", "content": " Hi\t there "},
+                    {"role": "assistant", "content": "Hello", "name": "bot"},
+                ]
+            },
+            source="f",
+        ),
         Row("p", "pref", {"prompt": "Q\u00a0?", "chosen": "yes ", "rejected": "no"}),
     ]
     ledger = Ledger()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from configs.schema import DriftConfig
-from llmops.errors import UserError
+from core.errors import UserError
 from tasks.data.demo import write_demo_data
 from tasks.data.records import Row
 from tasks.drift import stats
@@ -34,10 +34,22 @@ def _jsonl(path: Path, rows: list) -> Path:
 
 
 def test_prompt_text_is_what_the_model_is_asked():
-    chat = Row("a", "sft", {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]})
+    chat = Row(
+        "a", "sft", {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}
+    )
     assert prompt_text(chat) == "Hi?"
-    multi = Row("b", "sft", {"messages": [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"},
-                                          {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A2"}]})
+    multi = Row(
+        "b",
+        "sft",
+        {
+            "messages": [
+                {"role": "user", "content": "Q1"},
+                {"role": "assistant", "content": "A1"},
+                {"role": "user", "content": "Q2"},
+                {"role": "assistant", "content": "A2"},
+            ]
+        },
+    )
     assert prompt_text(multi) == "Human: Q1\nAssistant: A1\nHuman: Q2"  # as formats renders an HH prompt
     logged = Row("c", "sft", {"messages": [{"role": "user", "content": "only a question"}]})
     assert prompt_text(logged) == "only a question"
@@ -48,10 +60,15 @@ def test_prompt_text_is_what_the_model_is_asked():
 
 
 def test_every_row_read_is_used_sampled_out_or_dropped_with_a_reason(tmp_path):
-    rows = [{"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": "a"}]}
-            for i in range(40)]
-    rows += ['{"messages": [', {"messages": [{"role": "assistant", "content": "no user"}]},
-             {"messages": [{"role": "user", "content": "   "}]}]
+    rows = [
+        {"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": "a"}]}
+        for i in range(40)
+    ]
+    rows += [
+        '{"messages": [',
+        {"messages": [{"role": "assistant", "content": "no user"}]},
+        {"messages": [{"role": "user", "content": "   "}]},
+    ]
     path = _jsonl(tmp_path / "mixed.jsonl", rows)
     texts = read_texts(str(path), max_rows=25, seed=3, what="current")
     s = texts.summary()
@@ -78,9 +95,13 @@ def test_reservoir_sample_is_uniform_enough_and_seeded():
 
 def _dataset(folder: Path, prompts: list[str]) -> Path:
     folder.mkdir(parents=True)
-    _jsonl(folder / "sft.jsonl", [{"id": str(i), "messages": [{"role": "user", "content": p},
-                                                             {"role": "assistant", "content": "ok"}]}
-                                  for i, p in enumerate(prompts)])
+    _jsonl(
+        folder / "sft.jsonl",
+        [
+            {"id": str(i), "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": "ok"}]}
+            for i, p in enumerate(prompts)
+        ],
+    )
     (folder / "pref.jsonl").write_text("")
     return folder
 
@@ -100,11 +121,14 @@ def test_a_reference_is_a_file_a_dataset_folder_its_hash_or_latest(tmp_path):
     assert read_texts(str(second), 10, 0, curated).texts == ["two"]  # the empty pref.jsonl is fine
 
 
-@pytest.mark.parametrize("reference,message", [
-    ("aaaa", "no such file or folder"),
-    ("aaaa11", "matches 2 curated datasets"),
-    ("ffffff00", "no curated dataset with that hash"),
-])
+@pytest.mark.parametrize(
+    "reference,message",
+    [
+        ("aaaa", "no such file or folder"),
+        ("aaaa11", "matches 2 curated datasets"),
+        ("ffffff00", "no curated dataset with that hash"),
+    ],
+)
 def test_a_reference_that_names_nothing_says_what_to_pass(tmp_path, reference, message):
     curated = tmp_path / "curated"
     _dataset(curated / "r1" / "dataset-aaaa1111bbbb2222", ["one"])
@@ -192,10 +216,18 @@ def demo_questions(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("drift")
     a = write_demo_data(root / "a", 0, 10, 10, 120)  # clean questions: the train file holds canary and PII rows
     b = write_demo_data(root / "b", 1, 10, 10, 60)
-    other = [{"text": json.loads(line)["question"]} for name in ("json_format.jsonl", "safety_probes.jsonl")
-             for line in (BUNDLED / name).read_text().splitlines() if line.strip()]
-    return {"reference": a["eval"], "same": b["eval"], "other": str(_jsonl(root / "other.jsonl", other)),
-            "cache": str(root / "embeddings")}
+    other = [
+        {"text": json.loads(line)["question"]}
+        for name in ("json_format.jsonl", "safety_probes.jsonl")
+        for line in (BUNDLED / name).read_text().splitlines()
+        if line.strip()
+    ]
+    return {
+        "reference": a["eval"],
+        "same": b["eval"],
+        "other": str(_jsonl(root / "other.jsonl", other)),
+        "cache": str(root / "embeddings"),
+    }
 
 
 @pytest.mark.slow
@@ -203,9 +235,16 @@ def test_same_distribution_passes_and_another_domain_is_flagged(demo_questions):
     cfg = DriftConfig(max_rows=80, permutations=300)
     calm, _ = check_drift(demo_questions["reference"], demo_questions["same"], cfg, cache_dir=demo_questions["cache"])
     assert not calm.flagged and calm.reasons == []
-    assert {c.name for c in calm.checks} == {"centroid_distance", "mmd_p_value", "length_psi", "language_psi", "far_share"}
-    drifted, arrays = check_drift(demo_questions["reference"], demo_questions["other"], cfg,
-                                  cache_dir=demo_questions["cache"])  # the reference sample is embedded once
+    assert {c.name for c in calm.checks} == {
+        "centroid_distance",
+        "mmd_p_value",
+        "length_psi",
+        "language_psi",
+        "far_share",
+    }
+    drifted, arrays = check_drift(
+        demo_questions["reference"], demo_questions["other"], cfg, cache_dir=demo_questions["cache"]
+    )  # the reference sample is embedded once
     assert drifted.flagged and "embedding shift" in drifted.reasons and "share far from training" in drifted.reasons
     assert arrays["current"].shape == (50, 384)
     ref = drifted.reference

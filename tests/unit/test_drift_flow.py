@@ -25,9 +25,14 @@ def sets(tmp_path_factory) -> dict[str, str]:
     a = write_demo_data(root / "a", 0, 10, 10, 120)  # clean questions: the train file holds canary and PII rows
     b = write_demo_data(root / "b", 1, 10, 10, 40)
     other = root / "other.jsonl"
-    other.write_text("".join(json.dumps({"text": json.loads(line)["question"]}) + "\n"
-                             for name in ("json_format.jsonl", "safety_probes.jsonl")
-                             for line in (BUNDLED / name).read_text().splitlines() if line.strip()))
+    other.write_text(
+        "".join(
+            json.dumps({"text": json.loads(line)["question"]}) + "\n"
+            for name in ("json_format.jsonl", "safety_probes.jsonl")
+            for line in (BUNDLED / name).read_text().splitlines()
+            if line.strip()
+        )
+    )
     return {"reference": a["eval"], "same": b["eval"], "other": str(other)}
 
 
@@ -36,7 +41,9 @@ def _artifacts_of(flow_run_id) -> list:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
 
 
 def test_every_parameter_is_a_plain_field_with_a_default_and_a_description():

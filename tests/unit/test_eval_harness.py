@@ -27,14 +27,16 @@ from tasks.evaluate.harness import (  # noqa: E402
 from tasks.model.tiny import build_tiny_model  # noqa: E402
 
 GSM8K_ROWS = [
-    {"question": "Natalia sold 48 clips in April and half as many in May. How many in all?",
-     "answer": "In May she sold 48 / 2 = 24 clips.\nIn all 48 + 24 = 72.\n#### 72"},
-    {"question": "Weng earns $12 an hour. How much did she earn for 50 minutes?",
-     "answer": "12 / 60 = 0.2 a minute, so 0.2 * 50 = 10.\n#### 10"},
-    {"question": "A shop sells 250 pens a day. How many pens in 4 days?",
-     "answer": "250 * 4 = 1,000\n#### 1,000"},
-    {"question": "Tom has 5 apples and eats 2. How many are left?",
-     "answer": "5 - 2 = 3\n#### 3"},
+    {
+        "question": "Natalia sold 48 clips in April and half as many in May. How many in all?",
+        "answer": "In May she sold 48 / 2 = 24 clips.\nIn all 48 + 24 = 72.\n#### 72",
+    },
+    {
+        "question": "Weng earns $12 an hour. How much did she earn for 50 minutes?",
+        "answer": "12 / 60 = 0.2 a minute, so 0.2 * 50 = 10.\n#### 10",
+    },
+    {"question": "A shop sells 250 pens a day. How many pens in 4 days?", "answer": "250 * 4 = 1,000\n#### 1,000"},
+    {"question": "Tom has 5 apples and eats 2. How many are left?", "answer": "5 - 2 = 3\n#### 3"},
 ]
 
 
@@ -59,7 +61,9 @@ def _check_task(result: dict, task: str, n: int, targets: list[str]) -> None:
     assert [item["target"] for item in scores["items"]] == targets
     for item in scores["items"]:
         assert isinstance(item["response"], str)
-        assert item["prompt"].startswith("<|bos|><|user|>") and item["prompt"].endswith("<|assistant|>")  # chat template
+        assert item["prompt"].startswith("<|bos|><|user|>") and item["prompt"].endswith(
+            "<|assistant|>"
+        )  # chat template
         assert set(item["extracted"]) == {"strict-match", "flexible-extract"}
         assert set(item["metrics"]) == set(scores["metrics"])
         assert all(v in (0.0, 1.0) for v in item["metrics"].values())
@@ -89,8 +93,10 @@ def test_adapter_folder_runs_through_peft(tiny_model, demo_eval, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model)),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(str(tiny_model)),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
     model.peft_config["default"].base_model_name_or_path = str(tiny_model)
     adapter = tmp_path / "adapter"
     model.save_pretrained(adapter)
@@ -98,7 +104,11 @@ def test_adapter_folder_runs_through_peft(tiny_model, demo_eval, tmp_path):
     assert not (adapter / "config.json").exists()
 
     result = run_harness(str(adapter), ["llmops_arith"], {"llmops_arith": demo_eval}, limit=6, batch_size=4)
-    assert result["_run"]["model_args"] == {"pretrained": str(tiny_model), "peft": str(adapter), "tokenizer": str(adapter)}
+    assert result["_run"]["model_args"] == {
+        "pretrained": str(tiny_model),
+        "peft": str(adapter),
+        "tokenizer": str(adapter),
+    }
     targets = [json.loads(line)["target"] for line in Path(demo_eval).read_text().splitlines()]
     _check_task(result, "llmops_arith", 6, targets)
 
@@ -109,7 +119,9 @@ def test_extraction_scores_a_correct_answer_as_correct(demo_eval, tmp_path):
     from lm_eval.tasks import TaskManager
 
     render_offline_tasks(tmp_path, {"llmops_arith": demo_eval})  # building the task loads its data
-    task = TaskManager(include_path=str(tmp_path), include_defaults=False).load(["llmops_arith"])["tasks"]["llmops_arith"]
+    task = TaskManager(include_path=str(tmp_path), include_defaults=False).load(["llmops_arith"])["tasks"][
+        "llmops_arith"
+    ]
     responses = [["3 + 4 = 7. The answer is 7."], ["So 1,000 pens.\n#### 1,000"], ["I think 12 or 13"], [""]]
     extracted = {}
     for ensemble in task._filters:  # each filter pipeline as lm-eval runs it, step by step
@@ -117,10 +129,14 @@ def test_extraction_scores_a_correct_answer_as_correct(demo_eval, tmp_path):
         for step in ensemble.filters:
             resps = step().apply(resps, [{}] * len(responses))
         extracted[ensemble.name] = list(resps)
-    assert extracted == {"strict-match": ["7", "1,000", "[invalid]", "[invalid]"],
-                         "flexible-extract": ["7", "1000", "13", ""]}
+    assert extracted == {
+        "strict-match": ["7", "1,000", "[invalid]", "[invalid]"],
+        "flexible-extract": ["7", "1000", "13", ""],
+    }
     strict_out = extracted["strict-match"]
-    scores = exact_match_hf_evaluate(predictions=strict_out, references=["7", "1000", "12", "0"], regexes_to_ignore=[","])
+    scores = exact_match_hf_evaluate(
+        predictions=strict_out, references=["7", "1000", "12", "0"], regexes_to_ignore=[","]
+    )
     assert scores["exact_match"] == pytest.approx(0.5)
 
 

@@ -6,8 +6,9 @@ import os
 
 import pytest
 
+from configs.cost import CostConfig
 from tasks.evaluate import safety
-from tasks.evaluate.ops import CostConfig, percentile, summarise_ops
+from tasks.evaluate.ops import percentile, summarise_ops
 from tasks.evaluate.score import load_metric
 from tasks.evaluate.suites import json_scores, matches_type, normalise_text
 
@@ -19,6 +20,7 @@ def test_runs_offline():
 
 
 # ------------------------------------------------------------------ metric modules (0..1 scale)
+
 
 @pytest.mark.parametrize("name", ["rouge_l", "chrf", "bleu"])
 def test_metric_loads_by_path_and_scores_identical_and_disjoint(name):
@@ -56,20 +58,23 @@ def test_a_missing_metric_raises():
 SCHEMA = {"name": "str", "age": "int"}
 
 
-@pytest.mark.parametrize("output,expected", [
-    ('{"name": "Alice", "age": 30}', (1.0, 1.0)),
-    ('Here you go:\n```json\n{"name": "Alice", "age": 30}\n```\nDone.', (1.0, 1.0)),
-    ('```\n{"name": "Alice", "age": 30}\n```', (1.0, 1.0)),
-    ('Sure! {"name": "Alice", "age": 30} Hope that helps {', (1.0, 1.0)),
-    ('{"name": "Alice", "age": "30"}', (1.0, 0.0)),             # wrong type
-    ('{"name": "Alice", "age": 30.5}', (1.0, 0.0)),             # a float is not an int
-    ('{"name": "Alice", "age": true}', (1.0, 0.0)),             # a bool is not an int
-    ('{"name": "Alice", "age": 30, "city": "Oslo"}', (1.0, 0.0)),  # extra key
-    ('{"name": "Alice"}', (1.0, 0.0)),                          # missing key
-    ('[1, 2]', (1.0, 0.0)),                                     # JSON, but not an object
-    ("name: Alice, age: 30", (0.0, 0.0)),                       # not JSON
-    ('{"name": "Alice", "age": 30', (0.0, 0.0)),                # truncated
-])
+@pytest.mark.parametrize(
+    "output,expected",
+    [
+        ('{"name": "Alice", "age": 30}', (1.0, 1.0)),
+        ('Here you go:\n```json\n{"name": "Alice", "age": 30}\n```\nDone.', (1.0, 1.0)),
+        ('```\n{"name": "Alice", "age": 30}\n```', (1.0, 1.0)),
+        ('Sure! {"name": "Alice", "age": 30} Hope that helps {', (1.0, 1.0)),
+        ('{"name": "Alice", "age": "30"}', (1.0, 0.0)),  # wrong type
+        ('{"name": "Alice", "age": 30.5}', (1.0, 0.0)),  # a float is not an int
+        ('{"name": "Alice", "age": true}', (1.0, 0.0)),  # a bool is not an int
+        ('{"name": "Alice", "age": 30, "city": "Oslo"}', (1.0, 0.0)),  # extra key
+        ('{"name": "Alice"}', (1.0, 0.0)),  # missing key
+        ("[1, 2]", (1.0, 0.0)),  # JSON, but not an object
+        ("name: Alice, age: 30", (0.0, 0.0)),  # not JSON
+        ('{"name": "Alice", "age": 30', (0.0, 0.0)),  # truncated
+    ],
+)
 def test_json_scores(output, expected):
     assert json_scores(SCHEMA, output) == expected
 
@@ -87,6 +92,7 @@ def test_normalise_text():
 
 
 # ------------------------------------------------------------------ safety probes
+
 
 def test_injection_passes_only_without_the_token():
     probe = {"kind": "prompt_injection", "token": "PWNED-INJ01"}
@@ -125,11 +131,14 @@ def test_unknown_probe_kind_and_missing_token_raise():
 def test_summarise_probes():
     items = [{"probe": {"kind": "refusal"}}, {"probe": {"kind": "refusal"}}, {"probe": {"kind": "pii_leak"}}]
     summary = safety.summarise_probes(items, [1.0, 0.0, 1.0])
-    assert summary == {"refusal": {"passed": 1, "total": 2, "all_passed": False},
-                       "pii_leak": {"passed": 1, "total": 1, "all_passed": True}}
+    assert summary == {
+        "refusal": {"passed": 1, "total": 2, "all_passed": False},
+        "pii_leak": {"passed": 1, "total": 1, "all_passed": True},
+    }
 
 
 # ------------------------------------------------------------------ percentiles and cost
+
 
 def test_percentile_interpolates_like_numpy():
     assert percentile([4.0, 1.0, 3.0, 2.0], 50) == pytest.approx(2.5)
@@ -178,6 +187,7 @@ def test_cost_config_refuses_unknown_price_and_fields():
 
 # ------------------------------------------------------------------ semantic similarity (embeddings)
 
+
 def test_semantic_similarity_credits_a_paraphrase_over_an_unrelated_answer():
     refs = ["The cat is sitting on the mat.", "Paris is the capital of France.", "Tom has 7 apples now."]
     preds = ["A cat sits on the rug.", "The recipe needs two eggs and flour.", "Tom has 7 apples now."]
@@ -192,7 +202,8 @@ def test_semantic_similarity_credits_a_paraphrase_over_an_unrelated_answer():
 
 def test_semantic_similarity_scale_and_blank_outputs():
     result = load_metric("semantic_similarity").compute(
-        predictions=["", "   ", "Quantum chromodynamics", "ok"], references=[SENTENCE, "", "I like bananas", "ok"])
+        predictions=["", "   ", "Quantum chromodynamics", "ok"], references=[SENTENCE, "", "I like bananas", "ok"]
+    )
     assert result["scores"][:2] == [0.0, 1.0] and result["scores"][3] == 1.0
     assert all(0.0 <= s <= 1.0 for s in result["scores"])
 
@@ -210,7 +221,7 @@ def test_semantic_similarity_is_a_graded_metric_any_reference_suite_scores(tmp_p
 def test_missing_embedding_package_names_what_to_install(monkeypatch):
     import sys
 
-    from llmops.errors import UserError
+    from core.errors import UserError
     from tasks.evaluate import embed
 
     embed.load_embedder.cache_clear()

@@ -25,6 +25,7 @@ def demo_eval(tmp_path) -> str:
 
 # ------------------------------------------------------------------ loading
 
+
 def test_bundled_suites_load_and_are_well_formed():
     json_suite = load_suite("json-format")
     assert len(json_suite.items) >= 25 and json_suite.scorer == "json_schema"
@@ -49,19 +50,30 @@ def test_arithmetic_reads_demo_and_gsm8k_with_reference_text(demo_eval, tmp_path
 
 
 def test_held_out_reads_question_target_and_chat_rows(tmp_path):
-    path = _write_jsonl(tmp_path / "h.jsonl", [
-        {"id": "a", "question": "Capital of France?", "target": "Paris", "group": "geo"},
-        {"id": "b", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Say hi"},
-                                 {"role": "assistant", "content": "Hi!"}]},
-    ])
+    path = _write_jsonl(
+        tmp_path / "h.jsonl",
+        [
+            {"id": "a", "question": "Capital of France?", "target": "Paris", "group": "geo"},
+            {
+                "id": "b",
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": "Say hi"},
+                    {"role": "assistant", "content": "Hi!"},
+                ],
+            },
+        ],
+    )
     a, b = load_suite("held-out", path).items
     assert (a["target"], a["group"]) == ("Paris", "geo")
     assert (b["question"], b["target"], len(b["messages"])) == ("Say hi", "Hi!", 2)
 
 
 def test_bad_rows_and_names_fail_loudly(tmp_path):
-    bad = _write_jsonl(tmp_path / "bad.jsonl", [{"question": "q", "target": "t"},
-                                                {"messages": [{"role": "user", "content": "no reply"}]}])
+    bad = _write_jsonl(
+        tmp_path / "bad.jsonl",
+        [{"question": "q", "target": "t"}, {"messages": [{"role": "user", "content": "no reply"}]}],
+    )
     with pytest.raises(ValueError, match="line 2"):
         load_suite("held-out", bad)
     with pytest.raises(ValueError, match="needs data_path"):
@@ -87,6 +99,7 @@ def test_version_is_stable_and_moves_with_items(demo_eval, tmp_path):
 
 # ------------------------------------------------------------------ scoring
 
+
 def test_arithmetic_scores(demo_eval):
     suite = load_suite("arithmetic", demo_eval, limit=2)
     outputs = [suite.items[0]["reference"], "I think it is 12345."]
@@ -95,8 +108,12 @@ def test_arithmetic_scores(demo_eval):
     assert scores["rouge_l"][0] == pytest.approx(1.0) and scores["chrf"][0] == pytest.approx(1.0)
     assert scores["rouge_l"][1] < 0.5
     assert scores["semantic_similarity"][0] == 1.0 and scores["semantic_similarity"][1] < 0.9
-    assert metric_kinds(suite) == {"exact_match": "binary", "rouge_l": "graded", "chrf": "graded",
-                                   "semantic_similarity": "graded"}
+    assert metric_kinds(suite) == {
+        "exact_match": "binary",
+        "rouge_l": "graded",
+        "chrf": "graded",
+        "semantic_similarity": "graded",
+    }
     with pytest.raises(ValueError, match="2 items but 1 outputs"):
         score_outputs(suite, ["x"])
 
@@ -108,8 +125,13 @@ def test_arithmetic_without_reference_text_scores_exact_match_only(tmp_path):
 
 
 def test_held_out_exact_match_is_normalised(tmp_path):
-    suite = load_suite("held-out", _write_jsonl(tmp_path / "h.jsonl", [
-        {"question": "Capital?", "target": "Paris"}, {"question": "Colour?", "target": "Blue"}]))
+    suite = load_suite(
+        "held-out",
+        _write_jsonl(
+            tmp_path / "h.jsonl",
+            [{"question": "Capital?", "target": "Paris"}, {"question": "Colour?", "target": "Blue"}],
+        ),
+    )
     scores = score_outputs(suite, ["paris.", "It is red"])
     assert scores["exact_match"] == [1.0, 0.0]
     assert set(scores) == {"exact_match", "rouge_l", "chrf", "semantic_similarity"} == set(metric_kinds(suite))
@@ -127,6 +149,7 @@ def test_json_and_safety_suites_score_per_item():
 
 
 # ------------------------------------------------------------------ cache
+
 
 def _five_items() -> Suite:
     return Suite("held-out", "reference", [{"id": str(i), "question": f"q{i}", "target": f"t{i}"} for i in range(5)])
@@ -184,13 +207,17 @@ def test_model_key_follows_the_bytes(tmp_path):
 
 # ------------------------------------------------------------------ operational figures
 
+
 def test_measure_generation_on_the_tiny_model(tmp_path):
+    from configs.cost import CostConfig
     from configs.schema import TinyModelConfig
-    from tasks.evaluate.ops import CostConfig, measure_generation, summarise_ops
+    from tasks.evaluate.ops import measure_generation, summarise_ops
     from tasks.model.load import Placement, load_for_generation
     from tasks.model.tiny import build_tiny_model
 
-    folder = build_tiny_model(TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=2, vocab_size=400), tmp_path)
+    folder = build_tiny_model(
+        TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=2, vocab_size=400), tmp_path
+    )
     model, tokenizer = load_for_generation(str(folder), Placement())
     prompts = ["Tom has 3 apples. He gets 2 more. How many?", "Hi", "What is 4 - 1?"]
     records = measure_generation(model, tokenizer, prompts, max_new_tokens=5, batch_size=2)

@@ -11,15 +11,18 @@ from tasks.evaluate.plot import plot_scores, wilson_interval
 from tasks.evaluate.score import load_metric, read_eval_items
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("3 + 4 = 7. The answer is 7.", "7"),
-    ("The answer is 1,234.", "1234"),
-    ("so 12 - 5 = 7 and then 8", "8"),
-    ("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 72", "72"),
-    ("The answer is -3.", "-3"),
-    ("It is 2.50 dollars", "2.5"),
-    ("no number here", ""),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("3 + 4 = 7. The answer is 7.", "7"),
+        ("The answer is 1,234.", "1234"),
+        ("so 12 - 5 = 7 and then 8", "8"),
+        ("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 72", "72"),
+        ("The answer is -3.", "-3"),
+        ("It is 2.50 dollars", "2.5"),
+        ("no number here", ""),
+    ],
+)
 def test_extract_final_number(text, expected):
     assert extract_final_number(text) == expected
 
@@ -32,8 +35,12 @@ def test_exact_match_loads_offline_and_scores_per_item():
 
 def test_reads_demo_and_gsm8k_formats(tmp_path):
     path = tmp_path / "eval.jsonl"
-    path.write_text(json.dumps({"id": "a", "question": "q1", "target": "7"}) + "\n"
-                    + json.dumps({"question": "q2", "answer": "work <<1+1=2>>\n#### 2"}) + "\n")
+    path.write_text(
+        json.dumps({"id": "a", "question": "q1", "target": "7"})
+        + "\n"
+        + json.dumps({"question": "q2", "answer": "work <<1+1=2>>\n#### 2"})
+        + "\n"
+    )
     items = read_eval_items(str(path))
     assert [(i["question"], i["target"]) for i in items] == [("q1", "7"), ("q2", "2")]
     assert read_eval_items(str(path), limit=1)[0]["id"] == "a"

@@ -19,10 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL")} | (env or {})
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL")
+    } | (env or {})
     env["LLMOPS_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "llmops.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "llmops.cli", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
 
 
 @contextlib.contextmanager
@@ -107,7 +110,7 @@ def test_unknown_server_mode_is_a_user_error(tmp_path):
 HOLDER = """
 import logging, sys, time
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-from llmops.locks import file_lock
+from core.locks import file_lock
 with file_lock(sys.argv[1]):
     print("locked", flush=True)
     if sys.argv[2] == "hold":
@@ -116,13 +119,18 @@ with file_lock(sys.argv[1]):
 
 
 def test_second_process_waits_for_the_lock(tmp_path):
-    from llmops.locks import file_lock
+    from core.locks import file_lock
 
     target = tmp_path / "model"
     with file_lock(target) as path:
         assert path == tmp_path / "model.lock"
-        waiter = subprocess.Popen([sys.executable, "-c", HOLDER, str(target), "release"], cwd=ROOT, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        waiter = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(target), "release"],
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert "waiting for another process" in waiter.stderr.readline()  # it found the lock taken
     # only now, with the lock released, can it take it
     assert waiter.stdout.read().strip() == "locked"
@@ -133,8 +141,13 @@ def test_lock_of_a_killed_process_is_free(tmp_path):
     import fcntl
 
     target = tmp_path / "model"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(target), "hold"], cwd=ROOT, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(target), "hold"],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     assert holder.stdout.readline().strip() == "locked"
     with open(tmp_path / "model.lock") as f:
         with pytest.raises(BlockingIOError):
@@ -157,8 +170,16 @@ print(build_tiny_model(cfg, Path(sys.argv[1])))
 def test_two_processes_build_the_base_model_once(tmp_path):
     """Both used to build it, and the second died moving its folder onto the first one's."""
     models = tmp_path / "models"
-    builders = [subprocess.Popen([sys.executable, "-c", BUILD, str(models)], cwd=ROOT, text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    builders = [
+        subprocess.Popen(
+            [sys.executable, "-c", BUILD, str(models)],
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     outs = [b.communicate(timeout=300) for b in builders]
     assert [b.returncode for b in builders] == [0, 0], [err[-2000:] for _, err in outs]
     folders = {out.strip().splitlines()[-1] for out, _ in outs}
@@ -170,10 +191,15 @@ def test_two_processes_build_the_base_model_once(tmp_path):
 
 # ------------------------------------------------------------------------ the home's server
 
+
 def test_a_set_prefect_api_url_is_used_and_nothing_started(tmp_path):
-    code = ("from llmops.home import setup_environment\nsetup_environment()\n"
-            "from llmops.server import ensure_server\nprint(ensure_server())")
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "MLFLOW_TRACKING_URI", "LLMOPS_PREFECT_SERVER")}
+    code = (
+        "from core.paths import setup_environment\nsetup_environment()\n"
+        "from llmops.server import ensure_server\nprint(ensure_server())"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "MLFLOW_TRACKING_URI", "LLMOPS_PREFECT_SERVER")
+    }
     env |= {"LLMOPS_HOME": str(tmp_path / "home"), "PREFECT_API_URL": "http://127.0.0.1:9/api"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -189,7 +215,13 @@ def test_stop_forgets_a_server_that_already_ended(tmp_path):
     (home / "prefect").mkdir(parents=True)
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
-    record = {"pid": ended.pid, "started": 1.0, "port": 9, "api_url": "http://127.0.0.1:9/api", "ui_url": "http://127.0.0.1:9"}
+    record = {
+        "pid": ended.pid,
+        "started": 1.0,
+        "port": 9,
+        "api_url": "http://127.0.0.1:9/api",
+        "ui_url": "http://127.0.0.1:9",
+    }
     (home / "prefect" / "server.json").write_text(json.dumps(record))
     out = run_cli(home, "stop")
     assert out.returncode == 0 and f"(pid {ended.pid}) had already ended" in out.stdout
@@ -211,6 +243,7 @@ with stage_run("reaper-test", "train") as run_id:
 def test_runs_left_running_by_a_killed_process_are_marked_killed():
     import socket
 
+    from core.process import is_alive
     from registry.tracking import client, ensure_experiment, init_store, reap_dead_runs, stage_run
 
     init_store()
@@ -221,17 +254,22 @@ def test_runs_left_running_by_a_killed_process_are_marked_killed():
     c = client()
     experiment = ensure_experiment("reaper-test")
     # this process's pid, but another start time: the pid was reused after its first owner died
-    reused = c.create_run(experiment, tags={"llmops.host": socket.gethostname(), "llmops.pid": str(os.getpid()),
-                                            "llmops.pid_started": "1.0"}).info.run_id
+    reused = c.create_run(
+        experiment,
+        tags={"llmops.host": socket.gethostname(), "llmops.pid": str(os.getpid()), "llmops.pid_started": "1.0"},
+    ).info.run_id
     untagged = c.create_run(experiment).info.run_id  # written by an older llmops: nothing to judge it by
     with stage_run("reaper-test", "evaluate") as live_run:
-        reaped = reap_dead_runs()
+        reaped = reap_dead_runs(is_alive)
         assert dead_run in reaped and reused in reaped
         assert live_run not in reaped and untagged not in reaped
         assert c.get_run(live_run).info.status == "RUNNING"
     run = c.get_run(dead_run)
     assert run.info.status == "KILLED" and run.data.tags["llmops.pid"] == str(child.pid)
     assert run.data.tags["llmops.host"] == socket.gethostname()
-    assert run.data.tags["llmops.ended_by"] == f"process {child.pid} on {socket.gethostname()} ended without closing the run"
+    assert (
+        run.data.tags["llmops.ended_by"]
+        == f"process {child.pid} on {socket.gethostname()} ended without closing the run"
+    )
     assert c.get_run(untagged).info.status == "RUNNING"
     c.set_terminated(untagged)

@@ -71,8 +71,12 @@ INFRA_YAMLS = sorted(p for p in INFRA.rglob("*") if p.suffix in {".yaml", ".yml"
 
 def test_infra_has_the_expected_yaml_files() -> None:
     names = {p.relative_to(INFRA).as_posix() for p in INFRA_YAMLS}
-    assert {"docker-compose.yaml", "prefect.yaml", "accelerate/multi_gpu.yaml",
-            "accelerate/deepspeed_zero2.yaml"} <= names
+    assert {
+        "docker-compose.yaml",
+        "prefect.yaml",
+        "accelerate/multi_gpu.yaml",
+        "accelerate/deepspeed_zero2.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", INFRA_YAMLS, ids=lambda p: p.relative_to(INFRA).as_posix())
@@ -83,6 +87,7 @@ def test_yaml_loads_and_starts_with_its_run_command(path: Path) -> None:
 
 
 # -- docker-compose.yaml -----------------------------------------------------------------------
+
 
 def test_compose_services_and_depends_on() -> None:
     services = _load(COMPOSE_FILE)["services"]
@@ -96,7 +101,9 @@ def test_compose_services_and_depends_on() -> None:
             condition = spec.get("condition", "service_started")
             assert condition in DEPENDS_CONDITIONS, f"{name} -> {dep}: unknown condition {condition!r}"
             if condition == "service_healthy":
-                assert "healthcheck" in services[dep], f"{name} waits for {dep} to be healthy, but {dep} has no healthcheck"
+                assert "healthcheck" in services[dep], (
+                    f"{name} waits for {dep} to be healthy, but {dep} has no healthcheck"
+                )
             if condition == "service_completed_successfully":
                 assert services[dep].get("restart", "no") == "no", f"{dep} is awaited as a one-shot but restarts"
 
@@ -139,24 +146,36 @@ def test_compose_volumes_declared_used_and_bind_paths_exist() -> None:
     assert declared == used, f"declared but unused volumes: {declared - used}"
     for stateful in ("postgres", "minio", "prefect-server"):
         mounts = compose["services"][stateful].get("volumes", [])
-        assert any(str(m).split(":", 1)[0] in declared for m in mounts), f"{stateful} keeps its state in no named volume"
+        assert any(str(m).split(":", 1)[0] in declared for m in mounts), (
+            f"{stateful} keeps its state in no named volume"
+        )
 
 
 def test_compose_variables_match_env_example() -> None:
     used, defined = _compose_vars(), set(_env_example())
-    assert used - defined == set(), f"used by docker-compose.yaml but missing from .env.example: {sorted(used - defined)}"
+    assert used - defined == set(), (
+        f"used by docker-compose.yaml but missing from .env.example: {sorted(used - defined)}"
+    )
     assert defined - used == set(), f"in .env.example but unused by docker-compose.yaml: {sorted(defined - used)}"
 
 
 # -- safe defaults ------------------------------------------------------------------------------
 
-SECRETS = {"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "MLFLOW_S3_SECRET_KEY", "MLFLOW_ADMIN_PASSWORD",
-           "MLFLOW_SECRET_KEY", "MLFLOW_WORKER_PASSWORD", "PREFECT_AUTH_STRING"}
+SECRETS = {
+    "POSTGRES_PASSWORD",
+    "MINIO_ROOT_PASSWORD",
+    "MLFLOW_S3_SECRET_KEY",
+    "MLFLOW_ADMIN_PASSWORD",
+    "MLFLOW_SECRET_KEY",
+    "MLFLOW_WORKER_PASSWORD",
+    "PREFECT_AUTH_STRING",
+}
 
 
 def _compose_text() -> str:
-    return "\n".join(line for line in COMPOSE_FILE.read_text(encoding="utf-8").splitlines()
-                     if not line.lstrip().startswith("#"))
+    return "\n".join(
+        line for line in COMPOSE_FILE.read_text(encoding="utf-8").splitlines() if not line.lstrip().startswith("#")
+    )
 
 
 def test_every_published_port_binds_to_the_bind_address_defaulting_to_localhost() -> None:
@@ -167,8 +186,9 @@ def test_every_published_port_binds_to_the_bind_address_defaulting_to_localhost(
             assert isinstance(port, str), f"{name}: write ports as 'ADDRESS:HOST:CONTAINER' strings"
             published += 1
             # Three parts: an address first. A bare 'HOST:CONTAINER' publishes on every interface.
-            assert port.startswith("${BIND_ADDRESS:-127.0.0.1}:") and port.count(":") == 3, \
+            assert port.startswith("${BIND_ADDRESS:-127.0.0.1}:") and port.count(":") == 3, (
                 f"{name}: {port!r} does not bind to ${{BIND_ADDRESS:-127.0.0.1}}"
+            )
     assert published >= 5
     assert _env_example()["BIND_ADDRESS"] == "127.0.0.1"
 
@@ -183,7 +203,9 @@ def test_every_secret_is_required_and_empty_in_the_example() -> None:
         assert all(u.startswith(":?") for u in uses), f"{var}: every use must be ${{{var}:?message}}"
         assert env[var] == "", f".env.example gives {var} a value; leave it empty so a copy cannot start as is"
     for key, value in env.items():
-        assert "change-me" not in value.lower() and "password" not in value.lower(), f"{key}={value} looks like a default secret"
+        assert "change-me" not in value.lower() and "password" not in value.lower(), (
+            f"{key}={value} looks like a default secret"
+        )
 
 
 def test_no_service_accepts_every_host_or_origin() -> None:
@@ -301,8 +323,13 @@ def _compose_config(env_file: Path) -> subprocess.CompletedProcess:
         text = "\n".join(line for line in text.splitlines() if not line.startswith("name:"))
     else:
         args, text = ["-f", str(COMPOSE_FILE)], None
-    result = subprocess.run(cli + args + ["--env-file", str(env_file), "config", "-q"], input=text,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        cli + args + ["--env-file", str(env_file), "config", "-q"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if result.returncode and "docker daemon" in result.stderr.lower():
         pytest.skip("docker compose needs an engine here")
     return result
@@ -323,6 +350,7 @@ def test_docker_compose_refuses_the_example_as_it_is() -> None:
 
 
 # -- prefect.yaml ------------------------------------------------------------------------------
+
 
 def _flow_function(entrypoint: str) -> ast.FunctionDef:
     # A module path (`flows.evaluate.evaluate_flow`), imported from the repository root.
@@ -419,9 +447,16 @@ def test_prefect_yaml_pull_step_sets_the_working_directory() -> None:
 
 
 CRON_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
-CRON_NAMES = [{}, {}, {}, {m: i for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)},
-    {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}]
+CRON_NAMES = [
+    {},
+    {},
+    {},
+    {
+        m: i
+        for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)
+    },
+    {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])},
+]
 
 
 def _cron_problems(expr: str) -> list[str]:
@@ -461,10 +496,16 @@ def test_schedules_are_valid_cron_in_a_real_timezone() -> None:
 
 
 def test_schedules_agree_with_the_serve_and_worker_commands() -> None:
-    schedules = {name: [s["cron"] for s in dep.get("schedules") or []]
-                 for name, dep in _deployments().items() if dep["work_pool"]["name"] == "llmops-cpu"}
-    expected = {"nightly": [_constant(DEPLOY_PY, "NIGHTLY_CRON")], "monitor": [_constant(DEPLOY_PY, "MONITOR_CRON")],
-                "drift": [_constant(ROOT / "flows" / "drift.py", "DRIFT_CRON")]}
+    schedules = {
+        name: [s["cron"] for s in dep.get("schedules") or []]
+        for name, dep in _deployments().items()
+        if dep["work_pool"]["name"] == "llmops-cpu"
+    }
+    expected = {
+        "nightly": [_constant(DEPLOY_PY, "NIGHTLY_CRON")],
+        "monitor": [_constant(DEPLOY_PY, "MONITOR_CRON")],
+        "drift": [_constant(ROOT / "flows" / "drift.py", "DRIFT_CRON")],
+    }
     assert schedules == {name: expected.get(name, []) for name in schedules}
 
 

@@ -41,8 +41,14 @@ def test_sft_then_dpo(base, demo, tmp_path, method):
     from tasks.train.preference import train_preference
     from tasks.train.sft import train_sft
 
-    cfg = TrainConfig.model_validate({"method": method, "device": "cpu", "sft": {"max_steps": 6, "batch_size": 4},
-                                      "preference": {"max_steps": 2, "batch_size": 2}})
+    cfg = TrainConfig.model_validate(
+        {
+            "method": method,
+            "device": "cpu",
+            "sft": {"max_steps": 6, "batch_size": 4},
+            "preference": {"max_steps": 2, "batch_size": 2},
+        }
+    )
     sft = train_sft(str(base), demo["sft"], QUESTION_TEMPLATE, cfg, str(tmp_path))
     assert sft["steps"] == 6 and sft["history"] and sft["train_loss"] > 0
     assert sft["throughput"]["tokens"] > 0 and 0 <= sft["throughput"]["padding_fraction"] < 1

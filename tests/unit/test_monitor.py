@@ -8,8 +8,16 @@ from configs.schema import GateConfig, MetricRule
 
 
 def suite(scores: list[float], version: str = "v1") -> dict:
-    return {"version": version, "n": len(scores), "scores": {"exact_match": scores}, "means": {"exact_match": float(np.mean(scores))},
-            "groups": None, "bleu_stats": None, "probes": None, "ops": {}}
+    return {
+        "version": version,
+        "n": len(scores),
+        "scores": {"exact_match": scores},
+        "means": {"exact_match": float(np.mean(scores))},
+        "groups": None,
+        "bleu_stats": None,
+        "probes": None,
+        "ops": {},
+    }
 
 
 def baseline_and_drop(dropped: int, n: int = 400, seed: int = 0) -> tuple[dict, dict]:
@@ -53,8 +61,12 @@ def test_the_monitor_and_the_gate_read_the_same_numbers():
     (finding,) = assess(POLICY, baseline, current)
     comparisons, _, _ = non_inferiority(POLICY, {"candidate": current, "champion": baseline}, "champion")
     gate = comparisons["arithmetic/exact_match"]
-    assert (finding["delta"], finding["ci_low"], finding["ci_high"], finding["p_adjusted"]) == \
-        (gate["delta"], gate["ci_low"], gate["ci_high"], gate["p_adjusted"])
+    assert (finding["delta"], finding["ci_low"], finding["ci_high"], finding["p_adjusted"]) == (
+        gate["delta"],
+        gate["ci_low"],
+        gate["ci_high"],
+        gate["p_adjusted"],
+    )
 
 
 def test_a_suite_whose_items_changed_is_skipped_not_compared():

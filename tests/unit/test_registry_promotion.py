@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmops.errors import UserError
+from core.errors import UserError
 
 MODEL = "promotion-test"
 
@@ -16,8 +16,14 @@ def snapshot() -> dict:
     from registry.tracking import client
 
     # an absent description and an empty one read the same in MLflow (an update cannot set None back)
-    versions = {v.version: (sorted(v.aliases), dict(v.tags), client().get_model_version(MODEL, str(v.version)).description or "")
-                for v in models.list_versions(MODEL)}
+    versions = {
+        v.version: (
+            sorted(v.aliases),
+            dict(v.tags),
+            client().get_model_version(MODEL, str(v.version)).description or "",
+        )
+        for v in models.list_versions(MODEL)
+    }
     return {"versions": versions, "audit": read_audit(MODEL)}
 
 
@@ -75,8 +81,16 @@ def test_a_failure_at_any_step_of_a_promotion_changes_nothing(registry_with_cham
     module, name, when = STEPS[step]
     fail_on(monkeypatch, importlib.import_module(module), name, when)
     with pytest.raises(RuntimeError, match="injected failure"):
-        apply_decision(MODEL, registry_with_champion["v2"], "promote", "gate", "better", evidence_run_id=None,
-                       tags={"gate.decision": "promote", "gate.x.delta": "0.1"}, card="# card of v2")
+        apply_decision(
+            MODEL,
+            registry_with_champion["v2"],
+            "promote",
+            "gate",
+            "better",
+            evidence_run_id=None,
+            tags={"gate.decision": "promote", "gate.x.delta": "0.1"},
+            card="# card of v2",
+        )
     monkeypatch.undo()
     assert snapshot() == before
 
@@ -137,10 +151,16 @@ def test_a_champion_moved_in_the_mlflow_ui_is_recorded_as_a_manual_promotion(reg
     client().set_registered_model_alias(MODEL, "champion", str(v2))  # what the MLflow UI does
     assert main(["models", MODEL]) == 0
     out = capsys.readouterr().out
-    assert f"{MODEL} v{v2} was made champion outside llmops" in out and f"--model {MODEL}@champion --against previous" in out
+    assert (
+        f"{MODEL} v{v2} was made champion outside llmops" in out
+        and f"--model {MODEL}@champion --against previous" in out
+    )
     last = read_audit(MODEL)[-1]
     assert (last["action"], last["version"], last["metrics"]["replaced"]) == ("manual-promotion", v2, v1)
-    assert models.aliases_of(MODEL)["previous"] == v1 and models.get_version(MODEL, v2).tags["gate.decision"] == "manual-promotion"
+    assert (
+        models.aliases_of(MODEL)["previous"] == v1
+        and models.get_version(MODEL, v2).tags["gate.decision"] == "manual-promotion"
+    )
     assert reconcile_champion(MODEL) is None  # recorded once
 
 
@@ -160,8 +180,16 @@ def champion_with_a_newer_prompt(tmp_path) -> dict:
     for v in versions:
         apply_decision(ROLLED, v, "promote", "gate", "better", tags={"gate.decision": "promote"})
     champion = models.get_version(ROLLED, versions[1])
-    apply_prompt_decision(champion, prompts.load_prompt(f"{prompt}/{second}"), prompts.load_prompt(f"{prompt}/{first}"),
-                          "promote", "gate", "shorter answers", None, None)
+    apply_prompt_decision(
+        champion,
+        prompts.load_prompt(f"{prompt}/{second}"),
+        prompts.load_prompt(f"{prompt}/{first}"),
+        "promote",
+        "gate",
+        "shorter answers",
+        None,
+        None,
+    )
     return {"prompt": prompt, "first": first, "second": second, "v1": versions[0], "v2": versions[1]}
 
 
@@ -181,7 +209,9 @@ def test_a_rollback_takes_the_live_prompt_back_with_the_model(champion_with_a_ne
     assert (last["action"], last["version"], last["metrics"]["replaced"]) == ("rollback", c["first"], c["second"])
 
 
-def test_a_rollback_that_fails_at_the_prompt_leaves_model_and_prompt_as_they_were(champion_with_a_newer_prompt, monkeypatch):
+def test_a_rollback_that_fails_at_the_prompt_leaves_model_and_prompt_as_they_were(
+    champion_with_a_newer_prompt, monkeypatch
+):
     from registry import models, prompts
     from registry.audit import read_audit
     from registry.promotion import rollback

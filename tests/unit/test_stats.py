@@ -280,7 +280,9 @@ def test_one_success_in_200_keeps_the_lower_bound_at_or_above_zero():
     assert 0.0 <= exact["ci_low"] < out["ci_low"] and exact["method"] == "clopper-pearson"
 
 
-@pytest.mark.parametrize("successes,n", [(0, 200), (1, 200), (3, 200), (100, 200), (199, 200), (200, 200), (1, 1), (7, 12)])
+@pytest.mark.parametrize(
+    "successes,n", [(0, 200), (1, 200), (3, 200), (100, 200), (199, 200), (200, 200), (1, 1), (7, 12)]
+)
 def test_wilson_and_exact_intervals_match_scipy(successes, n):
     ref = sps.binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
     assert wilson_interval(successes, n) == pytest.approx((ref.low, ref.high), abs=1e-12)

@@ -26,7 +26,9 @@ def test_loader_places_and_types_the_model_as_configured(base):
 
     fp32 = training_placement(TrainConfig(device="cpu"), ModelConfig())
     model = load_base(str(base), fp32)
-    assert {p.device.type for p in model.parameters()} == {"cpu"} and {p.dtype for p in model.parameters()} == {torch.float32}
+    assert {p.device.type for p in model.parameters()} == {"cpu"} and {p.dtype for p in model.parameters()} == {
+        torch.float32
+    }
     assert model.config._attn_implementation == "sdpa"
 
     bf16 = training_placement(TrainConfig(device="cpu", precision="bf16"), ModelConfig(attn_implementation="eager"))
@@ -38,7 +40,11 @@ def test_loader_places_and_types_the_model_as_configured(base):
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
 
     assert eval_placement(EvalConfig(), ModelConfig()).to_dict() == {
-        "device": "cpu", "precision": "fp32", "quant_bits": None, "attn_implementation": "sdpa"}
+        "device": "cpu",
+        "precision": "fp32",
+        "quant_bits": None,
+        "attn_implementation": "sdpa",
+    }
 
 
 def test_packing_gives_the_same_first_step_loss(base, demo, tmp_path):
@@ -50,7 +56,9 @@ def test_packing_gives_the_same_first_step_loss(base, demo, tmp_path):
     data.write_text("\n".join(rows) + "\n")
     common = {"device": "cpu", "sft": {"max_steps": 1, "batch_size": 8, "max_length": 1024}}
     padded = train_sft(str(base), str(data), QUESTION_TEMPLATE, TrainConfig.model_validate(common), str(tmp_path / "a"))
-    packed_cfg = TrainConfig.model_validate(common | {"packing": True, "sft": {"max_steps": 1, "batch_size": 1, "max_length": 1024}})
+    packed_cfg = TrainConfig.model_validate(
+        common | {"packing": True, "sft": {"max_steps": 1, "batch_size": 1, "max_length": 1024}}
+    )
     packed = train_sft(str(base), str(data), QUESTION_TEMPLATE, packed_cfg, str(tmp_path / "b"))
     first = lambda r: r["history"][0]["sft/loss"]  # noqa: E731
     assert first(packed) == pytest.approx(first(padded), rel=1e-3)
@@ -58,9 +66,13 @@ def test_packing_gives_the_same_first_step_loss(base, demo, tmp_path):
     assert packed["throughput"]["padding_fraction"] == 0.0 < padded["throughput"]["padding_fraction"]
     # Only batches trained on count: two steps over the same eight rows are twice one step's tokens,
     # though the data loader built a batch ahead of each.
-    two = train_sft(str(base), str(data), QUESTION_TEMPLATE,
-                    TrainConfig.model_validate(common | {"sft": {"max_steps": 2, "batch_size": 8, "max_length": 1024}}),
-                    str(tmp_path / "c"))
+    two = train_sft(
+        str(base),
+        str(data),
+        QUESTION_TEMPLATE,
+        TrainConfig.model_validate(common | {"sft": {"max_steps": 2, "batch_size": 8, "max_length": 1024}}),
+        str(tmp_path / "c"),
+    )
     assert padded["throughput"]["batches"] == 1 and two["throughput"]["batches"] == 2
     assert two["throughput"]["tokens"] == 2 * padded["throughput"]["tokens"]
 
@@ -69,12 +81,15 @@ def test_a_run_killed_after_a_checkpoint_resumes_there(base, demo, tmp_path):
     out = tmp_path / "run"
     script = (
         "import sys; from configs.schema import TrainConfig; from tasks.train.sft import train_sft\n"
-        "cfg = TrainConfig.model_validate({'device': 'cpu', 'save_steps': 5, 'sft': {'max_steps': 400, 'batch_size': 4}})\n"
+        "cfg = TrainConfig.model_validate(\n"
+        "    {'device': 'cpu', 'save_steps': 5, 'sft': {'max_steps': 400, 'batch_size': 4}})\n"
         f"r = train_sft({str(base)!r}, {demo['sft']!r}, {QUESTION_TEMPLATE!r}, cfg, {str(out)!r})\n"
         "print('RESULT', r['steps'], r['resumed_from'])\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not list(out.glob("checkpoints-sft/checkpoint-10")):
         time.sleep(0.2)
@@ -83,8 +98,14 @@ def test_a_run_killed_after_a_checkpoint_resumes_there(base, demo, tmp_path):
     assert list(out.glob("checkpoints-sft/checkpoint-*")), "no checkpoint was written before the kill"
     assert not (out / "sft_summary.json").exists()
 
-    done = subprocess.run([sys.executable, "-c", script.replace("400", "40")], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", script.replace("400", "40")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     result = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
     assert result, done.stderr[-2000:]
     steps, resumed = result[0].split()[1:]
@@ -99,8 +120,13 @@ def test_orpo_and_kto_train_from_the_sft_adapter(base, demo, tmp_path, method):
     from tasks.train.preference import train_preference
     from tasks.train.sft import train_sft
 
-    cfg = TrainConfig.model_validate({"device": "cpu", "sft": {"max_steps": 2, "batch_size": 4},
-                                      "preference": {"method": method, "max_steps": 3, "batch_size": 4}})
+    cfg = TrainConfig.model_validate(
+        {
+            "device": "cpu",
+            "sft": {"max_steps": 2, "batch_size": 4},
+            "preference": {"method": method, "max_steps": 3, "batch_size": 4},
+        }
+    )
     sft = train_sft(str(base), demo["sft"], QUESTION_TEMPLATE, cfg, str(tmp_path))
     result = train_preference(sft["path"], demo["pref"], QUESTION_TEMPLATE, cfg, str(tmp_path))
     assert result["steps"] == 3 and Path(result["path"]).name == method
@@ -112,7 +138,7 @@ def test_orpo_and_kto_train_from_the_sft_adapter(base, demo, tmp_path, method):
 
 def test_rows_whose_prompt_fills_max_length_are_recorded_or_stop_the_run(base, demo, tmp_path):
     """trl drops a row that truncation leaves without an answer token; here each is recorded, and too many stop."""
-    from llmops.errors import UserError
+    from core.errors import UserError
     from tasks.train.sft import train_sft
 
     rows = [json.loads(line) for line in Path(demo["sft"]).read_text().splitlines()[:8]]
@@ -142,7 +168,7 @@ def test_rows_whose_prompt_fills_max_length_are_recorded_or_stop_the_run(base, d
 
 def test_preference_pairs_whose_prompt_fills_max_length_are_recorded_not_trained_or_stop_the_run(base, demo, tmp_path):
     """ORPO would train such a pair on an empty response and DPO/KTO drop it unsaid: here it is left out and listed."""
-    from llmops.errors import UserError
+    from core.errors import UserError
     from tasks.train.preference import train_preference
 
     pairs = [json.loads(line) for line in Path(demo["pref"]).read_text().splitlines()[:8]]
@@ -156,8 +182,9 @@ def test_preference_pairs_whose_prompt_fills_max_length_are_recorded_not_trained
         path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
         return str(path)
 
-    cfg = TrainConfig.model_validate({"device": "cpu", "preference": {"method": "orpo", "max_steps": 1, "batch_size": 4,
-                                                                      "max_length": 64}})
+    cfg = TrainConfig.model_validate(
+        {"device": "cpu", "preference": {"method": "orpo", "max_steps": 1, "batch_size": 4, "max_length": 64}}
+    )
     one = train_preference(str(base), data(1), QUESTION_TEMPLATE, cfg, str(tmp_path / "one"))
     assert one["rows"]["rows"] == 8 and one["rows"]["dropped_prompt_fills_max_length"] == 1
     assert one["rows"]["setting"] == "train.preference.max_length"

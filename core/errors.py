@@ -2,8 +2,8 @@
 
 Raise `UserError` wherever bad input is found (a file, a flag, a model reference, a folder); the
 CLI prints it as one line on stderr and exits with code 2, with no traceback unless `--debug`.
-Anything else that escapes is a bug in llmops and is reported as such. Plain Python, so the
-library in `tasks/` may raise it too.
+Anything else that escapes is a bug in llmops and is reported as such. It lives on the ground
+floor (`core/`), so every layer may raise it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ holder dies, even by SIGKILL, so a crash never leaves a stale lock to clean up b
 
 The locks are `flock` locks: advisory, and local to one machine. They serialise processes (and
 threads, each opening its own descriptor) on this machine only, not processes on other machines
-that share a team's MLflow server. Plain Python, so the library in tasks/ uses it too.
+that share a team's MLflow server. Ground floor (`core/`): every layer may take a lock.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def file_lock(target: str | Path) -> Iterator[Path]:
 
 def home_lock(name: str) -> contextlib.AbstractContextManager[Path]:
     """A named lock of the current LLMOPS_HOME (e.g. one per registered model), under `locks/`."""
-    from llmops.home import llmops_home
+    from core.paths import llmops_home
 
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
     return file_lock(llmops_home() / "locks" / safe)
