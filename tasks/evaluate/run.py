@@ -18,7 +18,7 @@ from configs.schema import EvalConfig
 from tasks.evaluate.cache import ItemCache, model_key
 from tasks.evaluate.ops import measure_generation, summarise_ops
 from tasks.evaluate.safety import summarise_probes
-from tasks.evaluate.suites import Suite, score_outputs
+from tasks.evaluate.suites import Suite, corpus_scores, score_outputs
 from tasks.model.load import Placement, generation_placement
 from tasks.prompts import render_prompt
 
@@ -89,7 +89,8 @@ def _evaluate_suites(model_dir, suites, cfg, cache_root, keys, placement, templa
             "ids": [i["id"] for i in suite.items],
             "groups": [i.get("group") for i in suite.items] if any(i.get("group") for i in suite.items) else None,
             "scores": scores,
-            "means": {m: statistics.fmean(v) for m, v in scores.items()},
+            "means": {m: statistics.fmean(v) for m, v in scores.items()}
+            | corpus_scores(suite, [r["output"] for r in rows]),
             "outputs": [r["output"] for r in rows],
             "ops": {k: v for k, v in ops.items() if isinstance(v, (int, float))},
             "probes": summarise_probes(suite.items, scores["probe_pass"]) if "probe_pass" in scores else None,
@@ -134,7 +135,8 @@ def evaluate_harness(model_dir: str, tasks: list[str], eval_path: str, limit: in
             "ids": [str(i["id"]) for i in items],
             "groups": None,
             "scores": scores,
-            "means": {m: statistics.fmean(v) for m, v in scores.items()},
+            "means": {m: statistics.fmean(v) for m, v in scores.items()}
+            | corpus_scores(suite, [r["output"] for r in rows]),
             "outputs": [i["response"] for i in items],
             "ops": {},
             "probes": None,
