@@ -17,6 +17,7 @@ from configs.prompts import IDENTITY
 from configs.schema import EvalConfig
 from tasks.evaluate.cache import ItemCache, model_key
 from tasks.evaluate.ops import measure_generation, summarise_ops
+from tasks.evaluate.positions import refuse_long_prompts
 from tasks.evaluate.safety import summarise_probes
 from tasks.evaluate.suites import Suite, corpus_scores, score_outputs
 from tasks.model.load import Placement, generation_placement
@@ -73,6 +74,9 @@ def _evaluate_suites(model_dir, suites, cfg, cache_root, keys, placement, templa
             loaded = load_for_generation(model_dir, placement, base)
         suite_template = template if suite.name in TASK_SUITES else IDENTITY
         max_new = max(cfg.max_new_tokens, MIN_NEW_TOKENS.get(suite.name, 0))
+        if pending:
+            prompts = [render_prompt(suite_template, i["question"]) for i in pending]
+            refuse_long_prompts(f"suite {suite.name}", [i["id"] for i in pending], prompts, max_new, *loaded)
         for start in range(0, len(pending), cfg.batch_size):
             chunk = pending[start : start + cfg.batch_size]
             records = measure_generation(
@@ -107,39 +111,3 @@ def bleu_stats(outputs: list[str], references: list[str]) -> list[list[float]]:
 
     bleu = BLEU()
     return [[float(x) for x in bleu._extract_corpus_statistics([o], [[r]])[0]] for o, r in zip(outputs, references)]
-
-
-def harness_metric_name(key: str) -> str:
-    """lm-eval's `exact_match,flexible-extract` as a gate-friendly `exact_match_flexible-extract`."""
-    return key.replace(",", "_")
-
-
-def evaluate_harness(model_dir: str, tasks: list[str], eval_path: str, limit: int | None) -> dict:
-    """lm-eval tasks as extra suites, with per-item scores so the gate can pair them."""
-    from tasks.evaluate.harness import run_harness
-
-    raw = run_harness(
-        model_dir, tasks, data_files={t: eval_path for t in tasks if t.startswith("llmops_")}, limit=limit
-    )
-    out = {}
-    for name in tasks:
-        items = raw[name]["items"]
-        scores = (
-            {harness_metric_name(k): [float(i["metrics"][k]) for i in items] for k in items[0]["metrics"]}
-            if items
-            else {}
-        )
-        out[name] = {
-            "version": f"lm-eval-{raw['_run']['lm_eval_version']}",
-            "n": len(items),
-            "ids": [str(i["id"]) for i in items],
-            "groups": None,
-            "scores": scores,
-            "means": {m: statistics.fmean(v) for m, v in scores.items()}
-            | corpus_scores(suite, [r["output"] for r in rows]),
-            "outputs": [i["response"] for i in items],
-            "ops": {},
-            "probes": None,
-            "bleu_stats": None,
-        }
-    return out
