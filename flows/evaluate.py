@@ -170,6 +170,7 @@ def run_evaluation(
     reg, logger = config.registry, get_run_logger()
     candidate = who["candidate"]
     suites = load_suites(config, eval_path)
+    harness.check_harness_tasks(config.eval.harness_tasks)
     placement = eval_placement(config.eval, config.model)
     tags = {"llmops.suites": suites_signature(suites), "llmops.prompt": candidate.prompt.ref, **tags}
     with tracking.stage_run(reg.experiment, "evaluate", parent_run_id, tags) as run_id:

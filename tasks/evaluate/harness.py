@@ -171,6 +171,16 @@ def run_harness(
     )
 
 
+def check_harness_tasks(tasks: list[str]) -> None:
+    """Refuses, before any evaluation starts, a task name lm-eval does not know or a standard task whose
+    data cannot be had; a few seconds (lm-eval indexes its task files), and none for offline tasks only."""
+    standard = [t for t in tasks if t not in OFFLINE_TASK_SUITES]
+    if standard:
+        from lm_eval.tasks import TaskManager
+
+        check_standard_tasks(TaskManager(), standard)
+
+
 def _evaluate(lm_eval, manager, model, tokenizer, tasks, rendered, max_new_tokens, batch_size, limit):
     chat = bool(getattr(tokenizer, "chat_template", None))
     for name, task in rendered.items():  # per item, before lm-eval's batches can truncate one unnamed

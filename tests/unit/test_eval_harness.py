@@ -216,6 +216,30 @@ def test_a_standard_task_without_its_data_is_one_line_naming_the_task_and_where_
         check_standard_tasks(lm_eval_tasks, ["gsm8kk"])
 
 
+def test_llmops_evaluate_names_the_missing_data_before_evaluating(base, prefect_harness, datasets_cache, capsys):
+    from llmops.cli import main
+    from registry.tracking import client
+
+    def evaluate_runs() -> int:
+        experiment = client().get_experiment_by_name("llmops")
+        if experiment is None:
+            return 0
+        return len(client().search_runs([experiment.experiment_id], "tags.`llmops.stage` = 'evaluate'"))
+
+    data = _jsonl(datasets_cache.parent / "gsm.jsonl", GSM8K_ROWS)
+    args = ["evaluate", "--model", str(base), "--suite", "arithmetic", "--data", data, "--against", "none"]
+    before = evaluate_runs()
+    assert main(args + ["--set", "eval.harness_tasks=[llmops_arith, gsm8k]"]) == 2
+    assert evaluate_runs() == before  # refused before an evaluate run started
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: lm-eval task gsm8k: its data set openai/gsm8k (main) is not in the datasets cache {datasets_cache} "
+        f"and the hub cache {datasets_cache.parent / 'hub'}, and the hub is offline (HF_HUB_OFFLINE / "
+        "HF_DATASETS_OFFLINE); run the task once on a machine that reaches the hub (HF_HUB_OFFLINE=0 "
+        "HF_DATASETS_OFFLINE=0) to fill the cache, or copy the cache here; offline, use the project's task llmops_arith"
+    ]
+
+
 def test_a_standard_task_runs_from_the_datasets_cache(base, datasets_cache):
     rows = [
         {
