@@ -20,8 +20,8 @@ refused instead (`_WholePromptsLM`, and `positions.py` before the run, per item)
     from tasks.evaluate.harness import run_harness
     run_harness("path/to/model_or_adapter", ["llmops_arith"], "eval.jsonl", template="Solve: {{question}}")
 
-The lm-eval command line runs a rendered offline task too (the run records its YAML):
-    lm_eval --model hf --model_args pretrained=DIR --include_path RENDERED_DIR \
+The lm-eval command line runs a rendered offline task too (`HarnessRun.task_configs` holds the YAML it ran):
+    lm_eval --model hf --model_args pretrained=DIR,add_bos_token=False --include_path RENDERED_DIR \
         --tasks llmops_arith --apply_chat_template --log_samples --output_path out/
 """
 
