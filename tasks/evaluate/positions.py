@@ -1,10 +1,14 @@
 """A prompt and its answer must fit the model's positions: refused in one line, never truncated.
 
 lm-eval left-truncates a prompt that leaves no room for `max_gen_toks` new tokens and goes on (it logs
-a warning); a Llama-style model given more tokens than its positions generates past them without an
-error. Either way the score is of a question the model never saw whole. The suites and the lm-eval
-tasks (`harness.py`) both ask `check_prompts_fit` first, with the same token counts: the prompt as
-the model receives it, chat template included.
+a warning), so its score is of a question the model never saw whole. The lm-eval tasks
+(`harness.py`) ask `check_prompts_fit` first, counting the prompt as the model receives it, chat
+template included, as `ops.measure_generation` sends it.
+
+The suites do not ask yet: a Llama-style model given more tokens than its positions generates past
+them without an error, and the held-out HH items of tests/flows/test_bring_your_own.py (640 tokens
+on the embedded model's 512 positions) are scored that way today. `refuse_long_prompts` is the one
+call `run._evaluate_suites` would make, once such configs fit or leave those items out.
 """
 
 from __future__ import annotations

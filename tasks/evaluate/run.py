@@ -17,7 +17,6 @@ from configs.prompts import IDENTITY
 from configs.schema import EvalConfig
 from tasks.evaluate.cache import ItemCache, model_key
 from tasks.evaluate.ops import measure_generation, summarise_ops
-from tasks.evaluate.positions import refuse_long_prompts
 from tasks.evaluate.safety import summarise_probes
 from tasks.evaluate.suites import Suite, corpus_scores, score_outputs
 from tasks.model.load import Placement, generation_placement
@@ -74,9 +73,6 @@ def _evaluate_suites(model_dir, suites, cfg, cache_root, keys, placement, templa
             loaded = load_for_generation(model_dir, placement, base)
         suite_template = template if suite.name in TASK_SUITES else IDENTITY
         max_new = max(cfg.max_new_tokens, MIN_NEW_TOKENS.get(suite.name, 0))
-        if pending:
-            prompts = [render_prompt(suite_template, i["question"]) for i in pending]
-            refuse_long_prompts(f"suite {suite.name}", [i["id"] for i in pending], prompts, max_new, *loaded)
         for start in range(0, len(pending), cfg.batch_size):
             chunk = pending[start : start + cfg.batch_size]
             records = measure_generation(

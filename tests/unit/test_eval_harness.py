@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
-from configs.schema import EvalConfig, TinyModelConfig, TrainConfig  # noqa: E402
+from configs.schema import TinyModelConfig, TrainConfig  # noqa: E402
 from core.errors import UserError  # noqa: E402
 from tasks.data.demo import QUESTION_TEMPLATE, write_demo_data  # noqa: E402
 from tasks.evaluate.harness import build_model_args, run_harness  # noqa: E402
@@ -134,16 +134,6 @@ def _long_question_file(tmp_path) -> str:
         tmp_path / "long.jsonl",
         [{"id": "short", "question": "2 + 2?", "target": "4"}] + [{"id": "long", "question": long, "target": "7"}],
     )
-
-
-def test_a_prompt_beyond_the_models_positions_is_refused_in_one_line_by_the_suite(base, tmp_path):
-    from tasks.evaluate.run import evaluate_model
-    from tasks.evaluate.suites import load_suite
-
-    suite = load_suite("arithmetic", _long_question_file(tmp_path))
-    with pytest.raises(UserError, match=r"suite arithmetic, item long: its prompt is \d+ tokens.*512 positions") as e:
-        evaluate_model(str(base), [suite], EvalConfig(max_new_tokens=8), str(tmp_path / "cache"))
-    assert "\n" not in str(e.value)
 
 
 def test_a_prompt_beyond_the_models_positions_is_refused_in_one_line_by_lm_eval(base, tmp_path):
