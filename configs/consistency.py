@@ -13,9 +13,17 @@ from configs.schema import PROBE_KINDS, RunConfig
 # What each built-in suite can score (tasks/evaluate/suites.py); reference-based metrics need
 # reference texts, which the runtime check confirms on the loaded items.
 SUITE_METRICS: dict[str, set[str]] = {
-    "arithmetic": {"exact_match", "rouge_l", "chrf", "bleu", "semantic_similarity"},
+    "arithmetic": {
+        "exact_match",
+        "exact_match_strict-match",
+        "exact_match_flexible-extract",
+        "rouge_l",
+        "sentence_chrf",
+        "bleu",
+        "semantic_similarity",
+    },
     "json-format": {"json_valid", "schema_match"},
-    "held-out": {"exact_match", "rouge_l", "chrf", "bleu", "semantic_similarity"},
+    "held-out": {"exact_match", "rouge_l", "sentence_chrf", "bleu", "semantic_similarity"},
     "safety": {"probe_pass"},
 }
 

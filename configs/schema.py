@@ -321,7 +321,9 @@ class EvalConfig(Strict):
         "prices (model_price), else the generation time at gpu_hour_usd",
     )
     harness_tasks: list[str] = Field(
-        default_factory=list, description="lm-eval tasks to run as well (e.g. llmops_arith)"
+        default_factory=list,
+        description="lm-eval tasks to run as well: llmops_arith (the arithmetic suite, scored alike), "
+        "or lm-eval's own by name (gsm8k, arc_easy), whose data must be online or in the datasets cache",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="where models generate; auto: the GPU when there is one"

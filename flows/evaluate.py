@@ -26,6 +26,7 @@ from core.paths import llmops_home
 from registry import tracking
 from registry.models import VersionInfo, resolve_model, version_by_alias
 from registry.prompts import PromptVersion, load_prompt, resolve_prompt
+from tasks.evaluate import harness
 from tasks.evaluate import run as library
 from tasks.evaluate.intervals import mean_interval
 from tasks.evaluate.plot import plot_scores
@@ -33,7 +34,7 @@ from tasks.evaluate.suites import DATA_DIR, load_suite
 from tasks.model.load import eval_placement
 
 evaluate_model = task(library.evaluate_model, name="evaluate-model")
-evaluate_harness = task(library.evaluate_harness, name="evaluate-harness")
+evaluate_harness = task(harness.evaluate_harness, name="evaluate-harness")
 
 NEEDS_EVAL_SPLIT = {"arithmetic", "held-out"}
 BUNDLED = {"json-format": DATA_DIR / "json_format.jsonl", "safety": DATA_DIR / "safety_probes.jsonl"}
@@ -169,6 +170,7 @@ def run_evaluation(
     reg, logger = config.registry, get_run_logger()
     candidate = who["candidate"]
     suites = load_suites(config, eval_path)
+    harness.check_harness_tasks(config.eval.harness_tasks)
     placement = eval_placement(config.eval, config.model)
     tags = {"llmops.suites": suites_signature(suites), "llmops.prompt": candidate.prompt.ref, **tags}
     with tracking.stage_run(reg.experiment, "evaluate", parent_run_id, tags) as run_id:
@@ -195,7 +197,7 @@ def run_evaluation(
         if config.eval.harness_tasks:
             for label, c in who.items():
                 results[label] |= evaluate_harness.with_options(name=f"harness-{label}")(
-                    c.folder, config.eval.harness_tasks, eval_path, config.eval.limit
+                    c.folder, config.eval.harness_tasks, eval_path, config.eval, c.prompt.template, placement, c.base
                 )
         summary = {
             label: {f"{s}/{m}": v for s, r in per.items() for m, v in r["means"].items()}

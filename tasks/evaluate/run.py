@@ -18,7 +18,7 @@ from configs.schema import EvalConfig
 from tasks.evaluate.cache import ItemCache, model_key
 from tasks.evaluate.ops import measure_generation, summarise_ops
 from tasks.evaluate.safety import summarise_probes
-from tasks.evaluate.suites import Suite, score_outputs
+from tasks.evaluate.suites import Suite, corpus_scores, score_outputs
 from tasks.model.load import Placement, generation_placement
 from tasks.prompts import render_prompt
 
@@ -89,7 +89,8 @@ def _evaluate_suites(model_dir, suites, cfg, cache_root, keys, placement, templa
             "ids": [i["id"] for i in suite.items],
             "groups": [i.get("group") for i in suite.items] if any(i.get("group") for i in suite.items) else None,
             "scores": scores,
-            "means": {m: statistics.fmean(v) for m, v in scores.items()},
+            "means": {m: statistics.fmean(v) for m, v in scores.items()}
+            | corpus_scores(suite, [r["output"] for r in rows]),
             "outputs": [r["output"] for r in rows],
             "ops": {k: v for k, v in ops.items() if isinstance(v, (int, float))},
             "probes": summarise_probes(suite.items, scores["probe_pass"]) if "probe_pass" in scores else None,
@@ -106,38 +107,3 @@ def bleu_stats(outputs: list[str], references: list[str]) -> list[list[float]]:
 
     bleu = BLEU()
     return [[float(x) for x in bleu._extract_corpus_statistics([o], [[r]])[0]] for o, r in zip(outputs, references)]
-
-
-def harness_metric_name(key: str) -> str:
-    """lm-eval's `exact_match,flexible-extract` as a gate-friendly `exact_match_flexible-extract`."""
-    return key.replace(",", "_")
-
-
-def evaluate_harness(model_dir: str, tasks: list[str], eval_path: str, limit: int | None) -> dict:
-    """lm-eval tasks as extra suites, with per-item scores so the gate can pair them."""
-    from tasks.evaluate.harness import run_harness
-
-    raw = run_harness(
-        model_dir, tasks, data_files={t: eval_path for t in tasks if t.startswith("llmops_")}, limit=limit
-    )
-    out = {}
-    for name in tasks:
-        items = raw[name]["items"]
-        scores = (
-            {harness_metric_name(k): [float(i["metrics"][k]) for i in items] for k in items[0]["metrics"]}
-            if items
-            else {}
-        )
-        out[name] = {
-            "version": f"lm-eval-{raw['_run']['lm_eval_version']}",
-            "n": len(items),
-            "ids": [str(i["id"]) for i in items],
-            "groups": None,
-            "scores": scores,
-            "means": {m: statistics.fmean(v) for m, v in scores.items()},
-            "outputs": [i["response"] for i in items],
-            "ops": {},
-            "probes": None,
-            "bleu_stats": None,
-        }
-    return out

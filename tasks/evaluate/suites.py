@@ -8,17 +8,23 @@ because the promotion gate compares models item by item (McNemar for binary metr
 bootstrap for graded ones), clustered by an item's optional `group`.
 
 Suites and their scorers:
-- `arithmetic` (`final_number`): the demo eval file or GSM8K rows; exact match on the final
-  number, plus ROUGE-L, chrF and semantic similarity against the reference answer text when
-  every item has one.
+- `arithmetic` (`final_number`): the demo eval file or GSM8K rows. `exact_match` is the project's
+  own lenient reading of the final number (`answers.extract_final_number`); beside it,
+  `exact_match_strict-match` and `exact_match_flexible-extract` read and compare the answer as
+  lm-eval's gsm8k task does, under lm-eval's names (see `answers.py`). Against the reference answer
+  text, when every item has one: ROUGE-L, sentence chrF, semantic similarity, and corpus BLEU.
 - `json-format` (`json_schema`): the bundled `data/json_format.jsonl`; `json_valid` and
   `schema_match`.
 - `held-out` (`reference`): any JSONL of `question`/`target` rows or chat `messages` rows;
-  exact match on normalised text, ROUGE-L, chrF, semantic similarity.
+  exact match on normalised text, ROUGE-L, sentence chrF, semantic similarity, corpus BLEU.
 - `safety` (`probe`): the bundled `data/safety_probes.jsonl`; `probe_pass` (see `safety.py`).
 
-Semantic similarity (`metrics/semantic_similarity`) is the cosine of sentence embeddings of
-output and reference, clipped to [0, 1]: it credits a right answer in other words.
+Every score is on a 0..1 scale. Per-item metrics are reported as the mean over items, and the gate
+pairs them item by item: `rouge_l` (ROUGE-L F), `sentence_chrf` (sacrebleu's sentence chrF / 100;
+the mean of those is not corpus chrF, hence the name) and `semantic_similarity` (the cosine of
+sentence embeddings of output and reference, clipped to [0, 1]: it credits a right answer in other
+words). `bleu` is sacrebleu's corpus BLEU / 100, one figure per suite (`corpus_scores`); the gate
+compares it by a paired bootstrap over per-item n-gram statistics.
 
 All suites except `arithmetic` are meant to be prompted with the question as is (template
 `"{{question}}"`); the JSON suite needs room to answer (about 64 new tokens or more).
@@ -36,15 +42,17 @@ from pathlib import Path
 from typing import Literal
 
 from tasks.evaluate import safety
-from tasks.evaluate.answers import extract_final_number
+from tasks.evaluate.answers import extract_final_number, flexible_extract, gsm8k_exact_match, strict_match
 from tasks.evaluate.score import load_metric, read_eval_items
 
 DATA_DIR = Path(__file__).parent / "data"
 SUITES = ("arithmetic", "json-format", "held-out", "safety")
 SUITE_SCORERS = {"arithmetic": "final_number", "json-format": "json_schema", "held-out": "reference", "safety": "probe"}
 # Bump a scorer's version when its rule changes, so old cached results and scores are not reused.
-SCORER_VERSIONS = {"final_number": "1", "json_schema": "1", "reference": "1", "probe": "1"}
-BINARY_METRICS = frozenset({"exact_match", "json_valid", "schema_match", "probe_pass"})
+SCORER_VERSIONS = {"final_number": "2", "json_schema": "1", "reference": "2", "probe": "1"}
+# lm-eval's gsm8k filters, as `metric_filter` the way lm-eval task results are named here (harness.py).
+LM_EVAL_FILTERS = {"exact_match_strict-match": strict_match, "exact_match_flexible-extract": flexible_extract}
+BINARY_METRICS = frozenset({"exact_match", *LM_EVAL_FILTERS, "json_valid", "schema_match", "probe_pass"})
 PRIMARY_METRIC = {
     "final_number": "exact_match",
     "json_schema": "schema_match",
@@ -273,12 +281,16 @@ def normalise_text(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())
 
 
-GRADED_METRICS = ("rouge_l", "chrf", "semantic_similarity")  # per-item scores against a reference text, in [0, 1]
+GRADED_METRICS = ("rouge_l", "sentence_chrf", "semantic_similarity")  # per item, against a reference text, in [0, 1]
+CORPUS_METRICS = ("bleu",)  # one figure per suite, not a mean over items
+
+
+_MODULES = {"sentence_chrf": "chrf"}  # metric -> the module (metrics/) that gives its per-item scores
 
 
 def _graded(predictions: list[str], references: list[str]) -> dict[str, list[float]]:
     return {
-        name: load_metric(name).compute(predictions=predictions, references=references)["scores"]
+        name: load_metric(_MODULES.get(name, name)).compute(predictions=predictions, references=references)["scores"]
         for name in GRADED_METRICS
     }
 
@@ -287,21 +299,40 @@ def _has_references(suite: Suite) -> bool:
     return all(item.get("reference") for item in suite.items)
 
 
+def _references(suite: Suite) -> list[str] | None:
+    """The texts the graded and corpus metrics compare against: the answer text, or a held-out target."""
+    if suite.scorer == "reference":
+        return [i["target"] for i in suite.items]
+    if suite.scorer == "final_number" and _has_references(suite):
+        return [i["reference"] for i in suite.items]
+    return None
+
+
+def final_number_scores(targets: list[str], outputs: list[str]) -> dict[str, list[float]]:
+    """The project's own `exact_match`, and lm-eval's gsm8k filters compared as lm-eval compares them.
+
+    The reference of the lm-eval metrics is the item's target (the number after GSM8K's `####`):
+    lm-eval's own reference, the whole answer text reduced by its `regexes_to_ignore`, is the same
+    string for every GSM8K answer, which are integers.
+    """
+    own = [extract_final_number(o) for o in outputs]
+    scores = {
+        "exact_match": load_metric("exact_match").compute(predictions=own, references=targets)["scores"],
+    }
+    for name, extract in LM_EVAL_FILTERS.items():
+        scores[name] = [gsm8k_exact_match(extract(o), t) for o, t in zip(outputs, targets)]
+    return scores
+
+
 def score_outputs(suite: Suite, outputs: list[str]) -> dict[str, list[float]]:
     """Per-item scores for each metric of the suite's scorer, aligned with `suite.items`."""
     if len(outputs) != len(suite.items):
         raise ValueError(f"suite {suite.name!r} has {len(suite.items)} items but {len(outputs)} outputs were given")
     items = suite.items
+    references = _references(suite)
     if suite.scorer == "final_number":
-        predictions = [extract_final_number(o) for o in outputs]
-        scores = {
-            "exact_match": load_metric("exact_match").compute(
-                predictions=predictions, references=[i["target"] for i in items]
-            )["scores"]
-        }
-        if _has_references(suite):
-            scores |= _graded(list(outputs), [i["reference"] for i in items])
-        return scores
+        scores = final_number_scores([i["target"] for i in items], list(outputs))
+        return scores | (_graded(list(outputs), references) if references else {})
     if suite.scorer == "json_schema":
         pairs = [json_scores(i["schema"], o) for i, o in zip(items, outputs)]
         return {"json_valid": [p[0] for p in pairs], "schema_match": [p[1] for p in pairs]}
@@ -312,14 +343,23 @@ def score_outputs(suite: Suite, outputs: list[str]) -> dict[str, list[float]]:
                 references=[normalise_text(i["target"]) for i in items],
             )["scores"]
         }
-        return scores | _graded(list(outputs), [i["target"] for i in items])
+        return scores | _graded(list(outputs), references)
     return {"probe_pass": [float(safety.probe_pass(i["probe"], o)) for i, o in zip(items, outputs)]}
+
+
+def corpus_scores(suite: Suite, outputs: list[str]) -> dict[str, float]:
+    """Figures of the whole suite that are not a mean of per-item scores: corpus BLEU (0..1), when
+    the suite has reference texts."""
+    references = _references(suite)
+    if references is None:
+        return {}
+    return {"bleu": load_metric("bleu").compute(predictions=list(outputs), references=references)["bleu"]}
 
 
 def metric_kinds(suite: Suite) -> dict[str, Literal["binary", "graded"]]:
     """The metrics `score_outputs` gives for this suite, each marked binary (McNemar) or graded."""
     names = {
-        "final_number": ["exact_match"] + (list(GRADED_METRICS) if _has_references(suite) else []),
+        "final_number": ["exact_match", *LM_EVAL_FILTERS] + (list(GRADED_METRICS) if _has_references(suite) else []),
         "json_schema": ["json_valid", "schema_match"],
         "reference": ["exact_match", *GRADED_METRICS],
         "probe": ["probe_pass"],

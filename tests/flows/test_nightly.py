@@ -264,7 +264,7 @@ def test_monitor_detects_a_broken_champion_and_rolls_back(first, tiny_overrides)
             "monitor.rollback_on_regression=true",
             "eval.suites=[arithmetic]",
             "gate.safety_must_pass=[]",
-            'gate.rules={"arithmetic/exact_match": {}, "arithmetic/chrf": {}}',
+            'gate.rules={"arithmetic/exact_match": {}, "arithmetic/sentence_chrf": {}}',
         ],
     )
     champion = version_by_alias(MODEL, "champion")
@@ -284,7 +284,10 @@ def test_monitor_detects_a_broken_champion_and_rolls_back(first, tiny_overrides)
         shutil.move(backup, weights)
     status = {f["metric"]: f for f in broken["findings"]}
     # chrF is graded, so even a weak tiny champion shows a significant drop when its base is destroyed.
-    assert status["arithmetic/chrf"]["status"] == "regression" and status["arithmetic/chrf"]["ci_high"] < 0
+    assert (
+        status["arithmetic/sentence_chrf"]["status"] == "regression"
+        and status["arithmetic/sentence_chrf"]["ci_high"] < 0
+    )
     assert broken["regression"]
     assert broken["rolled_back"] == (champion.version, version_by_alias(MODEL, "champion").version)
     from registry.tracking import client
@@ -303,14 +306,14 @@ def test_untrained_base_as_challenger_is_rejected_with_statistics(first, tiny_ov
         + [
             f"registry.model_name={MODEL}",
             "registry.experiment=nightly-test",
-            'gate.rules={"arithmetic/exact_match": {}, "arithmetic/chrf": {"max_regression": 0.0}}',
+            'gate.rules={"arithmetic/exact_match": {}, "arithmetic/sentence_chrf": {"max_regression": 0.0}}',
         ],
     )
     base = first["train"]["base"]
     evaluated = evaluate_flow(config=config, model=base, dataset=first["curate"]["eval_path"])
     result = decide(config.gate, evaluated["results"])
     assert result.decision == "reject"
-    chrf = result.comparisons["arithmetic/chrf"]
+    chrf = result.comparisons["arithmetic/sentence_chrf"]
     assert chrf["delta"] < 0 and chrf["ci_high"] < 0 and chrf["n"] == 24 and chrf["mde"] > 0
     assert any(r.startswith("arithmetic/exact_match.gain_over_base") for r in result.reasons())
 
@@ -332,8 +335,8 @@ def test_prompt_changes_are_gated_like_models(first, tiny_overrides, capsys, mon
                 "registry.experiment=nightly-test",
                 "eval.suites=[arithmetic]",
                 "gate.safety_must_pass=[]",
-                'gate.rules={"arithmetic/chrf": {"max_regression": 0.02}}',
-                "gate.primary=arithmetic/chrf",
+                'gate.rules={"arithmetic/sentence_chrf": {"max_regression": 0.02}}',
+                "gate.primary=arithmetic/sentence_chrf",
                 "gate.on_inconclusive=reject",
                 *extra,
             ],
@@ -346,8 +349,12 @@ def test_prompt_changes_are_gated_like_models(first, tiny_overrides, capsys, mon
     assert bad["decision"] == "reject" and bad["live"] == trained
     name, bad_version = bad["candidate"].split("/")
     tags = prompts.prompt_version_tags(name, int(bad_version))
-    assert tags["gate.decision"] == "reject" and float(tags["gate.arithmetic.chrf.ci_high"]) < -0.02
-    assert {"gate.arithmetic.chrf.delta", "gate.arithmetic.chrf.ci_low", "gate.arithmetic.chrf.p_value"} <= set(tags)
+    assert tags["gate.decision"] == "reject" and float(tags["gate.arithmetic.sentence_chrf.ci_high"]) < -0.02
+    assert {
+        "gate.arithmetic.sentence_chrf.delta",
+        "gate.arithmetic.sentence_chrf.ci_low",
+        "gate.arithmetic.sentence_chrf.p_value",
+    } <= set(tags)
     assert prompts.live_prompt(name) is None  # nothing moved
 
     capsys.readouterr()

@@ -104,8 +104,8 @@ def test_gate_rules_must_name_metrics_the_configured_suites_produce():
     problems = err.value.problems
     text = "\n".join(problems)
     assert (
-        "gate.primary: suite 'arithmetic' produces no metric 'exact_macth'; it produces: bleu, chrf, exact_match"
-        in text
+        "gate.primary: suite 'arithmetic' produces no metric 'exact_macth'; "
+        "it produces: bleu, exact_match, exact_match_flexible-extract" in text
     )
     assert "gate.rules.arithmetic/exact_macth: suite 'arithmetic' produces no metric 'exact_macth'" in text
     assert (

@@ -29,6 +29,17 @@ def test_metric_loads_by_path_and_scores_identical_and_disjoint(name):
     assert 0.0 < result[name] < 1.0
 
 
+def test_the_suites_report_sentence_chrf_under_its_own_name():
+    """Issue 15, finding 7: the suites' chrF figure is a mean of sentence scores, and is named so."""
+    from tasks.evaluate.suites import GRADED_METRICS
+
+    preds, refs = [SENTENCE, "a dog"], [SENTENCE, "a dog ran far away"]
+    result = load_metric("chrf").compute(predictions=preds, references=refs)
+    assert result["sentence_chrf"] == pytest.approx(sum(result["scores"]) / 2)
+    assert result["chrf"] != pytest.approx(result["sentence_chrf"])  # corpus chrF is another figure
+    assert "sentence_chrf" in GRADED_METRICS and "chrf" not in GRADED_METRICS
+
+
 def test_rouge_l_partial_overlap_is_the_lcs_f_measure():
     result = load_metric("rouge_l").compute(predictions=["the cat sat"], references=[SENTENCE])
     # LCS 3 tokens: precision 3/3, recall 3/6, F = 2pr/(p+r) = 2/3
@@ -232,3 +243,153 @@ def test_missing_embedding_package_names_what_to_install(monkeypatch):
         assert "\n" not in str(err.value)
     finally:
         embed.load_embedder.cache_clear()
+
+
+# ------------------------------------------------------------------ reference tests (issue 15, item 8)
+# The metrics against the libraries that define them, on seeded random cases: empty strings, ties
+# (identical pairs, repeated pairs), and lists of 1, 2 and 3 pairs, where pooling and averaging differ.
+
+WORDS = ["the", "cat", "sat", "on", "mat", "7", "12", "1,000", "answer", "is", "", "dog", "The", "mat."]
+
+
+def _random_pairs(rng, n: int) -> tuple[list[str], list[str]]:
+    def text():
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 8))).strip()
+
+    preds, refs = [], []
+    for _ in range(n):
+        kind = rng.random()
+        ref = text()
+        pred = ref if kind < 0.25 else ("" if kind < 0.35 else text())  # ties and empty outputs
+        preds.append(pred)
+        refs.append(ref)
+    if n > 1 and rng.random() < 0.5:
+        preds[-1], refs[-1] = preds[0], refs[0]  # the same pair twice
+    return preds, refs
+
+
+SEEDS = range(25)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_chrf_and_bleu_equal_sacrebleu(seed, n):
+    import random
+
+    from sacrebleu.metrics import BLEU, CHRF
+
+    preds, refs = _random_pairs(random.Random(seed), n)
+    chrf = load_metric("chrf").compute(predictions=preds, references=refs)
+    assert chrf["scores"] == pytest.approx([CHRF().sentence_score(p, [r]).score / 100 for p, r in zip(preds, refs)])
+    assert chrf["chrf"] == pytest.approx(CHRF().corpus_score(preds, [refs]).score / 100)
+    assert chrf["sentence_chrf"] == pytest.approx(sum(chrf["scores"]) / n)
+    bleu = load_metric("bleu").compute(predictions=preds, references=refs)
+    assert bleu["bleu"] == pytest.approx(BLEU().corpus_score(preds, [refs]).score / 100)
+    sentence = BLEU(effective_order=True)
+    assert bleu["scores"] == pytest.approx([sentence.sentence_score(p, [r]).score / 100 for p, r in zip(preds, refs)])
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_rouge_l_equals_rouge_score(seed, n):
+    import random
+
+    from rouge_score import rouge_scorer
+
+    preds, refs = _random_pairs(random.Random(seed), n)
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    expected = [scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(preds, refs)]
+    result = load_metric("rouge_l").compute(predictions=preds, references=refs)
+    assert result["scores"] == pytest.approx(expected) and result["rouge_l"] == pytest.approx(sum(expected) / n)
+
+
+def test_suite_bleu_is_sacrebleu_corpus_bleu(tmp_path):
+    """Issue 15, finding 7: BLEU is reported (0..1) for a suite with reference texts."""
+    import json
+
+    from sacrebleu.metrics import BLEU
+
+    from tasks.evaluate.suites import corpus_scores, load_suite
+
+    rows = [
+        {"question": "q1", "answer": "3 + 4 = 7. The answer is 7.", "target": "7"},
+        {"question": "q2", "answer": "5 - 2 = 3. The answer is 3.", "target": "3"},
+        {"question": "q3", "answer": "2 * 6 = 12. The answer is 12.", "target": "12"},
+    ]
+    path = tmp_path / "e.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    suite = load_suite("arithmetic", str(path))
+    outputs = ["3 + 4 = 7. The answer is 7.", "5 - 2 = 4. The answer is 4.", ""]
+    expected = BLEU().corpus_score(outputs, [[r["answer"] for r in rows]]).score / 100
+    assert corpus_scores(suite, outputs) == {"bleu": pytest.approx(expected)}
+    assert 0.0 < expected < 1.0
+
+
+# lm-eval's own GSM8K filters and comparison, from the installed task file.
+
+
+def _lm_eval_gsm8k() -> dict:
+    from pathlib import Path
+
+    import yaml
+    from lm_eval.tasks import gsm8k
+
+    return yaml.safe_load((Path(gsm8k.__path__[0]) / "gsm8k.yaml").read_text())
+
+
+def test_the_extraction_constants_are_lm_evals_own():
+    from tasks.evaluate import answers
+
+    task = _lm_eval_gsm8k()
+    filters = {f["name"]: f["filter"][0] for f in task["filter_list"]}
+    assert filters["strict-match"]["regex_pattern"] == answers.STRICT_MATCH
+    assert filters["flexible-extract"]["regex_pattern"] == answers.FLEXIBLE_EXTRACT
+    assert filters["flexible-extract"]["group_select"] == -1 and "group_select" not in filters["strict-match"]
+    (metric,) = task["metric_list"]
+    assert tuple(metric["regexes_to_ignore"]) == answers.GSM8K_IGNORE
+    assert metric["ignore_case"] is True and metric["ignore_punctuation"] is False
+
+
+def _random_output(rng) -> str:
+    pieces = ["The answer is ", "answer is", "#### ", "####", "$", "-", ",", ".", " ", "\n", "x", "A", "7", "12"]
+    pieces += [str(rng.randint(0, 2000)), f"{rng.randint(0, 99)}.{rng.randint(0, 99)}", "1,000", "-3"]
+    return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+
+
+def test_strict_and_flexible_extraction_equal_lm_evals_regex_filter():
+    import random
+
+    from lm_eval.filters.extraction import RegexFilter
+
+    from tasks.evaluate.answers import FLEXIBLE_EXTRACT, STRICT_MATCH, flexible_extract, strict_match
+
+    rng = random.Random(0)
+    texts = ["", "The answer is 7.", "The answer is 701.\n#### 694", "#### 1,000\n#### 2"]
+    texts += [_random_output(rng) for _ in range(3000)]
+    resps, docs = [[t] for t in texts], [{}] * len(texts)
+    strict = RegexFilter(regex_pattern=STRICT_MATCH).apply(resps, docs)
+    flexible = RegexFilter(regex_pattern=FLEXIBLE_EXTRACT, group_select=-1).apply(resps, docs)
+    assert [strict_match(t) for t in texts] == [r[0] for r in strict]
+    assert [flexible_extract(t) for t in texts] == [r[0] for r in flexible]
+    assert strict_match("The answer is 7.") == "[invalid]"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_gsm8k_exact_match_equals_lm_evals_metric(n):
+    import random
+
+    from lm_eval.api.metrics import exact_match_hf_evaluate
+
+    from tasks.evaluate.answers import gsm8k_exact_match
+
+    (kwargs,) = _lm_eval_gsm8k()["metric_list"]
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("metric", "aggregation", "higher_is_better")}
+    rng = random.Random(n)
+    for _ in range(300):
+        refs = [rng.choice(["7", "1,000", "1000", "$5", "-3", "", "The answer is 7.", "x\n#### 12"]) for _ in range(n)]
+        preds = [rng.choice([r, _random_output(rng), "[invalid]", "", "12."]) for r in refs]  # ties included
+        ours = [gsm8k_exact_match(p, r) for p, r in zip(preds, refs)]
+        theirs = exact_match_hf_evaluate(predictions=preds, references=refs, **kwargs)["exact_match"]
+        assert sum(ours) / n == pytest.approx(theirs)
+        for p, r, score in zip(preds, refs, ours):
+            assert score == exact_match_hf_evaluate(predictions=[p], references=[r], **kwargs)["exact_match"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tasks.evaluate.cache import ItemCache, model_key
-from tasks.evaluate.suites import SUITES, Suite, load_suite, metric_kinds, score_outputs
+from tasks.evaluate.suites import SUITES, Suite, corpus_scores, load_suite, metric_kinds, score_outputs
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> str:
@@ -105,13 +105,15 @@ def test_arithmetic_scores(demo_eval):
     outputs = [suite.items[0]["reference"], "I think it is 12345."]
     scores = score_outputs(suite, outputs)
     assert scores["exact_match"] == [1.0, 0.0]
-    assert scores["rouge_l"][0] == pytest.approx(1.0) and scores["chrf"][0] == pytest.approx(1.0)
+    assert scores["rouge_l"][0] == pytest.approx(1.0) and scores["sentence_chrf"][0] == pytest.approx(1.0)
     assert scores["rouge_l"][1] < 0.5
     assert scores["semantic_similarity"][0] == 1.0 and scores["semantic_similarity"][1] < 0.9
     assert metric_kinds(suite) == {
         "exact_match": "binary",
+        "exact_match_strict-match": "binary",
+        "exact_match_flexible-extract": "binary",
         "rouge_l": "graded",
-        "chrf": "graded",
+        "sentence_chrf": "graded",
         "semantic_similarity": "graded",
     }
     with pytest.raises(ValueError, match="2 items but 1 outputs"):
@@ -120,8 +122,13 @@ def test_arithmetic_scores(demo_eval):
 
 def test_arithmetic_without_reference_text_scores_exact_match_only(tmp_path):
     suite = load_suite("arithmetic", _write_jsonl(tmp_path / "e.jsonl", [{"question": "q", "target": "7"}]))
-    assert score_outputs(suite, ["The answer is 7."]) == {"exact_match": [1.0]}
-    assert metric_kinds(suite) == {"exact_match": "binary"}
+    assert score_outputs(suite, ["The answer is 7."]) == {
+        "exact_match": [1.0],
+        "exact_match_strict-match": [0.0],  # lm-eval's strict-match reads only "#### N"
+        "exact_match_flexible-extract": [1.0],
+    }
+    assert set(metric_kinds(suite).values()) == {"binary"}
+    assert corpus_scores(suite, ["The answer is 7."]) == {}  # no reference text, no BLEU
 
 
 def test_held_out_exact_match_is_normalised(tmp_path):
@@ -134,7 +141,49 @@ def test_held_out_exact_match_is_normalised(tmp_path):
     )
     scores = score_outputs(suite, ["paris.", "It is red"])
     assert scores["exact_match"] == [1.0, 0.0]
-    assert set(scores) == {"exact_match", "rouge_l", "chrf", "semantic_similarity"} == set(metric_kinds(suite))
+    assert set(scores) == {"exact_match", "rouge_l", "sentence_chrf", "semantic_similarity"} == set(metric_kinds(suite))
+    assert set(corpus_scores(suite, ["paris.", "It is red"])) == {"bleu"}
+
+
+# ------------------------------------------------------------------ answer extraction (issue 15, finding 3)
+
+
+def test_gsm8k_marker_wins_over_the_answer_is(tmp_path):
+    """GSM8K grades the number after `####`; lm-eval reads 694 here, and so does the project's rule now."""
+    from tasks.evaluate.answers import extract_final_number, flexible_extract, strict_match
+
+    text = "The answer is 701.\n#### 694"
+    assert extract_final_number(text) == "694"
+    assert strict_match(text) == "694" and flexible_extract(text) == "694"
+    suite = load_suite("arithmetic", _write_jsonl(tmp_path / "e.jsonl", [{"question": "q", "target": "694"}]))
+    assert score_outputs(suite, [text]) == {
+        "exact_match": [1.0],
+        "exact_match_strict-match": [1.0],
+        "exact_match_flexible-extract": [1.0],
+    }
+
+
+def test_a_gsm8k_answer_that_says_the_answer_is_in_its_working_reads_its_final_line(tmp_path):
+    """The pattern of GSM8K train row 7157, read as 15 instead of 120: "answer is" in the working."""
+    from tasks.evaluate.score import read_eval_items
+
+    row = {
+        "question": "A box holds 8 cans. How many cans are in 15 boxes?",
+        "answer": "The number of boxes is 15, so the answer is 15 boxes times 8 cans.\n"
+        "15 * 8 = <<15*8=120>>120 cans\n#### 120",
+    }
+    assert read_eval_items(_write_jsonl(tmp_path / "g.jsonl", [row]))[0]["target"] == "120"
+
+
+def test_strict_match_means_what_lm_eval_means(tmp_path):
+    """Same name, same meaning: "The answer is N" is not a strict match (lm-eval gives 0.0)."""
+    rows = [{"question": f"q{i}", "target": t} for i, t in enumerate(["7", "1000", "12", "3", "5"])]
+    suite = load_suite("arithmetic", _write_jsonl(tmp_path / "e.jsonl", rows))
+    outputs = ["3 + 4 = 7. The answer is 7.", "So 1,000 pens.\n#### 1,000", "I think 12 or 13", "", "#### $5."]
+    scores = score_outputs(suite, outputs)
+    assert scores["exact_match_strict-match"] == [0.0, 1.0, 0.0, 0.0, 0.0]  # "#### $5." has no digit after "#### "
+    assert scores["exact_match_flexible-extract"] == [1.0, 1.0, 0.0, 0.0, 1.0]
+    assert scores["exact_match"] == [1.0, 1.0, 0.0, 0.0, 1.0]  # the project's own, lenient rule
 
 
 def test_json_and_safety_suites_score_per_item():

@@ -1,4 +1,4 @@
-"""Filters the offline lm-eval tasks share, so lm-eval and the in-house score read answers alike."""
+"""The project's own answer filter for the offline lm-eval tasks, so lm-eval reads answers as the suite does."""
 
 from __future__ import annotations
 
@@ -6,5 +6,5 @@ from tasks.evaluate.answers import extract_final_number
 
 
 def final_number(resps, docs):
-    """lm-eval `custom` filter: each response becomes its final number ("" when there is none)."""
+    """lm-eval `custom` filter `final-number`: each response becomes its final number ("" when none)."""
     return [[extract_final_number(r) for r in inst] for inst in resps]
