@@ -25,7 +25,7 @@ from prefect.states import Failed
 from pydantic import Field
 
 from core.paths import llmops_home
-from registry import tracking
+from registry import runs, tracking
 from tasks.drift import check as library
 from tasks.drift.plot import plot_drift, plot_history
 
@@ -49,17 +49,11 @@ def drift_history(experiment: str, reference: str) -> list[dict]:
     """The metrics of the latest checks of this reference (this one included), oldest first."""
     from datetime import datetime, timezone
 
-    runs = tracking.client().search_runs(
-        [tracking.ensure_experiment(experiment)],
-        "tags.`llmops.stage` = 'drift'",
-        order_by=["attributes.start_time DESC"],
-        max_results=HISTORY_RUNS,
-    )
     # The reference is compared here, not in the filter string, so that no quote in a path can break the query.
     return [
-        {"time": datetime.fromtimestamp(r.info.start_time / 1000, tz=timezone.utc), "metrics": r.data.metrics}
-        for r in reversed(runs)
-        if r.data.tags.get("llmops.drift.reference") == reference
+        {"time": datetime.fromtimestamp(r.start_time_ms / 1000, tz=timezone.utc), "metrics": r.metrics}
+        for r in reversed(runs.stage_runs(experiment, "drift", HISTORY_RUNS))
+        if r.tags.get("llmops.drift.reference") == reference
     ]
 
 
@@ -124,15 +118,15 @@ def drift_flow(
             llmops_home() / "plots" / f"drift-{run_id}.png",
             f"input drift: {Path(current).name} against {reference}",
         )
-        tracking.client().log_artifact(run_id, str(plot), "drift")
+        runs.log_file(run_id, str(plot), "drift")
         history = plot_history(
             drift_history(config.registry.experiment, reference),
             result.checks,
             llmops_home() / "plots" / f"drift-{run_id}" / "history.png",
             f"input drift against {reference}, check by check",
         )
-        tracking.client().log_artifact(run_id, str(history), "drift")
-        tracking.client().set_tag(run_id, "llmops.drift.flagged", str(result.flagged).lower())
+        runs.log_file(run_id, str(history), "drift")
+        runs.set_run_tag(run_id, "llmops.drift.flagged", str(result.flagged).lower())
         report = f"reference: {', '.join(result.reference['paths'])}\ncurrent: {current}\n\n{result.table()}"
         (logger.warning if result.flagged else logger.info)("\n" + report)
         if result.flagged:
