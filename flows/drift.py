@@ -1,7 +1,7 @@
 """Drift: are today's inputs still like the data the model was trained on?
 
     llmops drift --reference latest --current inputs.jsonl
-    PREFECT_API_URL=http://127.0.0.1:4200/api   # then serve drift_deployment() (daily, 06:00 UTC)
+    llmops worker       # the `drift` deployment (flows/forms.py: drift_form), daily at 06:00 UTC
 
 The statistics and the verdict are `tasks.drift`'s; the thresholds are the config's `drift:`
 section. Every run is an MLflow run tagged `llmops.stage=drift` holding each statistic as a
@@ -11,8 +11,8 @@ files are its dataset inputs. A flagged set also gets a Prefect markdown artifac
 and with `fail_on_drift` the flow run ends Failed, which is what a schedule's notification
 fires on (the CLI exits with code 3 instead).
 
-The parameters are plain strings and a flag so that the Prefect UI renders a form a person can
-fill in, not a nested config.
+`drift_flow`'s parameters (a config path and overrides) are the CLI's; the deployment's form
+(flows/forms.py) carries the `drift:` section as fields instead, and both run `check_drift_run`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 from pydantic import Field
 
+from configs.schema import RunConfig
 from core.paths import llmops_home
 from registry import runs, tracking
 from tasks.drift import check as library
@@ -95,6 +96,11 @@ def drift_flow(
     from configs.load import load_config
 
     config = load_config(config_path or None, overrides, check=False)  # the machine check is about training
+    return check_drift_run(config, reference, current, fail_on_drift)
+
+
+def check_drift_run(config: RunConfig, reference: str, current: str, fail_on_drift: bool):
+    """The drift check as one MLflow run, inside the calling flow run (the CLI's, or a form's)."""
     current = current_path(current)
     logger = get_run_logger()
     with tracking.stage_run(config.registry.experiment, "drift", tags={"llmops.drift.reference": reference}) as run_id:
@@ -147,13 +153,3 @@ def drift_flow(
     if result.flagged and fail_on_drift:
         return Failed(message=f"input drift: {', '.join(result.reasons)} (MLflow run {run_id})", data=summary)
     return summary
-
-
-def drift_deployment(cron: str = DRIFT_CRON):
-    """The daily drift check as a deployment: the newest curated dataset against $LLMOPS_HOME/inputs/current.jsonl."""
-    return drift_flow.to_deployment(
-        name="drift",
-        cron=cron,
-        tags=["llmops", "scheduled"],
-        description="Daily input drift check against the training data; fails when flagged.",
-    )

@@ -193,7 +193,7 @@ def test_inconclusive_gate_pauses_for_approval(first, tiny_overrides):
                 )
                 if paused:
                     resume_flow_run(
-                        paused[0].id, run_input={"approve": True, "reason": "checked by hand", "approver": "rm"}
+                        paused[0].id, run_input={"decision": "approve", "reason": "checked by hand", "approver": "rm"}
                     )
                     answered["id"] = paused[0].id
                     return
@@ -209,8 +209,9 @@ def test_inconclusive_gate_pauses_for_approval(first, tiny_overrides):
     from registry.tracking import client
 
     tags = client().get_model_version(MODEL, str(result["version"])).tags
-    assert tags["gate.decision"] == "needs-approval" and tags["gate.approval"] == "promote"
+    assert tags["gate.verdict"] == "needs-approval" and tags["gate.decision"] == "promote"
     assert tags["gate.decided_by"] == "user:rm" and tags["gate.reason"] == "checked by hand"
+    assert "**promote**, decided by user:rm" in client().get_model_version(MODEL, str(result["version"])).description
 
 
 def test_evaluate_cli_writes_results_with_intervals(first, tmp_path):
