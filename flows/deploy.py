@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.drift import DRIFT_CRON
-
+# Plain constants only at import: `llmops --help` reads them without importing Prefect.
 NIGHTLY_CRON = "0 2 * * *"
 MONITOR_CRON = "0 6 * * *"
+DRIFT_CRON = "0 6 * * *"
 DEFAULT_POOL = "llmops-local"
 # The checkout that holds flows/: what a worker changes into before it loads a flow.
 SOURCE = Path(__file__).resolve().parents[1]

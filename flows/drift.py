@@ -30,7 +30,6 @@ from registry import runs, tracking
 from tasks.drift import check as library
 from tasks.drift.plot import plot_drift, plot_history
 
-DRIFT_CRON = "0 6 * * *"
 DEFAULT_CURRENT = "inputs/current.jsonl"  # under $LLMOPS_HOME
 
 check_input_drift = task(library.check_drift, name="check-input-drift")

@@ -194,12 +194,13 @@ def test_worker_without_a_server_is_one_line(tmp_path) -> None:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "LLMOPS_"))}
     env.update(PYTHONPATH=str(ROOT), LLMOPS_HOME=str(tmp_path))
-    unset = llmops(["worker"], env)
+    unset = llmops(["worker"], env | {"LLMOPS_PREFECT_SERVER": "ephemeral"})  # the home's server turned off
     assert unset.returncode == 2 and "Traceback" not in unset.stderr
     assert unset.stderr.splitlines() == [
-        "error: PREFECT_API_URL: is not set; `llmops worker` needs a Prefect server that the UI and the worker share "
-        "(a temporary one would vanish with this process); start one with `prefect server start` and export "
-        "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        "error: PREFECT_API_URL: is not set and LLMOPS_PREFECT_SERVER=ephemeral; `llmops worker` needs a Prefect "
+        "server that the UI and the worker share (a temporary one would vanish with this process); unset "
+        "LLMOPS_PREFECT_SERVER to use this home's own server, or export PREFECT_API_URL=http://HOST:4200/api "
+        "(a server you started with `prefect server start`)"
     ]
     url = f"http://127.0.0.1:{free_port()}/api"
     absent = llmops(["worker"], env | {"PREFECT_API_URL": url})

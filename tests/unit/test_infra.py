@@ -505,7 +505,7 @@ def test_schedules_agree_with_the_serve_and_worker_commands() -> None:
     expected = {
         "nightly": [_constant(DEPLOY_PY, "NIGHTLY_CRON")],
         "monitor": [_constant(DEPLOY_PY, "MONITOR_CRON")],
-        "drift": [_constant(ROOT / "flows" / "drift.py", "DRIFT_CRON")],
+        "drift": [_constant(DEPLOY_PY, "DRIFT_CRON")],
     }
     assert schedules == {name: expected.get(name, []) for name in schedules}
 
