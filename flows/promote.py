@@ -58,7 +58,7 @@ class Approval(RunInput):
         "in its card and in the audit log",
     )
     approver: str = Field(
-        min_length=1, pattern=r"\S", description="your name: the decision is recorded as made by user:<name>"
+        min_length=1, pattern=r"\S", description="your name: the decision is recorded as made by user:NAME"
     )
 
 

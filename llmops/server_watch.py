@@ -120,7 +120,10 @@ def watch(home: Path, port: int, minutes: float) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    child = subprocess.Popen([*cmd, "--analytics-off"], stdin=subprocess.DEVNULL)
+    # The UI asks the API at the host and port of these settings, not of the flags: without them the
+    # UI of a server on any port but 4200 shows "Can't connect to Server API at http://127.0.0.1:4200/api".
+    env = os.environ | {"PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
+    child = subprocess.Popen([*cmd, "--analytics-off"], stdin=subprocess.DEVNULL, env=env)
     api_url, idle_s = f"http://127.0.0.1:{port}/api", minutes * 60
     poll_s = min(30.0, max(1.0, idle_s / 10))
     last_busy, was_busy = time.monotonic(), True

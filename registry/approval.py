@@ -6,9 +6,9 @@ decide, and the approval form used to say only "evidence inconclusive". Here eve
 not pass, and every inconclusive one, is written out with the effect, its 95 % interval, the p-value
 the gate decided on, the minimum detectable effect (MDE) and the number of paired items (n).
 
-What this reads of the gate's result, and nothing more: `decision`; each check's `name`, `passed`
-and `detail`; and in `comparisons[key]` the fields `n`, `mde` (each comparison a dict or an object
-with those attributes).
+What this reads of the gate's result, and nothing more: each check's `name`, `passed` and `detail`;
+and in `comparisons[key]` the fields `delta`, `ci_low`, `ci_high`, `mde` and `n` (each comparison a
+dict or an object with those attributes).
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ def open_findings(gate: Any) -> list[str]:
         comparison = _comparison_for(check, comparisons)
         extra = []
         if comparison is not None:
+            delta, low, high = (_field(comparison, f) for f in ("delta", "ci_low", "ci_high"))
             mde, n = _field(comparison, "mde"), _field(comparison, "n")
+            if "[" not in text and None not in (delta, low, high):  # a check that states a p-value alone
+                extra.append(f"delta {delta:+.3f} [{low:+.3f}, {high:+.3f}]")
             if mde is not None and "minimum detectable effect" not in text:
                 extra.append(f"minimum detectable effect {mde:.3f}")
             if n is not None:

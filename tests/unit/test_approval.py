@@ -105,3 +105,19 @@ def test_the_server_refuses_an_answer_without_a_reason(answer):
             server_validate({"decision": answer, "reason": reason, "approver": "rm"}, schema, raise_on_error=True)
     with pytest.raises(ValidationError):
         server_validate({"decision": answer, "approver": "rm"}, schema, raise_on_error=True)
+
+
+def test_a_check_that_states_a_p_value_alone_gets_delta_and_interval():
+    """`require_improvement`'s open question names only its one-sided p."""
+    same = [1.0, 0.0] * 10
+    results = {
+        "candidate": {"arithmetic": suite(same), "safety": SAFE},
+        "champion": {"arithmetic": suite(same)},
+    }
+    gate = decide(GateConfig(require_improvement=True), results)
+    comp = gate.comparisons["arithmetic/exact_match"]
+    [line] = open_findings(gate)
+    assert line.startswith("arithmetic/exact_match: no significant improvement over the champion (one-sided p=")
+    assert line.endswith(
+        f"; delta +0.000 [+0.000, +0.000], minimum detectable effect {comp['mde']:.3f}, n=20 paired items"
+    )
