@@ -84,7 +84,16 @@ class Decision:
     def markdown(self) -> str:
         """The card's Decision section: what stands, who decided, why, and what the gate said."""
         when = f" on {self.at.replace('T', ' ').replace('Z', ' UTC')}" if self.at else ""
-        lines = [f"**{self.action}**, decided by {self.by}{when}.", "", f"Reason: {self.reason or '(none given)'}"]
+        if self.action == "needs-approval" and not self.by_a_person:
+            lines = [
+                f"**needs-approval**: the gate could not decide{when}; the champion stays until a release "
+                "manager decides (the Prefect form of a paused run, or `llmops promote --model NAME --version N "
+                "--reason ...`).",
+                "",
+                f"Open questions: {self.reason or '(none recorded)'}",
+            ]
+        else:
+            lines = [f"**{self.action}**, decided by {self.by}{when}.", "", f"Reason: {self.reason or '(none given)'}"]
         if self.by_a_person:
             lines += [
                 "",

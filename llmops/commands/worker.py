@@ -101,7 +101,9 @@ def check_server(url: str) -> None:
         problem = client.api_healthcheck()
     if problem is not None:
         raise UserError(
-            f"PREFECT_API_URL={url}", f"no Prefect server answers there ({type(problem).__name__})", API_HINT
+            f"PREFECT_API_URL={url}",
+            f"no Prefect server answers there ({type(problem).__name__})",
+            "start that server, or unset PREFECT_API_URL to use this home's own server",
         )
 
 
