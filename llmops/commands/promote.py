@@ -59,7 +59,7 @@ def run(args) -> int:
             raise UserError(
                 "--prompt", "needs --version N (the prompt version to promote)", "see `llmops promote --help`"
             )
-        return _promote_prompt(load(args), args.prompt, args.version, args.reason)
+        return promote_prompt(load(args), args.prompt, args.version, args.reason)
     if args.model or args.version is not None:
         return _promote_by_hand(args)
     if not args.train_run:
@@ -84,7 +84,7 @@ def run(args) -> int:
     return 0
 
 
-def _promote_prompt(config, name: str, number: int, reason: str) -> int:
+def promote_prompt(config, name: str, number: int, reason: str) -> int:
     """`llmops promote --prompt NAME --version N [--reason TEXT]`: by hand with a reason, else gated."""
     from registry.prompts import LIVE_ALIAS
 
