@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LLMOPS_HOME ?= $(CURDIR)/.llmops
 
-.PHONY: install run test ui prefect-server stop bench bench-train clean
+.PHONY: install run where test ui prefect-server stop bench bench-train clean
 
 install: $(STAMP)
 
@@ -20,9 +20,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Starts (or reuses) the Prefect server of $(LLMOPS_HOME); it keeps running for the next run and
-# its UI: `make stop` ends it (see docs/local-server.md).
+# its UI until it has been unused for LLMOPS_PREFECT_IDLE_MINUTES (default 60), or `make stop`
+# (see docs/local-server.md). Ends by saying where the tools and that UI are.
 run: $(STAMP)
 	$(BIN)/llmops nightly --config configs/nightly.yaml
+	@$(MAKE) --no-print-directory where
+
+# Where `llmops` and `prefect` are (the venv's bin, not on PATH) and this home's Prefect UI.
+where:
+	@echo "llmops and prefect are in $(abspath $(BIN))/ (not on PATH): run $(BIN)/llmops COMMAND, or first: . $(BIN)/activate"
+	@$(BIN)/python -m llmops.server
 
 # Lint and import order first (ruff, configured in pyproject.toml; `ruff format .` fixes the layout),
 # then the tests. Test files run on up to 4 worker processes (pytest-xdist), each file whole on one

@@ -1,27 +1,30 @@
-"""Every flow as a Prefect deployment, so the Prefect UI shows each as a form a person can fill.
+"""Every stage as a Prefect deployment, so the Prefect UI shows each as a form a person can fill.
 
-    PREFECT_API_URL=http://127.0.0.1:4200/api llmops serve      one process serves them all
-    PREFECT_API_URL=http://127.0.0.1:4200/api llmops worker     the same, on a process work pool
+    llmops worker      the home's Prefect server (or PREFECT_API_URL's): deploys to a process pool, runs them
+    llmops serve       the same deployments, served from one process
 
-Each flow takes one validated `RunConfig` (the form starts from configs/nightly.yaml, every field
-with its default) plus plain references a person can type: a dataset hash or `latest`, a train run
-id, `name@alias`. Every parameter has a default, so a schedule, or a person pressing "Run" without
+Each form holds what its stage reads (flows/forms.py): the references a person types (a dataset hash
+or `latest`, a train run id, `name@alias`), the config file the other sections come from, and the
+stage's own config sections, prefilled from the worker's config. nightly and curate take the whole
+`RunConfig`. Every parameter has a default, so a schedule, or a person pressing "Run" without
 opening the form, starts a valid run. The nightly deployment runs on a cron schedule (02:00 UTC
 unless `--cron` says otherwise), the monitor and the drift check daily.
 
 `build_deployments` is the one list both commands use, and infra/prefect.yaml writes the same
-deployments out for `prefect deploy --all` (tests/unit/test_infra.py checks that they agree). For
-a work pool each deployment also names the checkout its code is in: the worker changes into that
-folder (the pull step) and imports the flow from there, so a run executes the code of the checkout
-`llmops worker` was started from.
+deployments out for `prefect deploy --all` (tests check that they agree). For a work pool each
+deployment also names the checkout its code is in: the worker changes into that folder (the pull
+step) and imports the flow from there, so a run executes the code of the checkout `llmops worker`
+was started from.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+# Plain constants only at import: `llmops --help` reads them without importing Prefect.
 NIGHTLY_CRON = "0 2 * * *"
 MONITOR_CRON = "0 6 * * *"
+DRIFT_CRON = "0 6 * * *"
 DEFAULT_POOL = "llmops-local"
 # The checkout that holds flows/: what a worker changes into before it loads a flow.
 SOURCE = Path(__file__).resolve().parents[1]
@@ -35,46 +38,32 @@ DESCRIPTIONS = {
     "prompt": "Gate a prompt version on the champion with the model gate's statistics; move production if it passes.",
     "monitor": "Re-evaluate the champion and judge it against its promotion scores; "
     "roll back on a regression if configured.",
+    "drift": "Daily input drift check against the training data; fails when flagged.",
 }
 # Two nightlies at once would train into the same home and race for the same aliases.
 CONCURRENCY = {"nightly": 1}
-# The drift check takes plain fields (reference, current file, thresholds' config) and builds its own
-# deployment (flows/drift.py: drift_deployment); it is added to the list below.
 
 
 def flows_by_name() -> dict:
+    """What each deployment runs: the whole-config flows, and the per-stage forms."""
     from flows.curate import curate_flow
-    from flows.evaluate import evaluate_flow
-    from flows.monitor import monitor_flow
+    from flows.forms import FORMS
     from flows.nightly import nightly_flow
-    from flows.promote import promote_flow
-    from flows.prompt import prompt_flow
-    from flows.train import train_flow
 
-    return {
-        "nightly": nightly_flow,
-        "curate": curate_flow,
-        "train": train_flow,
-        "evaluate": evaluate_flow,
-        "promote": promote_flow,
-        "prompt": prompt_flow,
-        "monitor": monitor_flow,
-    }
+    return {"nightly": nightly_flow, "curate": curate_flow, **FORMS}
 
 
 def build_deployments(cron: str = NIGHTLY_CRON, source: Path | None = None) -> list:
-    """Every flow's deployment. With `source` (a checkout) each is set up for a work pool: the
+    """Every stage's deployment. With `source` (a checkout) each is set up for a work pool: the
     worker runs it from that folder; without, for `serve`, which runs them in its own process.
 
-    Entrypoints are module paths (`flows.evaluate.evaluate_flow`), not files: Prefect loads a flow
+    Entrypoints are module paths (`flows.forms.evaluate_form`), not files: Prefect loads a flow
     file as a top-level module named after the file, with flows/ first on sys.path, so
     flows/evaluate.py would stand in for the `evaluate` library and every evaluation would fail.
     """
     from prefect.deployments.runner import EntrypointType
 
-    from flows.drift import drift_deployment, drift_flow
-
-    schedules = {"nightly": cron, "monitor": MONITOR_CRON}
+    schedules = {"nightly": cron, "monitor": MONITOR_CRON, "drift": DRIFT_CRON}
     out = []
     for name, fl in flows_by_name().items():
         kwargs = {"cron": schedules[name]} if name in schedules else {}
@@ -89,16 +78,6 @@ def build_deployments(cron: str = NIGHTLY_CRON, source: Path | None = None) -> l
                 **kwargs,
             )
         )
-    drift = drift_deployment()  # its name, description, tags and schedule are flows/drift.py's
-    out.append(
-        drift_flow.to_deployment(
-            name=drift.name,
-            description=drift.description,
-            tags=drift.tags,
-            schedules=drift.schedules,
-            entrypoint_type=EntrypointType.MODULE_PATH,
-        )
-    )
     if source is not None:
         from prefect.runner.storage import LocalStorage
 

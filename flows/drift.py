@@ -1,7 +1,7 @@
 """Drift: are today's inputs still like the data the model was trained on?
 
     llmops drift --reference latest --current inputs.jsonl
-    PREFECT_API_URL=http://127.0.0.1:4200/api   # then serve drift_deployment() (daily, 06:00 UTC)
+    llmops worker       # the `drift` deployment (flows/forms.py: drift_form), daily at 06:00 UTC
 
 The statistics and the verdict are `tasks.drift`'s; the thresholds are the config's `drift:`
 section. Every run is an MLflow run tagged `llmops.stage=drift` holding each statistic as a
@@ -11,8 +11,8 @@ files are its dataset inputs. A flagged set also gets a Prefect markdown artifac
 and with `fail_on_drift` the flow run ends Failed, which is what a schedule's notification
 fires on (the CLI exits with code 3 instead).
 
-The parameters are plain strings and a flag so that the Prefect UI renders a form a person can
-fill in, not a nested config.
+`drift_flow`'s parameters (a config path and overrides) are the CLI's; the deployment's form
+(flows/forms.py) carries the `drift:` section as fields instead, and both run `check_drift_run`.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 from pydantic import Field
 
+from configs.schema import RunConfig
 from core.paths import llmops_home
-from registry import tracking
+from registry import runs, tracking
 from tasks.drift import check as library
 from tasks.drift.plot import plot_drift, plot_history
 
-DRIFT_CRON = "0 6 * * *"
 DEFAULT_CURRENT = "inputs/current.jsonl"  # under $LLMOPS_HOME
 
 check_input_drift = task(library.check_drift, name="check-input-drift")
@@ -49,17 +49,11 @@ def drift_history(experiment: str, reference: str) -> list[dict]:
     """The metrics of the latest checks of this reference (this one included), oldest first."""
     from datetime import datetime, timezone
 
-    runs = tracking.client().search_runs(
-        [tracking.ensure_experiment(experiment)],
-        "tags.`llmops.stage` = 'drift'",
-        order_by=["attributes.start_time DESC"],
-        max_results=HISTORY_RUNS,
-    )
     # The reference is compared here, not in the filter string, so that no quote in a path can break the query.
     return [
-        {"time": datetime.fromtimestamp(r.info.start_time / 1000, tz=timezone.utc), "metrics": r.data.metrics}
-        for r in reversed(runs)
-        if r.data.tags.get("llmops.drift.reference") == reference
+        {"time": datetime.fromtimestamp(r.start_time_ms / 1000, tz=timezone.utc), "metrics": r.metrics}
+        for r in reversed(runs.stage_runs(experiment, "drift", HISTORY_RUNS))
+        if r.tags.get("llmops.drift.reference") == reference
     ]
 
 
@@ -101,6 +95,11 @@ def drift_flow(
     from configs.load import load_config
 
     config = load_config(config_path or None, overrides, check=False)  # the machine check is about training
+    return check_drift_run(config, reference, current, fail_on_drift)
+
+
+def check_drift_run(config: RunConfig, reference: str, current: str, fail_on_drift: bool):
+    """The drift check as one MLflow run, inside the calling flow run (the CLI's, or a form's)."""
     current = current_path(current)
     logger = get_run_logger()
     with tracking.stage_run(config.registry.experiment, "drift", tags={"llmops.drift.reference": reference}) as run_id:
@@ -124,15 +123,15 @@ def drift_flow(
             llmops_home() / "plots" / f"drift-{run_id}.png",
             f"input drift: {Path(current).name} against {reference}",
         )
-        tracking.client().log_artifact(run_id, str(plot), "drift")
+        runs.log_file(run_id, str(plot), "drift")
         history = plot_history(
             drift_history(config.registry.experiment, reference),
             result.checks,
             llmops_home() / "plots" / f"drift-{run_id}" / "history.png",
             f"input drift against {reference}, check by check",
         )
-        tracking.client().log_artifact(run_id, str(history), "drift")
-        tracking.client().set_tag(run_id, "llmops.drift.flagged", str(result.flagged).lower())
+        runs.log_file(run_id, str(history), "drift")
+        runs.set_run_tag(run_id, "llmops.drift.flagged", str(result.flagged).lower())
         report = f"reference: {', '.join(result.reference['paths'])}\ncurrent: {current}\n\n{result.table()}"
         (logger.warning if result.flagged else logger.info)("\n" + report)
         if result.flagged:
@@ -153,13 +152,3 @@ def drift_flow(
     if result.flagged and fail_on_drift:
         return Failed(message=f"input drift: {', '.join(result.reasons)} (MLflow run {run_id})", data=summary)
     return summary
-
-
-def drift_deployment(cron: str = DRIFT_CRON):
-    """The daily drift check as a deployment: the newest curated dataset against $LLMOPS_HOME/inputs/current.jsonl."""
-    return drift_flow.to_deployment(
-        name="drift",
-        cron=cron,
-        tags=["llmops", "scheduled"],
-        description="Daily input drift check against the training data; fails when flagged.",
-    )

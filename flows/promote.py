@@ -5,64 +5,98 @@
 Uncached by design: the decision depends on the registry's state at the moment it is made. The
 evidence is an evaluation of that version against the current champion on the config's suites:
 the newest finished one when it still fits (same suites and items, same champion), else a fresh
-one. Every registry write (tags, card, audit record, aliases) then happens in one transaction-like
-routine (registry/promotion.py), so a failure leaves the registry as it was. When the gate cannot
-decide (`needs-approval`) and a Prefect server is in use, the flow run pauses for a release
-manager's answer in the Prefect UI.
+one. Every registry write (the decision record, the card, the audit record, the aliases) then
+happens in one transaction-like routine (registry/promotion.py), so a failure leaves the registry
+as it was.
+
+When the gate cannot decide (`needs-approval`) and a person can answer (a team's server, or a run
+started from a deployment on the home's server), the run pauses: the card, saying what is awaited,
+is on the version and in a Prefect artifact while it waits, and the form states each open check
+with its numbers and links the card and the evaluate run. The answer becomes the version's
+decision, with the gate's verdict kept beside it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import time
+from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.input import RunInput
+from pydantic import Field
 
 from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
 from core.errors import UserError
 from flows.evaluate import evaluate_flow, load_suites, mean_with_ci, stored_results, suites_signature
-from registry import models, tracking
-from registry.card import render_model_card
+from registry import models, runs, tracking
+from registry.approval import approval_description, approval_title, open_findings
+from registry.card import data_report, render_model_card, with_decision
+from registry.decision import Decision, pending_markdown
 from registry.gate import GateResult, decide
-from registry.promotion import apply_decision
+from registry.promotion import apply_decision, show_pending
 from registry.prompts import load_prompt
+
+# Set by llmops/server.py to the API URL of the home's own server (flows may not import llmops).
+HOME_SERVER_VAR = "LLMOPS_HOME_PREFECT_URL"
 
 
 class Approval(RunInput):
-    """What a release manager answers in the Prefect UI when the gate cannot decide."""
+    """A release manager's answer to a version the gate could not judge."""
 
-    approve: bool = False
-    reason: str = ""
-    approver: str = ""
+    decision: Literal["approve", "reject"] = Field(
+        description="approve: this version becomes champion now (the champion becomes `previous`); "
+        "reject: the champion stays"
+    )
+    reason: str = Field(
+        min_length=1,
+        pattern=r"\S",
+        description="why, in a sentence (required either way): written on the version (gate.reason), "
+        "in its card and in the audit log",
+    )
+    approver: str = Field(
+        min_length=1, pattern=r"\S", description="your name: the decision is recorded as made by user:NAME"
+    )
 
 
-def server_in_use() -> bool:
-    """True when runs report to a Prefect server a person can open (not a temporary one)."""
+def attended() -> bool:
+    """True when a person may answer a pause: the run reports to a server other than the home's own
+    (a team's), or it was started from a deployment (a form or a schedule, the home's server too).
+    A command typed in a terminal on the home's server is not paused: nobody watches its UI."""
     from prefect.settings import get_current_settings
 
-    url = get_current_settings().api.url
-    # The home's own server (llmops/server.py) counts as temporary: nobody is expected at its UI.
-    return bool(url) and "ephemeral" not in str(url) and str(url) != os.environ.get("LLMOPS_HOME_PREFECT_URL")
+    url = str(get_current_settings().api.url or "")
+    if not url or "ephemeral" in url:
+        return False
+    return url != os.environ.get(HOME_SERVER_VAR) or started_from_deployment()
 
 
-def ask_release_manager(name: str, version: int, gate: GateResult, timeout_s: int) -> Approval | None:
+def started_from_deployment() -> bool:
+    from prefect import get_client
+    from prefect.runtime import flow_run
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run.root_flow_run_id).deployment_id is not None
+
+
+def ask_release_manager(
+    name: str, version: int, findings: list[str], links: dict[str, str], timeout_s: int, champion: int | None
+) -> Approval | None:
     from prefect.flow_runs import pause_flow_run
 
-    logger = get_run_logger()
-    logger.warning(f"{name} v{version} needs approval: " + "; ".join(gate.reasons() or ["evidence inconclusive"]))
+    get_run_logger().warning(approval_title(name, version, findings))
     try:
         return pause_flow_run(
             wait_for_input=Approval.with_initial_data(
-                description=f"## {name} v{version} needs a release manager\n\n"
-                + "\n".join(f"- {r}" for r in gate.reasons())
+                description=approval_description(name, version, findings, links, timeout_s, champion)
             ),
             timeout=timeout_s,
         )
     except Exception as exc:  # timed out, or the server refused to pause
-        logger.warning(f"no approval received ({exc!r}); the champion stays")
+        get_run_logger().warning(f"no answer from a release manager ({exc!r}); the champion stays")
         return None
 
 
@@ -81,34 +115,15 @@ def trained_version(config: RunConfig, train_run: str) -> models.VersionInfo:
 
 def fitting_evaluation(config: RunConfig, version: models.VersionInfo, evaluation: str) -> str | None:
     """The newest finished evaluation of `version` that still fits: same suites and items, same champion."""
-    champion = models.version_by_alias(version.name, "champion")
-    expected = suites_signature(load_suites(config, _eval_path_of(config, version)))
-    query = (
-        f"tags.`llmops.stage` = 'evaluate' and attributes.status = 'FINISHED' and "
-        f"tags.`llmops.model_name` = '{version.name}' and tags.`llmops.model_version` = '{version.version}'"
-    )
-    if evaluation:
-        query += f" and attributes.run_id = '{evaluation}'"
-    runs = tracking.client().search_runs(
-        [tracking.ensure_experiment(config.registry.experiment)],
-        query,
-        order_by=["attributes.start_time DESC"],
-        max_results=10,
-    )
-    for run in runs:
-        compared = run.data.tags.get("llmops.compared_version")
-        same_champion = compared == (
-            str(champion.version) if champion and champion.version != version.version else None
-        )
-        if run.data.tags.get("llmops.suites") == expected and same_champion:
-            return run.info.run_id
-    return None
-
-
-def _eval_path_of(config: RunConfig, version: models.VersionInfo) -> str:
     from flows.evaluate import eval_split
 
-    return eval_split("", version, config)
+    champion = models.version_by_alias(version.name, "champion")
+    expected = suites_signature(load_suites(config, eval_split("", version, config)))
+    compared = str(champion.version) if champion and champion.version != version.version else None
+    for run in runs.evaluations_of(config.registry.experiment, version.name, version.version, evaluation):
+        if run.suites == expected and run.compared_version == compared:
+            return run.run_id
+    return None
 
 
 @flow(name="promote")
@@ -132,9 +147,8 @@ def promote_flow(
             logger.warning(
                 f"evaluation {evaluation} does not fit (other suites, or the champion changed): evaluating again"
             )
-        eval_run = evaluate_flow(model=f"{version.name}/{version.version}", config=config, parent_run_id=parent_run_id)[
-            "run_id"
-        ]
+        model = f"{version.name}/{version.version}"
+        eval_run = evaluate_flow(model=model, config=config, parent_run_id=parent_run_id)["run_id"]
     results = stored_results(eval_run)
     if "candidate" not in results:
         raise UserError(
@@ -144,33 +158,21 @@ def promote_flow(
         who: {f"{s}/{m}": v for s, r in per.items() for m, v in r["means"].items()} for who, per in results.items()
     }
     gate = decide(config.gate, results)
+    title = f"{reg.model_name} v{version.version}"
     with tracking.stage_run(
         reg.experiment, "promote", parent_run_id, {"llmops.model_version": str(version.version)}
     ) as run_id:
-        prompt = load_prompt(version.lineage.prompt) if version.lineage.prompt else None
-        lineage = dataclasses.replace(version.lineage, eval_run_id=eval_run)
-        curated = tracking.client().get_run(lineage.curate_run_id).data.metrics if lineage.curate_run_id else {}
-        card = render_model_card(
-            reg.model_name,
-            version.version,
-            _trained_config(version, config),
-            lineage,
-            _data_report(curated),
-            summary,
-            gate.to_dict(),
-            prompt.template if prompt else "",
-            {f"{s}/{m}": mean_with_ci(v, m) for s, r in results["candidate"].items() for m, v in r["scores"].items()},
-        )
-        tracking.client().log_text(run_id, card, "model_card.md")
+        card = model_card(config, version, eval_run, results, summary, gate)
+        runs.log_text(run_id, card, "model_card.md")
         tracking.log_json(run_id, gate.to_dict(), "gate.json")
-        decision, by, why = gate.decision, "gate", "; ".join(gate.reasons()) or "all gate checks passed"
-        tags = gate.tags() | {"gate.evidence_run_id": eval_run, "gate.decided_by": "gate"}
-        if decision == "needs-approval" and server_in_use():
-            answer = ask_release_manager(reg.model_name, version.version, gate, config.gate.approval_timeout_s)
+        findings = open_findings(gate)
+        evidence = gate.tags() | {"gate.evidence_run_id": eval_run}
+        decision, by, why = gate.decision, "gate", "; ".join(findings) or "all gate checks passed"
+        if decision == "needs-approval" and attended():
+            answer = await_release_manager(config, version, gate, findings, card, evidence, eval_run, run_id)
             if answer is not None:
-                decision = "promote" if answer.approve else "reject"
-                by, why = f"user:{answer.approver or 'release-manager'}", answer.reason or "(no reason given)"
-                tags |= {"gate.approval": decision, "gate.decided_by": by, "gate.reason": why}
+                decision = "promote" if answer.decision == "approve" else "reject"
+                by, why = f"user:{answer.approver.strip()}", answer.reason.strip()
         metrics = {
             k: {"delta": c["delta"], "ci_low": c["ci_low"], "ci_high": c["ci_high"], "p_value": c["p_value"]}
             for k, c in gate.comparisons.items()
@@ -182,32 +184,37 @@ def promote_flow(
             by,
             why,
             evidence_run_id=eval_run,
-            tags=tags,
+            tags=evidence,
             card=card,
             metrics=metrics,
+            verdict=gate.decision,
         )
         tracking.log_params(run_id, {"model_name": reg.model_name, "version": version.version, "decision": decision})
         tracking.log_metrics(run_id, {"promoted": 1.0 if decision == "promote" else 0.0})
-        create_markdown_artifact(card, key="model-card", description=f"{reg.model_name} v{version.version}: {decision}")
+        final = models.version_description(reg.model_name, version.version)  # the card with its Decision
+        runs.log_text(run_id, final, "model_card.md")
+        create_markdown_artifact(
+            final, key="model-card", description=f"{title}: {decision}" + (f" ({by})" if by != "gate" else "")
+        )
         if decision == "promote":
-            logger.info(
-                f"promoted {reg.model_name} v{version.version} to champion"
-                + (f" (replacing v{replaced})" if replaced else "")
-            )
+            logger.info(f"promoted {title} to champion" + (f" (replacing v{replaced})" if replaced else ""))
             if reg.merge_on_promotion:
                 _log_merged_copy(run_id, version)
         elif decision == "needs-approval":
             logger.warning(
-                f"{reg.model_name} v{version.version} needs approval; the champion stays. To approve: "
+                f"{title} needs approval; the champion stays. To approve: "
                 f"llmops promote --model {reg.model_name} --version {version.version} --reason '...'"
             )
         else:
-            logger.info(f"kept the champion: v{version.version} rejected: " + "; ".join(gate.reasons()))
+            logger.info(f"kept the champion: v{version.version} rejected by {by}: {why}")
         return {
             "run_id": run_id,
             "model_name": reg.model_name,
             "version": version.version,
             "decision": decision,
+            "verdict": gate.decision,
+            "decided_by": by,
+            "reason": why,
             "gate": gate.to_dict(),
             "replaced": replaced,
             "evaluation": eval_run,
@@ -215,27 +222,65 @@ def promote_flow(
         }
 
 
-def _trained_config(version: models.VersionInfo, config: RunConfig) -> dict:
-    """The config the version was trained with (its train run logged it), for the card's training section."""
-    import json
+def model_card(
+    config: RunConfig, version: models.VersionInfo, eval_run: str, results: dict, summary: dict, gate: GateResult
+) -> str:
+    """The card from the run's own records: the config it was trained with, its curation's counts,
+    its prompt, every score with the candidate's interval, and the gate's verdict with its checks."""
+    prompt = load_prompt(version.lineage.prompt) if version.lineage.prompt else None
+    lineage = dataclasses.replace(version.lineage, eval_run_id=eval_run)
+    trained = runs.trained_config(version.run_id)
+    # A version registered some other way: the current config is the best description of it.
+    trained = trained | {"registry": config.model_dump()["registry"]} if trained else config.model_dump()
+    return render_model_card(
+        config.registry.model_name,
+        version.version,
+        trained,
+        lineage,
+        data_report(runs.run_metrics(lineage.curate_run_id)),
+        summary,
+        gate.to_dict(),
+        prompt.template if prompt else "",
+        {f"{s}/{m}": mean_with_ci(v, m) for s, r in results["candidate"].items() for m, v in r["scores"].items()},
+    )
 
-    import mlflow
 
-    try:
-        trained = json.loads(mlflow.artifacts.load_text(f"runs:/{version.run_id}/config/resolved.json"))
-    except Exception:  # a version registered some other way: the current config is the best description
-        return config.model_dump()
-    return trained | {"registry": config.model_dump()["registry"]}
+def await_release_manager(
+    config: RunConfig,
+    version: models.VersionInfo,
+    gate: GateResult,
+    findings: list[str],
+    card: str,
+    evidence: dict[str, str],
+    eval_run: str,
+    run_id: str,
+) -> Approval | None:
+    """Shows the card (awaiting a release manager) on the version and as a Prefect artifact, then
+    pauses with a form that states the reason with its numbers and links both."""
+    from prefect.runtime import flow_run
+    from prefect.settings import get_current_settings
 
-
-def _data_report(curate_metrics: dict) -> dict:
-    """The curate run's counts as the model card shows them."""
-    return {
-        "read": int(curate_metrics.get("rows_read", 0)),
-        "kept": int(curate_metrics.get("rows_kept", 0)),
-        "dropped": {k.removeprefix("dropped."): int(v) for k, v in curate_metrics.items() if k.startswith("dropped.")},
-        "pii": {k.removeprefix("pii."): int(v) for k, v in curate_metrics.items() if k.startswith("pii.")},
-    }
+    name, number, timeout_s = version.name, version.version, config.gate.approval_timeout_s
+    until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() + timeout_s))
+    where = f"flow run [{flow_run.name}]({flow_run.ui_url})" if flow_run.ui_url else f"flow run {flow_run.name}"
+    waiting = with_decision(card, f"{name} v{number}", pending_markdown(findings, f"the Prefect UI, {where}", until))
+    pending = Decision("needs-approval", "gate", "waiting for a release manager: " + "; ".join(findings), gate.decision)
+    show_pending(name, number, evidence | pending.tags(), waiting)
+    artifact = create_markdown_artifact(
+        waiting, key="model-card", description=f"{name} v{number}: needs-approval, waiting for a release manager"
+    )
+    links = {f"{name} v{number} in MLflow (its card and tags)": runs.version_url(name, number)}
+    ui = str(get_current_settings().ui_url or "").rstrip("/")
+    if ui:
+        links[f"the card of {name} v{number} (Prefect artifact)"] = f"{ui}/artifacts/artifact/{artifact}"
+    links[f"the evaluate run {eval_run[:12]} (MLflow): per-item scores of candidate, champion, base"] = runs.run_url(
+        eval_run
+    )
+    links[f"this promote run {run_id[:12]} (MLflow)"] = runs.run_url(run_id)
+    champion = models.version_by_alias(name, "champion")
+    return ask_release_manager(
+        name, number, findings, links, timeout_s, champion.version if champion is not None else None
+    )
 
 
 def _log_merged_copy(run_id: str, version: models.VersionInfo) -> None:

@@ -13,6 +13,8 @@ manager with a reason. The champion's card then names the live prompt version.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prefect import flow, get_run_logger
 
 from configs.load import check_run_config, default_config
@@ -129,42 +131,20 @@ def prompt_flow(
     }
 
 
-def promote_prompt_cli(config: RunConfig, name: str, number: int, reason: str) -> int:
-    """`llmops promote --prompt NAME --version N [--reason TEXT]`."""
-    ref = f"{name}/{number}"
-    if reason.strip():
-        candidate = prompts.load_prompt(ref)
-        version = models.resolve_version(f"{config.registry.model_name}@champion")
-        aliased = prompts.live_prompt(name)
-        live = aliased or version_prompt(version, config)
-        apply_prompt_decision(version, candidate, live, "promote", actor(), reason, None, None)
-        # With no version @production yet, the champion served its own prompt: say so rather than
-        # naming that version as if it had held the alias.
-        before = live.ref if aliased else f"none (the champion used its own, {live.ref})"
-        print(f"prompt {ref} is live (@{prompts.LIVE_ALIAS}), promoted by hand; @{prompts.LIVE_ALIAS} before: {before}")
-        return 0
-    result = prompt_flow(config=config, prompt=ref)
-    _print(result)
-    return 0
+@dataclass(frozen=True)
+class HandPromotion:
+    """A prompt made live by a release manager, and what was live before it."""
+
+    candidate: prompts.PromptVersion
+    before: prompts.PromptVersion | None  # the version @production had; None when none had it
+    champion_prompt: prompts.PromptVersion  # what the champion served before: @production, else its own
 
 
-def prompt_ab(config: RunConfig, model: str, prompt: str, dataset: str) -> int:
-    """`llmops evaluate --model M --prompt P`: the comparison, with no alias moved."""
-    _print(prompt_flow(config=config, prompt=prompt, model=model, dataset=dataset, apply=False))
-    return 0
-
-
-def _print(result: dict) -> None:
-    print(
-        f"prompt {result['candidate']} vs live {result['live']} "
-        f"(model v{result['model_version']}): {result['decision']}"
-    )
-    for name, c in result["gate"]["comparisons"].items():
-        print(
-            f"  {name}: delta {c['delta']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], "
-            f"p={c.get('p_adjusted', c['p_value']):.4f}"
-        )
-    for check in result["gate"]["checks"]:
-        if not check["passed"] or check["name"] in ("inconclusive", "prompt.max_tokens"):
-            print(f"  {check['name']}: {check['detail']}")
-    print(f"evidence: evaluate run {result['evaluation']}")
+def promote_prompt_by_hand(config: RunConfig, name: str, number: int, reason: str) -> HandPromotion:
+    """`production` to `name`/`number` on the champion, recorded with the reason, without the gate."""
+    candidate = prompts.load_prompt(f"{name}/{number}")
+    version = models.resolve_version(f"{config.registry.model_name}@champion")
+    aliased = prompts.live_prompt(name)
+    live = aliased or version_prompt(version, config)
+    apply_prompt_decision(version, candidate, live, "promote", actor(), reason, None, None)
+    return HandPromotion(candidate, aliased, live)

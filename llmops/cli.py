@@ -25,9 +25,10 @@ examples:
   llmops models history tiny-arith                 every decision: who, when, why, evidence
   llmops rollback --model tiny-arith --reason "bad answers in production"
   llmops drift --reference latest --current requests.jsonl
-  llmops worker                                    every stage as a form in the Prefect UI (needs PREFECT_API_URL)
+  llmops worker                                    every stage as a form in the UI of the home's Prefect server
 
-state: everything lives under $LLMOPS_HOME (now: {home}); its Prefect server runs until `llmops stop`;
+state: everything lives under $LLMOPS_HOME (now: {home}); its Prefect server stops after
+LLMOPS_PREFECT_IDLE_MINUTES unused (default 60), or with `llmops stop`;
 MLflow UI: `make ui`. Set MLFLOW_TRACKING_URI / PREFECT_API_URL to use a team's servers instead.
 Exit codes: 0 done, 2 bad input (one line on stderr says what to change), 3 a check found a problem
 (regression, drift, rejected prompt).

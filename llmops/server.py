@@ -8,9 +8,11 @@ file; and a process killed with SIGKILL left its server listening, with nobody t
 So the first llmops command that runs a flow starts `prefect server start` on 127.0.0.1, on a
 free port, in a session of its own so that it outlives the command; it records pid and address in
 $LLMOPS_HOME/prefect/server.json and waits for the health check. Later commands on the same home
-reuse it (in well under a second), and its UI shows every run. It keeps running until
-`llmops stop`. Starting and reusing happen under one file lock, so concurrent commands share a
-single server. A set PREFECT_API_URL wins: then llmops uses that server and starts nothing.
+reuse it (in well under a second), and its UI shows every run: `llmops worker` deploys the forms
+to it too. It stops by itself once nothing has used it for LLMOPS_PREFECT_IDLE_MINUTES (default
+60; llmops/server_watch.py), or with `llmops stop`. Starting, reusing and the idle stop happen under
+one file lock, so concurrent commands share a single server. A set PREFECT_API_URL wins: then
+llmops uses that server and starts nothing.
 
 LLMOPS_PREFECT_SERVER=ephemeral keeps Prefect's per-process temporary server instead; the test
 suite sets it, so that CLI subprocesses leave no server behind and pay no server start each.
@@ -113,27 +115,18 @@ def _wait_healthy(home: Path, url: str, pid: int, started: float | None, timeout
     return False
 
 
-def _spawn(home: Path, port: int) -> subprocess.Popen:
+def _spawn(home: Path, port: int, idle_minutes: float) -> subprocess.Popen:
+    """The server under its idle watcher (llmops/server_watch.py), which is the recorded pid."""
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", HOME_SERVER_VAR)}
     env |= {"PREFECT_HOME": str(state_dir(home)), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "true"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")]))
     with open(log_file(home), "ab") as log:
         log.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {port}\n".encode())
         log.flush()
         # A session of its own: Ctrl-C in the terminal and the death of this command leave it
-        # running, and `llmops stop` ends its whole process group.
+        # running, and `llmops stop` ends its whole process group (the watcher and the server).
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--analytics-off",
-            ],
+            [sys.executable, "-m", "llmops.server_watch", str(home), str(port), str(idle_minutes)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -145,7 +138,9 @@ def _spawn(home: Path, port: int) -> subprocess.Popen:
 
 def start_server(home: Path) -> dict:
     """Starts the home's server and waits until it answers; the caller holds the server lock."""
-    timeout_s = _start_timeout()
+    from llmops.server_watch import idle_minutes
+
+    timeout_s, idle = _start_timeout(), idle_minutes()
     state_dir(home).mkdir(parents=True, exist_ok=True)
     print(
         f"starting the Prefect server of LLMOPS_HOME={home} (the first start on a new home takes a while) ...",
@@ -154,7 +149,7 @@ def start_server(home: Path) -> dict:
     )
     for _attempt in range(3):  # another program may take the free port before the server binds it
         port = free_port()
-        proc = _spawn(home, port)
+        proc = _spawn(home, port, idle)
         started, url = process_started(proc.pid), f"http://127.0.0.1:{port}/api"
         state = {
             "pid": proc.pid,
@@ -164,6 +159,7 @@ def start_server(home: Path) -> dict:
             "ui_url": f"http://127.0.0.1:{port}",
             "home": str(home),
             "python": sys.executable,
+            "idle_minutes": idle,
         }
         if _wait_healthy(home, url, proc.pid, started, timeout_s):
             tmp = state_file(home).with_suffix(".json.tmp")
@@ -227,13 +223,21 @@ def ensure_server(home: Path | None = None) -> str | None:
         else:
             state = start_server(home)
             print(
-                f"Prefect server of this home: {state['ui_url']} (UI); it keeps running until `llmops stop`",
-                file=sys.stderr,
-                flush=True,
+                f"Prefect server of this home: {state['ui_url']} (UI); {lifetime(state)}", file=sys.stderr, flush=True
             )
         _register_client(home)  # under the lock: `llmops stop` sees every user of the server it may end
     os.environ["PREFECT_API_URL"] = os.environ[HOME_SERVER_VAR] = state["api_url"]
     return state["api_url"]
+
+
+def lifetime(state: dict) -> str:
+    """How long the server keeps running, in the words a person needs to keep or end it."""
+    from llmops.server_watch import IDLE_VAR
+
+    minutes = state.get("idle_minutes")
+    if not minutes:
+        return "it keeps running until `llmops stop`"
+    return f"it stops by itself after {minutes:g} min unused ({IDLE_VAR}), or with `llmops stop`"
 
 
 def _register_client(home: Path) -> None:
@@ -303,3 +307,22 @@ def stop_server(home: Path | None = None, force: bool = False) -> str:
         _terminate(state["pid"])
         state_file(home).unlink(missing_ok=True)
         return f"stopped the Prefect server of LLMOPS_HOME={home} (pid {state['pid']}, {state['ui_url']})"
+
+
+def describe(home: Path | None = None) -> str:
+    """Where this home's Prefect UI is, and how long it stays, for a person who just ran a command."""
+    home = home or llmops_home()
+    state = read_state(home)
+    if state is None or not is_alive(state["pid"], state.get("started")):
+        return (
+            f"no Prefect server is running for LLMOPS_HOME={home}; the next llmops command that runs a flow "
+            "starts it (its UI shows every run so far)"
+        )
+    return (
+        f"Prefect UI of this home: {state['ui_url']} ({lifetime(state)}); "
+        "forms for every stage: `llmops worker` (docs/deployments.md)"
+    )
+
+
+if __name__ == "__main__":  # `make where`, the end of `make run`
+    print(describe())

@@ -17,12 +17,21 @@ from registry.tracking import client, ensure_experiment
 AUDIT_EXPERIMENT = "llmops-audit"
 
 
-def _audit_run_id(model_name: str) -> str:
+def _audit_run_id(model_name: str, create: bool = True) -> str | None:
+    """The model's audit run; created on the first write, never by a read (None when there is none)."""
     c = client()
-    exp = ensure_experiment(AUDIT_EXPERIMENT)
+    if create:
+        exp = ensure_experiment(AUDIT_EXPERIMENT)
+    else:
+        found = c.get_experiment_by_name(AUDIT_EXPERIMENT)
+        if found is None:
+            return None
+        exp = found.experiment_id
     found = c.search_runs([exp], f"tags.`llmops.audit_model` = '{model_name}'", max_results=1)
     if found:
         return found[0].info.run_id
+    if not create:
+        return None
     run = c.create_run(exp, run_name=f"audit-{model_name}", tags={"llmops.audit_model": model_name})
     c.set_terminated(run.info.run_id)
     return run.info.run_id
@@ -40,8 +49,8 @@ def read_audit(model_name: str) -> list[dict[str, Any]]:
     written back and erase the history."""
     import mlflow
 
-    run_id = _audit_run_id(model_name)
-    if "audit.jsonl" not in {a.path for a in client().list_artifacts(run_id)}:
+    run_id = _audit_run_id(model_name, create=False)
+    if run_id is None or "audit.jsonl" not in {a.path for a in client().list_artifacts(run_id)}:
         return []
     text = mlflow.artifacts.load_text(f"runs:/{run_id}/audit.jsonl")
     return [json.loads(line) for line in text.splitlines() if line.strip()]

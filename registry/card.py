@@ -1,7 +1,10 @@
-"""The model card: what a version is for, what it learned from, and how it scored.
+"""The model card: what a version is for, what it learned from, how it scored, and what was decided.
 
 Generated from the run's own records, so it cannot drift from what was trained. It is logged as
-an artifact of the promotion run and set as the model version's description.
+an artifact of the promotion run and set as the model version's description. Its Decision section
+(right under the title) is the one part rewritten later: by the registry routine that records a
+release manager's decision (registry/promotion.py), so the card never reads `needs-approval` after
+a person approved, and the gate's own verdict stays below it.
 """
 
 from __future__ import annotations
@@ -71,9 +74,9 @@ def render_model_card(
 
     for m in metrics:
         lines.append(f"| {m} | " + " | ".join(cell(w, m) for w in who) + " |")
-    lines += ["", f"Gate decision: **{gate['decision']}**", "", "| check | passed | evidence |", "|---|---|---|"]
+    lines += ["", f"Gate verdict: **{gate['decision']}**", "", "| check | passed | evidence |", "|---|---|---|"]
     for c in gate["checks"]:
-        lines.append(f"| {c['name']} | {'yes' if c['passed'] else 'no'} | {c['detail']} |")
+        lines.append(f"| {c['name']} | {check_status(c['name'], c['passed'])} | {c['detail']} |")
     if gate.get("comparisons"):
         # The p that decided: one-sided against the margin (or the gain over base), Holm-adjusted across rules.
         lines += [
@@ -95,6 +98,16 @@ def render_model_card(
     return "\n".join(lines) + "\n"
 
 
+def data_report(curate_metrics: dict[str, float]) -> dict[str, Any]:
+    """The curate run's counts (its MLflow metrics) as the card's Data section shows them."""
+    return {
+        "read": int(curate_metrics.get("rows_read", 0)),
+        "kept": int(curate_metrics.get("rows_kept", 0)),
+        "dropped": {k.removeprefix("dropped."): int(v) for k, v in curate_metrics.items() if k.startswith("dropped.")},
+        "pii": {k.removeprefix("pii."): int(v) for k, v in curate_metrics.items() if k.startswith("pii.")},
+    }
+
+
 def limitations(config: dict[str, Any], metrics: list[str]) -> list[str]:
     """What the card cannot promise, from what was trained and measured rather than fixed text."""
     base = config["model"]["base"]
@@ -109,3 +122,35 @@ def limitations(config: dict[str, Any], metrics: list[str]) -> list[str]:
         f"- Scores come from the suites above ({', '.join(suites) or 'none'}) on their items only; "
         "they say nothing about other tasks, languages or inputs unlike those items.",
     ]
+
+
+def check_status(name: str, passed: bool) -> str:
+    """An inconclusive check is neither: the gate stores it as passed when it asks a person (its
+    `on_inconclusive: needs-approval`), which must not read as evidence that it passed."""
+    if name == "inconclusive":
+        return "open"
+    return "yes" if passed else "no"
+
+
+def with_section(card: str, title: str, body: str, at_top: bool = True) -> str:
+    """The card with section `## title` holding `body`: replaced where it is, else added under the
+    card's title (`at_top`) or at its end."""
+    heading = f"## {title}"
+    lines = card.rstrip("\n").split("\n") if card.strip() else []
+    body_lines = body.strip("\n").split("\n")
+    start = next((i for i, line in enumerate(lines) if line == heading), None)
+    if start is not None:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = [heading, "", *body_lines] + ([""] if end < len(lines) else [])
+    elif at_top and lines and lines[0].startswith("# "):
+        lines[1:1] = ["", heading, "", *body_lines] + ([] if len(lines) > 1 and not lines[1].strip() else [""])
+    else:
+        lines += ([""] if lines else []) + [heading, "", *body_lines]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines) + "\n"
+
+
+def with_decision(card: str, title: str, decision_markdown: str) -> str:
+    """The card with its Decision section set; a version without a card gets one with its title."""
+    return with_section(card if card.strip() else f"# {title}\n", "Decision", decision_markdown)

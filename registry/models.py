@@ -87,7 +87,29 @@ def list_versions(name: str) -> list[VersionInfo]:
 
 
 def registered_names() -> list[str]:
+    """Every registered model; none, without creating it, when the local SQLite store is not there yet."""
+    if not _store_exists():
+        return []
     return sorted(m.name for m in client().search_registered_models())
+
+
+def _store_exists() -> bool:
+    """False for a local SQLite store whose file does not exist: opening it would create it."""
+    import os
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
+
+
+def require_model(name: str) -> None:
+    """A `UserError` naming the models that exist when `name` is not one of them; reads only."""
+    known = registered_names()
+    if name not in known:
+        raise UserError(
+            f"model {name!r}",
+            f"no registered model named {name!r} (registered: {', '.join(known) or 'none yet'})",
+            "see `llmops models`, or run `llmops nightly` to register one",
+        )
 
 
 def versions_of_run(name: str, run_id: str) -> list[VersionInfo]:
@@ -129,6 +151,11 @@ def untag_version(name: str, version: int, keys: list[str]) -> None:
 
 def describe_version(name: str, version: int, description: str) -> None:
     client().update_model_version(name, str(version), description=description)
+
+
+def version_description(name: str, version: int) -> str:
+    """The version's description (its model card), or empty: MLflow cannot set an absent one back."""
+    return client().get_model_version(name, str(version)).description or ""
 
 
 # ------------------------------------------------------------------------------ references

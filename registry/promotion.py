@@ -1,121 +1,43 @@
 """Every change to a model's versions and aliases, as one transaction-like routine.
 
-MLflow's registry has no transactions, and a promotion is several writes: tags and the model card
-on the version, an entry in the audit log, then two aliases (`previous` to the old champion,
-`champion` to the new one). A failure between two of them used to leave a half-promoted model
-(`previous` moved, `champion` not). Here each write is a step that knows its undo; steps run in a
-fixed order — check the version and the aliases first, then the version's tags and card, then the
-audit record, the aliases last — and when any step fails, the steps already done are undone in
-reverse, so the registry is as it was. Registering a candidate, and a prompt gate's decision (the
-prompt's `production` alias and the champion's card), work the same way.
+A promotion is several writes: the decision record on the version (its tags and the card's
+Decision section, registry/decision.py), an entry in the audit log, then two aliases (`previous` to
+the old champion, `champion` to the new one). A failure between two of them used to leave a
+half-promoted model (`previous` moved, `champion` not). Here each write is a step that knows its
+undo (registry/transaction.py); steps run in a fixed order — check the version and the aliases
+first, then the version's tags and card, then the audit record, the aliases last — and when any
+step fails, the steps already done are undone in reverse, so the registry is as it was.
+Registering a candidate, a release manager's decision (in the Prefect form or by hand) and a
+prompt gate's decision (the prompt's `production` alias and the champion's card) work the same way.
 
 Processes sharing one LLMOPS_HOME (two nightlies at once) take turns: each public routine holds a
-lock of the home per model (`core.locks.home_lock`) from its first read of the aliases to its
-last write, so no routine acts on aliases another is moving.
+lock of the home per model from its first read of the aliases to its last write, so no routine
+acts on aliases another is moving. A routine on a model or version that does not exist says so
+before it takes any lock, so a typo leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import logging
-import threading
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from core.errors import UserError
 from core.locks import home_lock
 from registry import models, prompts
 from registry.audit import record_decision, remove_decision
+from registry.card import with_decision, with_section
+from registry.decision import DECISIONS, Decision
 from registry.gate import GateResult
 from registry.tracking import client
-
-log = logging.getLogger(__name__)
-F = TypeVar("F", bound=Callable[..., Any])
-_held = threading.local()  # the model locks this thread holds: a locked routine may call another
-
-
-def serialised(fn: F) -> F:
-    """Runs `fn(name_or_info, ...)` under the home's registry lock of that model."""
-
-    @functools.wraps(fn)
-    def wrapper(target, *args, **kwargs):
-        name = target if isinstance(target, str) else target.name
-        held = getattr(_held, "names", None) or set()
-        if name in held:
-            return fn(target, *args, **kwargs)
-        _held.names = held | {name}
-        try:
-            with home_lock(f"registry-{name}"):
-                return fn(target, *args, **kwargs)
-        finally:
-            _held.names = held
-
-    return wrapper  # type: ignore[return-value]
-
-
-class Transaction:
-    """Runs steps and remembers their undos; a failure undoes what was done, newest first."""
-
-    def __init__(self, what: str):
-        self.what = what
-        self._undos: list[tuple[str, Callable[[], None]]] = []
-
-    def step(self, name: str, action: Callable[[], Any], undo: Callable[[], None] | None = None) -> Any:
-        result = action()
-        if undo is not None:
-            self._undos.append((name, undo))
-        return result
-
-    def __enter__(self) -> "Transaction":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            return False
-        for name, undo in reversed(self._undos):
-            try:
-                undo()
-            except Exception as undo_error:  # keep undoing the rest; say what could not be undone
-                log.error("%s: could not undo step %r after %r: %r", self.what, name, exc, undo_error)
-        return False
-
-
-def _restore_alias(name: str, alias: str, version: int | None) -> Callable[[], None]:
-    def undo() -> None:
-        if version is None:
-            try:
-                models.delete_alias(name, alias)
-            except Exception:  # already absent
-                pass
-        else:
-            models.set_alias(name, alias, version)
-
-    return undo
-
-
-def alias_step(tx: Transaction, name: str, alias: str, version: int, before: dict[str, int]) -> None:
-    tx.step(
-        f"alias {alias}", lambda: models.set_alias(name, alias, version), _restore_alias(name, alias, before.get(alias))
-    )
-
-
-def tags_step(tx: Transaction, info: models.VersionInfo, tags: dict[str, str]) -> None:
-    old = {k: info.tags.get(k) for k in tags}
-
-    def undo() -> None:
-        models.untag_version(info.name, info.version, [k for k, v in old.items() if v is None])
-        models.tag_version(info.name, info.version, {k: v for k, v in old.items() if v is not None})
-
-    tx.step("tags", lambda: models.tag_version(info.name, info.version, tags), undo)
-
-
-def card_step(tx: Transaction, info: models.VersionInfo, description: str) -> None:
-    old = client().get_model_version(info.name, str(info.version)).description or ""
-    tx.step(
-        "model card",
-        lambda: models.describe_version(info.name, info.version, description),
-        lambda: models.describe_version(info.name, info.version, old),
-    )
+from registry.transaction import (
+    Transaction,
+    alias_step,
+    card_step,
+    current_card,
+    delete_alias_step,
+    serialised,
+    tags_step,
+)
 
 
 def audit_step(
@@ -128,9 +50,23 @@ def audit_step(
     evidence_run_id: str | None = None,
     metrics: dict | None = None,
 ) -> dict:
-    entry = tx.step("audit record", lambda: record_decision(name, version, action, by, why, evidence_run_id, metrics))
-    tx._undos.append(("audit record", lambda: remove_decision(name, entry)))
-    return entry
+    return tx.step_undone_by_result(
+        "audit record",
+        lambda: record_decision(name, version, action, by, why, evidence_run_id, metrics),
+        lambda entry: remove_decision(name, entry),
+    )
+
+
+def decision_step(
+    tx: Transaction, info: models.VersionInfo, record: Decision, tags: dict[str, str], card: str | None
+) -> None:
+    """The decision record on the version: its tags (with `tags`, the gate's evidence), and the
+    card (`card`, or the version's own) with its Decision section rewritten."""
+    tags_step(tx, info, tags | record.tags())
+    text = with_decision(
+        current_card(info) if card is None else card, f"{info.name} v{info.version}", record.markdown()
+    )
+    card_step(tx, info, text)
 
 
 def _existing_version(name: str, version: int) -> models.VersionInfo:
@@ -201,20 +137,33 @@ def apply_decision(
     tags: dict[str, str] | None = None,
     card: str | None = None,
     metrics: dict[str, Any] | None = None,
+    verdict: str | None = None,
 ) -> int | None:
-    """Records a gate or release-manager decision on `version` and, for `promote`, moves the aliases.
+    """Records a decision on `version` and, for `promote`, moves the aliases.
 
-    Returns the champion it replaced (None if none, or if it was not a promotion).
+    A decision about the version (`registry.decision.DECISIONS`) becomes its decision record: the
+    `gate.*` tags and the card's Decision section, written in this same routine. `verdict` is the
+    gate's own; left None (a person deciding later), the verdict already on the version is kept
+    beside the new decision. Other actions (the monitor's `regression`) are audit entries with the
+    caller's `tags`. Returns the champion it replaced (None if none, or if it was not a promotion).
     """
     info = _existing_version(name, version)
     before = models.aliases_of(name)
     replaced = before.get("champion") if decision == "promote" and before.get("champion") != version else None
     served = served_prompt(info) if decision == "promote" else None
+    record = None
+    if decision in DECISIONS:
+        earlier = Decision.from_tags(info.tags)
+        kept = earlier.verdict if earlier else ""
+        record = Decision(decision, by, why, kept if verdict is None else verdict, evidence_run_id or "")
     with _prompt_lock(served), Transaction(f"{decision} {name} v{version}") as tx:
-        if tags:
-            tags_step(tx, info, tags)
-        if card is not None:
-            card_step(tx, info, card)
+        if record is not None:
+            decision_step(tx, info, record, tags or {}, card)
+        else:
+            if tags:
+                tags_step(tx, info, tags)
+            if card is not None:
+                card_step(tx, info, card)
         audit_step(
             tx,
             name,
@@ -235,25 +184,38 @@ def apply_decision(
 
 
 @serialised
+def show_pending(name: str, version: int, tags: dict[str, str], card: str) -> None:
+    """While a paused run waits for a release manager: the gate's evidence as tags and the card (its
+    Decision section saying who is awaited) on the version, so MLflow shows what the form shows.
+    No alias moves and no audit entry: nothing is decided yet."""
+    info = _existing_version(name, version)
+    with Transaction(f"show {name} v{version} awaiting approval") as tx:
+        tags_step(tx, info, tags)
+        card_step(tx, info, card)
+
+
 def promote_by_hand(name: str, version: int, by: str, why: str) -> int | None:
-    """A release manager's promotion: checked first, then recorded and applied in one routine."""
+    """A release manager's promotion: checked first (before any lock), then recorded and applied in
+    one routine; the gate's verdict on the version stays beside the decision."""
     if not why.strip():
         raise UserError(
             "--reason", "a promotion by hand needs a reason", "say why, e.g. --reason 'approved after review'"
         )
-    return apply_decision(
-        name, version, "promote", by, why, tags={"gate.decision": "promote", "gate.decided_by": by, "gate.reason": why}
-    )
+    _existing_version(name, version)
+    return apply_decision(name, version, "promote", by, why)
+
+
+def rollback(name: str, by: str, why: str) -> tuple[int, int]:
+    """Moves `champion` back to `previous`; returns (demoted version, restored version)."""
+    models.require_model(name)
+    return _rollback(name, by, why)
 
 
 @serialised
-def rollback(name: str, by: str, why: str) -> tuple[int, int]:
-    """Moves `champion` back to `previous`; returns (demoted version, restored version)."""
+def _rollback(name: str, by: str, why: str) -> tuple[int, int]:
     before = models.aliases_of(name)
     current, previous = before.get("champion"), before.get("previous")
     if current is None or previous is None:
-        if name not in models.registered_names():
-            models.resolve_version(f"{name}@champion")  # raises, naming the models that exist
         raise UserError(
             f"model {name!r}",
             f"has no {'champion' if current is None else 'previous'} version to roll back to",
@@ -271,9 +233,7 @@ def rollback(name: str, by: str, why: str) -> tuple[int, int]:
         tags_step(tx, info, {"rollback.by": by, "rollback.reason": why})
         audit_step(tx, name, previous, "rollback", by, why, metrics={"demoted": current})
         alias_step(tx, name, "champion", previous, before)
-        tx.step(
-            "alias previous", lambda: models.delete_alias(name, "previous"), _restore_alias(name, "previous", previous)
-        )
+        delete_alias_step(tx, name, "previous", before)
         if served:
             _prompt_follows(tx, *served, "rollback", by, f"{name} rolled back to v{previous}: {why}")
     return current, previous
@@ -340,7 +300,9 @@ def reconcile_champion(name: str) -> dict | None:
     why = f"champion alias moved to v{champion.version} outside llmops (the log had v{known if known else 'none'})"
     served = served_prompt(champion)
     with _prompt_lock(served), Transaction(f"record manual promotion of {name} v{champion.version}") as tx:
-        tags_step(tx, champion, {"gate.decided_by": "manual (outside llmops)", "gate.decision": "manual-promotion"})
+        earlier = Decision.from_tags(champion.tags)
+        manual = Decision("manual-promotion", "manual (outside llmops)", why, earlier.verdict if earlier else "")
+        decision_step(tx, champion, manual, {}, None)
         audit_step(tx, name, champion.version, "manual-promotion", who, why, metrics={"replaced": known})
         if known is not None and known != champion.version and models.get_version(name, known) is not None:
             alias_step(tx, name, "previous", known, before)
@@ -403,12 +365,8 @@ def apply_prompt_decision(
 
 def _show_live_prompt(tx: Transaction, version: models.VersionInfo, live: prompts.PromptVersion, by: str) -> None:
     """The champion's card and tags name the prompt version now served with it, and who moved it there."""
-    card = client().get_model_version(version.name, str(version.version)).description or ""
-    marker = "\n## Live prompt\n"
     how = "moved through the prompt gate" if by == "gate" else f"promoted by hand, {by}"
-    card = (
-        card.split(marker)[0].rstrip() + f"\n{marker}`{live.ref}` ({how}; trained with "
-        f"`{version.lineage.prompt or '?'}`):\n\n```\n{live.template}\n```\n"
-    )
+    body = f"`{live.ref}` ({how}; trained with `{version.lineage.prompt or '?'}`):\n\n```\n{live.template}\n```"
+    card = with_section(current_card(version), "Live prompt", body, at_top=False)
     tags_step(tx, version, {"prompt.live": live.ref})
     card_step(tx, version, card)

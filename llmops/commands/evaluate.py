@@ -78,7 +78,7 @@ def run(args) -> int:
     ref = args.model or f"{config.registry.model_name}@champion"
     version = None if Path(ref).expanduser().is_dir() else resolve_version(ref)
     if args.prompt:
-        from flows.prompt import prompt_ab
+        from llmops.commands.promote import prompt_ab
 
         return prompt_ab(config, ref, args.prompt, args.data or "")
     if version is not None and "champion" in version.aliases and not args.data and not args.against:

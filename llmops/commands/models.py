@@ -1,8 +1,11 @@
-"""`llmops models`: versions and aliases, or one model's decision history."""
+"""`llmops models`: versions, aliases and the decision on each, or one model's decision history.
+
+Read-only: a model that does not exist is one line and exit code 2, and nothing is created for it
+(no lock, no audit run, no store). The one write is deliberate: a `champion` alias moved outside
+llmops is recorded as a manual promotion when it is first seen (registry/promotion.py).
+"""
 
 from __future__ import annotations
-
-import sys
 
 
 def register(sub) -> None:
@@ -11,7 +14,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "models",
         help="list registered models and aliases, or one model's decision history",
-        epilog="llmops models                  all models, versions, aliases\n"
+        epilog="llmops models                  all models, versions, aliases, the decision on each\n"
+        "llmops models NAME             one model\n"
         "llmops models history NAME     every promote / reject / rollback, who and why",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -21,15 +25,17 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    if args.what not in ("list", "history"):  # `llmops models NAME` lists that model
-        args.what, args.name = "list", args.what
-    from registry.models import list_versions, registered_names
+    from core.errors import UserError
+    from registry.models import registered_names, require_model
     from registry.promotion import reconcile_champion
 
+    if args.what not in ("list", "history"):  # `llmops models NAME` lists that model
+        args.what, args.name = "list", args.what
+    if args.what == "history" and not args.name:
+        raise UserError("llmops models history", "needs a model name", "e.g. llmops models history tiny-arith")
+    if args.name:
+        require_model(args.name)
     if args.what == "history":
-        if not args.name:
-            print("error: `llmops models history NAME` needs a model name", file=sys.stderr)
-            return 2
         from registry.audit import read_audit
 
         _notice(args.name, reconcile_champion(args.name))
@@ -48,16 +54,30 @@ def run(args) -> int:
         print("no registered models yet: run `llmops nightly` first")
     for name in names:
         _notice(name, reconcile_champion(name))
-        print(f"{name}")
-        for v in list_versions(name):
-            aliases = ",".join(v.aliases) or "-"
-            decision = v.tags.get("gate.decision", "-")
-            print(
-                f"  v{v.version:<4} aliases={aliases:<22} gate={decision:<16} "
-                f"dataset={v.lineage.dataset_hash[:12]}"
-                f" train_run={v.run_id}"
-            )
+        print(name)
+        for line in version_lines(name):
+            print(line)
     return 0
+
+
+def version_lines(name: str) -> list[str]:
+    """Each version: aliases, the decision that stands and, when a person made it, who, why and the
+    gate's own verdict beside it."""
+    from registry.decision import Decision
+    from registry.models import list_versions
+
+    lines = []
+    for v in list_versions(name):
+        record = Decision.from_tags(v.tags)
+        decision = record.action if record else "-"
+        lines.append(
+            f"  v{v.version:<4} aliases={','.join(v.aliases) or '-':<22} decision={decision:<16} "
+            f"dataset={v.lineage.dataset_hash[:12]} train_run={v.run_id}"
+        )
+        if record is not None and record.by_a_person:
+            verdict = f"gate verdict {record.verdict}" if record.verdict else "not gated"
+            lines.append(f"        by {record.by} ({verdict}): {record.reason}")
+    return lines
 
 
 def _notice(name: str, moved: dict | None) -> None:

@@ -59,9 +59,7 @@ def run(args) -> int:
             raise UserError(
                 "--prompt", "needs --version N (the prompt version to promote)", "see `llmops promote --help`"
             )
-        from flows.prompt import promote_prompt_cli
-
-        return promote_prompt_cli(load(args), args.prompt, args.version, args.reason)
+        return promote_prompt(load(args), args.prompt, args.version, args.reason)
     if args.model or args.version is not None:
         return _promote_by_hand(args)
     if not args.train_run:
@@ -78,10 +76,55 @@ def run(args) -> int:
         f"{p['model_name']} v{p['version']}: {p['decision']}  (evidence: evaluate run {p['evaluation']}; "
         f"MLflow run {p['run_id']})"
     )
+    if p["decided_by"] != "gate":
+        print(f"  decided by {p['decided_by']} (gate verdict {p['verdict']}): {p['reason']}")
     for check in p["gate"]["checks"]:
         if not check["passed"] or check["name"] == "inconclusive":
             print(f"  {check['name']}: {check['detail']}")
     return 0
+
+
+def promote_prompt(config, name: str, number: int, reason: str) -> int:
+    """`llmops promote --prompt NAME --version N [--reason TEXT]`: by hand with a reason, else gated."""
+    from registry.prompts import LIVE_ALIAS
+
+    if reason.strip():
+        from flows.prompt import promote_prompt_by_hand
+
+        done = promote_prompt_by_hand(config, name, number, reason)
+        # With no version @production yet, the champion served its own prompt: say so rather than
+        # naming that version as if it had held the alias.
+        before = done.before.ref if done.before else f"none (the champion used its own, {done.champion_prompt.ref})"
+        print(f"prompt {done.candidate.ref} is live (@{LIVE_ALIAS}), promoted by hand; @{LIVE_ALIAS} before: {before}")
+        return 0
+    from flows.prompt import prompt_flow
+
+    print_prompt_result(prompt_flow(config=config, prompt=f"{name}/{number}"))
+    return 0
+
+
+def prompt_ab(config, model: str, prompt: str, dataset: str) -> int:
+    """`llmops evaluate --model M --prompt P`: the comparison, with no alias moved."""
+    from flows.prompt import prompt_flow
+
+    print_prompt_result(prompt_flow(config=config, prompt=prompt, model=model, dataset=dataset, apply=False))
+    return 0
+
+
+def print_prompt_result(result: dict) -> None:
+    print(
+        f"prompt {result['candidate']} vs live {result['live']} "
+        f"(model v{result['model_version']}): {result['decision']}"
+    )
+    for name, c in result["gate"]["comparisons"].items():
+        print(
+            f"  {name}: delta {c['delta']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], "
+            f"p={c.get('p_adjusted', c['p_value']):.4f}"
+        )
+    for check in result["gate"]["checks"]:
+        if not check["passed"] or check["name"] in ("inconclusive", "prompt.max_tokens"):
+            print(f"  {check['name']}: {check['detail']}")
+    print(f"evidence: evaluate run {result['evaluation']}")
 
 
 def _promote_by_hand(args) -> int:

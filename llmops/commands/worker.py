@@ -1,15 +1,17 @@
 """`llmops worker`: every flow deployed to a process work pool, and a worker that runs them.
 
-    prefect server start                                   # in another terminal
-    export PREFECT_API_URL=http://127.0.0.1:4200/api
-    llmops worker                                          # pool llmops-local; Ctrl-C stops it
+    llmops worker                    # the home's Prefect server (started if need be); pool llmops-local
+    PREFECT_API_URL=http://team-host:4200/api llmops worker          # a team's server instead
 
-Unlike `llmops serve`, the deployments stay on the server with their schedules when this process
-stops, and any worker polling the pool runs them (`prefect worker start --pool llmops-local` does
-the same as the last step here). Each flow run is a child process that inherits this process's
-environment: the same LLMOPS_HOME and MLFLOW_TRACKING_URI, whatever folder the run starts in.
-Ctrl-C stops the worker and cancels what it was running, so that no run stays `Running` in the UI.
-The path through the UI, form by form: docs/deployments.md.
+Without PREFECT_API_URL it uses this home's own Prefect server, the one `make run` and every
+llmops command on the home use (llmops/server.py), so the UI a person opens shows the forms and the
+command-line history side by side; the address is printed. While the worker runs, that server does
+not stop for idleness. Unlike `llmops serve`, the deployments stay on the server with their
+schedules when this process stops, and any worker polling the pool runs them (`prefect worker start
+--pool llmops-local` does the same as the last step here). Each flow run is a child process that
+inherits this process's environment: the same LLMOPS_HOME and MLFLOW_TRACKING_URI, whatever folder
+the run starts in. Ctrl-C stops the worker and cancels what it was running, so that no run stays
+`Running` in the UI. The path through the UI, form by form: docs/deployments.md.
 """
 
 from __future__ import annotations
@@ -20,14 +22,19 @@ import sys
 
 from core.errors import UserError
 
-API_HINT = "start one with `prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+API_HINT = (
+    "unset LLMOPS_PREFECT_SERVER to use this home's own server, or export PREFECT_API_URL=http://HOST:4200/api "
+    "(a server you started with `prefect server start`)"
+)
 
 
 def register(sub) -> None:
     from flows.deploy import DEFAULT_POOL, NIGHTLY_CRON
 
     p = sub.add_parser(
-        "worker", help="deploy every flow to a process work pool and run a worker on it (needs PREFECT_API_URL)"
+        "worker",
+        help="deploy every flow to a process work pool and run a worker on it (on this home's Prefect server, "
+        "or PREFECT_API_URL's)",
     )
     p.add_argument(
         "--pool",
@@ -42,14 +49,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from core.paths import llmops_home
 
-    url = os.environ.get("PREFECT_API_URL", "")
-    if not url:
-        raise UserError(
-            "PREFECT_API_URL",
-            "is not set; `llmops worker` needs a Prefect server that the UI and the "
-            "worker share (a temporary one would vanish with this process)",
-            API_HINT,
-        )
+    url = server_url()
     check_server(url)
     from llmops.home import prepare_home
 
@@ -74,6 +74,25 @@ def run(args) -> int:
     return 0
 
 
+def server_url() -> str:
+    """PREFECT_API_URL, else the home's own server (started if need be): one that the UI and the
+    worker share. Prefect's per-process temporary server would vanish with this process."""
+    from llmops.server import MODE_VAR, ensure_server, read_state
+
+    url = os.environ.get("PREFECT_API_URL", "") or ensure_server() or ""
+    if not url:
+        raise UserError(
+            "PREFECT_API_URL",
+            f"is not set and {MODE_VAR}=ephemeral; `llmops worker` needs a Prefect server that the UI and the "
+            "worker share (a temporary one would vanish with this process)",
+            API_HINT,
+        )
+    state = read_state()
+    if state and state.get("api_url") == url:
+        print(f"the Prefect server of this home: {state['ui_url']}", file=sys.stderr)
+    return url
+
+
 def check_server(url: str) -> None:
     """One clear line when the server is not there, before anything else touches it."""
     from prefect import get_client
@@ -82,7 +101,9 @@ def check_server(url: str) -> None:
         problem = client.api_healthcheck()
     if problem is not None:
         raise UserError(
-            f"PREFECT_API_URL={url}", f"no Prefect server answers there ({type(problem).__name__})", API_HINT
+            f"PREFECT_API_URL={url}",
+            f"no Prefect server answers there ({type(problem).__name__})",
+            "start that server, or unset PREFECT_API_URL to use this home's own server",
         )
 
 

@@ -1,41 +1,64 @@
 """Every stage from its deployment: a process work pool, `llmops worker`, a real Prefect server.
 
 One Prefect server (fresh PREFECT_HOME, SQLite) and one `llmops worker` process serve the whole
-module; MLflow is SQLite under a temporary LLMOPS_HOME, created once before the worker starts.
-Runs are started the way the UI starts them, over the server's REST API
-(`POST /deployments/{id}/create_flow_run`) with the form's values: every field's default from the
-deployment's parameter schema, edited where a person would edit it. The nightly is also started
-the way its schedule starts it: the run the server's scheduler created for 02:00 UTC, with no
-parameters, moved to now.
+module (tests/flows/deploy_stack.py). Runs are started the way the UI starts them, over the
+server's REST API (`POST /deployments/{id}/create_flow_run`) with the form's values: every field's
+default from the deployment's parameter schema, edited where a person would edit it. The nightly is
+also started the way its schedule starts it: the run the server's scheduler created for 02:00 UTC,
+with no parameters, moved to now.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
-from tests.servers import VENV_BIN, mlflow_env, prefect_server, started
+from configs.schema import RunConfig
+from tests.flows.deploy_stack import POOL, deploy_stack, form
 from tests.unit.test_config_forms import description_problems
 
 ROOT = Path(__file__).resolve().parents[2]
-POOL = "llmops-test"
 FORM_MODEL = "form-arith"
-FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED", "PAUSED"}
 PLAIN_TYPES = {"string", "boolean", "integer", "number"}
 DEPLOYMENTS = {"nightly", "curate", "train", "evaluate", "promote", "prompt", "monitor", "drift"}
 SCHEDULED = {"nightly": "0 2 * * *", "monitor": "0 6 * * *", "drift": "0 6 * * *"}
+# The config models a form may hold: the whole RunConfig, or one of its sections.
+CONFIG_MODELS = {"RunConfig"} | {
+    f.annotation.__name__
+    for f in RunConfig.model_fields.values()
+    if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)
+}
+# What each stage's form holds beyond its typed references: the config file, and the sections it reads.
+FORM_SECTIONS = {
+    "nightly": {"config"},
+    "curate": {"config"},
+    "train": {"config_file", "model", "train", "prompt", "registry"},
+    "evaluate": {"config_file", "eval"},
+    "promote": {"config_file", "gate", "registry"},
+    "prompt": {"config_file", "prompt", "gate", "eval"},
+    "monitor": {"config_file", "gate", "monitor", "eval"},
+    "drift": {"config_file", "drift"},
+}
+REFERENCES = {
+    "nightly": set(),
+    "curate": {"parent_run_id"},
+    "train": {"dataset"},
+    "evaluate": {"model", "dataset", "against", "prompt", "fresh"},
+    "promote": {"train_run", "evaluation"},
+    "prompt": {"candidate", "model", "dataset", "apply"},
+    "monitor": {"model", "dataset"},
+    "drift": {"reference", "current", "fail_on_drift"},
+}
 
 
 # -- what a form may hold ---------------------------------------------------------------------
@@ -44,8 +67,9 @@ SCHEDULED = {"nightly": "0 2 * * *", "monitor": "0 6 * * *", "drift": "0 6 * * *
 def form_problems(schema: dict) -> list[str]:
     """Why a deployment's form would not start a run as it is, or would show a field a person
     cannot fill: a parameter without a default or a description, or one that is neither a plain
-    value (text, number, flag, list of texts, empty-able text) nor the one RunConfig; and, inside
-    RunConfig, every nested field without a short description (`description_problems`)."""
+    value (text, number, flag, list of texts, empty-able text) nor a config model (the whole
+    RunConfig, or one of its sections); and, inside a config model, every nested field without a
+    short description (`description_problems`)."""
     problems = [f"{name}: required" for name in schema.get("required") or []]
     for name, prop in schema["properties"].items():
         if "default" not in prop:
@@ -57,7 +81,7 @@ def form_problems(schema: dict) -> list[str]:
             plain = kind.get("type") in PLAIN_TYPES | {"null"} or (
                 kind.get("type") == "array" and kind.get("items", {}).get("type") in PLAIN_TYPES
             )
-            if kind.get("$ref") == "#/definitions/RunConfig":
+            if str(kind.get("$ref", "")).removeprefix("#/definitions/") in CONFIG_MODELS:
                 problems += description_problems(kind, schema.get("definitions") or {}, where=name)
             elif not plain:
                 problems.append(f"{name}: not a plain field ({json.dumps(kind)[:80]})")
@@ -103,11 +127,39 @@ def test_every_deployment_form_field_has_a_default_and_a_description() -> None:
         schema = deployment._parameter_openapi_schema.model_dump()  # what `apply` sends to the server
         problems = form_problems(schema)  # the config's nested fields too: each is a field of the form
         assert not problems, f"{deployment.name}'s form:\n" + "\n".join(problems)
-        if "config" in schema["properties"]:  # the form starts from configs/nightly.yaml
-            assert RunConfig.model_validate(schema["properties"]["config"]["default"]) == default_config()
+        for name, prop in schema["properties"].items():  # the form starts from the worker's config
+            if name == "config":
+                assert RunConfig.model_validate(prop["default"]) == default_config()
+            elif "$ref" in prop:
+                assert prop["default"] == getattr(default_config(), name).model_dump(mode="json"), name
         order = sorted(schema["properties"], key=lambda name: schema["properties"][name]["position"])
-        typed = [name for name in order if name not in ("config", "parent_run_id")]
+        typed = [name for name in order if name in REFERENCES[deployment.name] - {"parent_run_id"}]
         assert order[: len(typed)] == typed, f"{deployment.name}'s form opens with {order}: typed fields come first"
+
+
+def test_each_form_holds_its_references_and_only_the_config_sections_its_stage_reads() -> None:
+    from flows.deploy import build_deployments
+
+    for deployment in build_deployments():
+        properties = deployment._parameter_openapi_schema.model_dump()["properties"]
+        assert set(properties) == REFERENCES[deployment.name] | FORM_SECTIONS[deployment.name], deployment.name
+        sections = {name for name, prop in properties.items() if "$ref" in prop}
+        assert sections == FORM_SECTIONS[deployment.name] - {"config_file"}, deployment.name
+        # A run from the form reads as its stage in the UI: the flow is named as the stage.
+        assert deployment.flow_name == deployment.name
+
+
+def test_a_form_builds_the_config_from_the_named_file_and_its_own_sections(tmp_path) -> None:
+    from configs.load import default_config
+    from configs.schema import GateConfig
+    from flows.forms import run_config
+
+    named = tmp_path / "other.yaml"
+    named.write_text(yaml.safe_dump({"name": "other", "registry": {"model_name": "other-model"}}))
+    gate = GateConfig(min_gain_over_base=-1.0)
+    config = run_config(str(named), gate=gate)
+    assert (config.name, config.registry.model_name, config.gate) == ("other", "other-model", gate)
+    assert run_config("", gate=gate).train == default_config().train  # empty: the worker's config
 
 
 def test_prefect_yaml_says_what_llmops_deploys() -> None:
@@ -142,12 +194,13 @@ def test_worker_without_a_server_is_one_line(tmp_path) -> None:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "LLMOPS_"))}
     env.update(PYTHONPATH=str(ROOT), LLMOPS_HOME=str(tmp_path))
-    unset = llmops(["worker"], env)
+    unset = llmops(["worker"], env | {"LLMOPS_PREFECT_SERVER": "ephemeral"})  # the home's server turned off
     assert unset.returncode == 2 and "Traceback" not in unset.stderr
     assert unset.stderr.splitlines() == [
-        "error: PREFECT_API_URL: is not set; `llmops worker` needs a Prefect server that the UI and the worker share "
-        "(a temporary one would vanish with this process); start one with `prefect server start` and export "
-        "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        "error: PREFECT_API_URL: is not set and LLMOPS_PREFECT_SERVER=ephemeral; `llmops worker` needs a Prefect "
+        "server that the UI and the worker share (a temporary one would vanish with this process); unset "
+        "LLMOPS_PREFECT_SERVER to use this home's own server, or export PREFECT_API_URL=http://HOST:4200/api "
+        "(a server you started with `prefect server start`)"
     ]
     url = f"http://127.0.0.1:{free_port()}/api"
     absent = llmops(["worker"], env | {"PREFECT_API_URL": url})
@@ -156,149 +209,10 @@ def test_worker_without_a_server_is_one_line(tmp_path) -> None:
     assert len(absent.stderr.strip().splitlines()) == 1, absent.stderr
 
 
-# -- a server, a worker, the REST API the UI uses ----------------------------------------------
-
-
-class Api:
-    def __init__(self, base: str):
-        self.base = base
-
-    def call(self, method: str, path: str, body: dict | None = None, attempts: int = 5):
-        """One request; a 503 (the server's database busy, as on a loaded machine) is retried, as
-        Prefect's own client does."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        for attempt in range(attempts):
-            try:
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    text = response.read()
-                return json.loads(text) if text else None
-            except urllib.error.HTTPError as e:
-                if e.code != 503 or attempt == attempts - 1:
-                    raise
-                time.sleep(2 * (attempt + 1))
-
-    def get(self, path: str):
-        return self.call("GET", path)
-
-    def post(self, path: str, body: dict):
-        return self.call("POST", path, body)
-
-    def deployment(self, full_name: str) -> dict:
-        return self.get(f"/deployments/name/{full_name}")
-
-    def logs(self, run_id: str) -> str:
-        logs = self.post(
-            "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200}
-        )
-        return "\n".join(entry["message"] for entry in logs)[-6000:]
-
-
-def worker_online(api: Api, pool: str) -> bool:
-    try:
-        return any(w["status"] == "ONLINE" for w in api.post(f"/work_pools/{pool}/workers/filter", {}))
-    except (urllib.error.URLError, OSError):  # the pool is not there yet
-        return False
-
-
-class Stack:
-    def __init__(self, api: Api, worker, tracking_uri: str):
-        self.api, self.worker, self.tracking_uri = api, worker, tracking_uri
-
-    def mlflow(self):
-        from mlflow import MlflowClient
-
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-
-    def wait(self, run: dict, timeout_s: float) -> dict:
-        """The run once it reached a final state (or paused), within `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            run = self.api.get(f"/flow_runs/{run['id']}")
-            if run["state_type"] in FINAL_STATES:
-                return run
-            if not self.worker.alive():
-                pytest.fail(f"the worker exited while {run['name']} ran:\n{self.worker.log_tail()}")
-            time.sleep(2)
-        pytest.fail(
-            f"flow run {run['name']} still {run['state_name']} after {timeout_s:.0f} s\n"
-            f"{self.api.logs(run['id'])}\nworker:\n{self.worker.log_tail()}"
-        )
-
-    def completes(self, run: dict, timeout_s: float = 600) -> dict:
-        run = self.wait(run, timeout_s)
-        assert run["state_type"] == "COMPLETED", (
-            f"{run['name']}: {run['state_name']} {run['state'].get('message')}\n{self.api.logs(run['id'])}\n"
-            f"worker:\n{self.worker.log_tail()}"
-        )
-        return run
-
-    def run_form(self, full_name: str, form: dict, timeout_s: float = 600) -> dict:
-        """What the UI does on "Run" with a filled form."""
-        deployment = self.api.deployment(full_name)
-        run = self.api.post(f"/deployments/{deployment['id']}/create_flow_run", {"parameters": form})
-        return self.completes(run, timeout_s)
-
-
-def form(deployment: dict, config_edits: list[str] = (), **values) -> dict:
-    """The form as the UI first shows it (every field at its default), with a person's edits."""
-    from configs.load import apply_override
-
-    properties = deployment["parameter_openapi_schema"]["properties"]
-    filled = {name: copy.deepcopy(prop["default"]) for name, prop in properties.items()}
-    for assignment in config_edits:
-        apply_override(filled["config"], assignment)
-    return filled | values
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tiny_overrides):
-    import yaml
-
-    from configs.load import DEFAULT_CONFIG, apply_override
-
-    root = tmp_path_factory.mktemp("deployments")
-    home = root / "home"
-    home.mkdir()
-    # The worker's default config (LLMOPS_CONFIG): the bundled one at test size. The forms start from
-    # it, and the scheduled nightly, started with no parameters, runs it.
-    small = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    for assignment in tiny_overrides:
-        apply_override(small, assignment)
-    (root / "small.yaml").write_text(yaml.safe_dump(small))
-    tracking = f"sqlite:///{home / 'mlflow.db'}"
-    # One process creates the schema; the flow runs then open it side by side.
-    subprocess.run(
-        [str(VENV_BIN / "mlflow"), "db", "upgrade", tracking],
-        env=mlflow_env(),
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    with prefect_server(root / "server") as server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "LLMOPS_"))}
-        env = server.client_env(env) | {
-            "PYTHONPATH": str(ROOT),
-            "LLMOPS_HOME": str(home),
-            "MLFLOW_TRACKING_URI": tracking,
-            "PREFECT_HOME": str(root / "worker-prefect"),
-            "LLMOPS_CONFIG": str(root / "small.yaml"),
-            "PREFECT_WORKER_QUERY_SECONDS": "2",
-        }  # picks a run up within seconds, not the default 10
-        api = Api(server.api_url)
-        cmd = [sys.executable, "-m", "llmops.cli", "worker", "--pool", POOL]
-        with started(
-            cmd,
-            name="llmops worker",
-            log=root / "worker.log",
-            env=env,
-            ready=lambda: worker_online(api, POOL),
-            timeout_s=300,
-            stop_signal=signal.SIGINT,
-        ) as worker:
-            yield Stack(api, worker, tracking)
+    with deploy_stack(tmp_path_factory.mktemp("deployments"), tiny_overrides) as running:
+        yield running
 
 
 @pytest.mark.slow
@@ -360,9 +274,10 @@ def test_each_stage_from_its_form_joined_by_typed_references(stack, tiny_overrid
         name: stack.api.deployment(f"{name}/{name}") for name in ("curate", "train", "evaluate", "promote", "nightly")
     }
     client = stack.mlflow()
+    named = stack.config_file(edits, "form-tiny")  # the sections a form does not hold come from a file
 
     stack.run_form("curate/curate", form(deployment["curate"], edits))
-    stack.run_form("train/train", form(deployment["train"], edits, dataset="latest"))
+    stack.run_form("train/train", form(deployment["train"], edits, config_file=named, dataset="latest"))
     challenger = client.get_model_version_by_alias(FORM_MODEL, "challenger")
     train_run = challenger.run_id  # what a person copies from the MLflow UI or the train run's log
     experiment = client.get_experiment_by_name("llmops").experiment_id
@@ -371,13 +286,15 @@ def test_each_stage_from_its_form_joined_by_typed_references(stack, tiny_overrid
     )
     assert client.get_run(train_run).data.tags["llmops.dataset_hash"] == curated[0].data.tags["llmops.dataset_hash"]
 
-    stack.run_form("evaluate/evaluate", form(deployment["evaluate"], edits, model=f"{FORM_MODEL}@challenger"))
+    stack.run_form(
+        "evaluate/evaluate", form(deployment["evaluate"], edits, config_file=named, model=f"{FORM_MODEL}@challenger")
+    )
     evaluated = client.search_runs(
         [experiment], f"tags.`llmops.stage` = 'evaluate' and tags.`llmops.model_name` = '{FORM_MODEL}'"
     )
     assert [r.data.tags["llmops.model_version"] for r in evaluated] == [str(challenger.version)]
 
-    stack.run_form("promote/promote", form(deployment["promote"], edits, train_run=train_run))
+    stack.run_form("promote/promote", form(deployment["promote"], edits, config_file=named, train_run=train_run))
     champion = client.get_model_version_by_alias(FORM_MODEL, "champion")
     assert champion.version == challenger.version
     # The gate judged on the evaluation the evaluate deployment made, found by the version it scored.

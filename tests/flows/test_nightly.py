@@ -193,7 +193,7 @@ def test_inconclusive_gate_pauses_for_approval(first, tiny_overrides):
                 )
                 if paused:
                     resume_flow_run(
-                        paused[0].id, run_input={"approve": True, "reason": "checked by hand", "approver": "rm"}
+                        paused[0].id, run_input={"decision": "approve", "reason": "checked by hand", "approver": "rm"}
                     )
                     answered["id"] = paused[0].id
                     return
@@ -209,8 +209,9 @@ def test_inconclusive_gate_pauses_for_approval(first, tiny_overrides):
     from registry.tracking import client
 
     tags = client().get_model_version(MODEL, str(result["version"])).tags
-    assert tags["gate.decision"] == "needs-approval" and tags["gate.approval"] == "promote"
+    assert tags["gate.verdict"] == "needs-approval" and tags["gate.decision"] == "promote"
     assert tags["gate.decided_by"] == "user:rm" and tags["gate.reason"] == "checked by hand"
+    assert "**promote**, decided by user:rm" in client().get_model_version(MODEL, str(result["version"])).description
 
 
 def test_evaluate_cli_writes_results_with_intervals(first, tmp_path):
@@ -321,7 +322,8 @@ def test_untrained_base_as_challenger_is_rejected_with_statistics(first, tiny_ov
 def test_prompt_changes_are_gated_like_models(first, tiny_overrides, capsys, monkeypatch):
     """A worse template is rejected with its evidence on the prompt version; a release manager can
     still make one live by hand; the better one then wins `production` back through the gate."""
-    from flows.prompt import promote_prompt_cli, prompt_flow
+    from flows.prompt import prompt_flow
+    from llmops.commands.promote import promote_prompt
     from registry import prompts
     from registry.audit import read_audit
     from registry.models import version_by_alias
@@ -358,18 +360,19 @@ def test_prompt_changes_are_gated_like_models(first, tiny_overrides, capsys, mon
     assert prompts.live_prompt(name) is None  # nothing moved
 
     capsys.readouterr()
-    from registry import promotion
+    from registry import promotion, transaction
 
     taken, real_lock = [], promotion.home_lock
-    monkeypatch.setattr(promotion, "home_lock", lambda lock: (taken.append(lock), real_lock(lock))[1])
-    assert promote_prompt_cli(config(), name, int(bad_version), "trying a playful prompt") == 0
+    for module in (promotion, transaction):  # the model's lock (transaction.serialised), the prompt's
+        monkeypatch.setattr(module, "home_lock", lambda lock: (taken.append(lock), real_lock(lock))[1])
+    assert promote_prompt(config(), name, int(bad_version), "trying a playful prompt") == 0
     assert taken == [f"registry-{MODEL}", f"prompt-{name}"]  # the champion's card, then the prompt's alias
     assert prompts.live_prompt(name).ref == bad["candidate"]
     assert f"@production before: none (the champion used its own, {trained})" in capsys.readouterr().out
     from registry.tracking import client
 
     by_hand = client().get_model_version(MODEL, str(champion.version)).description
-    assert f"## Live prompt\n`{bad['candidate']}` (promoted by hand, user:" in by_hand
+    assert f"## Live prompt\n\n`{bad['candidate']}` (promoted by hand, user:" in by_hand
     good = prompt_flow(config=config(), prompt=trained)
     assert good["decision"] == "promote" and good["live"] == bad["candidate"]
     assert prompts.live_prompt(name).ref == trained
@@ -377,7 +380,7 @@ def test_prompt_changes_are_gated_like_models(first, tiny_overrides, capsys, mon
     card = version_by_alias(MODEL, "champion")
     assert card.tags["prompt.live"] == trained
     assert (
-        f"## Live prompt\n`{trained}` (moved through the prompt gate;"
+        f"## Live prompt\n\n`{trained}` (moved through the prompt gate;"
         in client().get_model_version(MODEL, str(card.version)).description
     )
     actions = [(e["action"], e["version"], e["by"]) for e in read_audit(f"prompt:{name}")]

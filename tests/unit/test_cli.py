@@ -28,7 +28,8 @@ def test_help_does_not_import_torch_or_prefect():
 
 
 def test_serve_without_server_says_what_to_do(tmp_path):
-    env = {"LLMOPS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    """With the home's own server turned off, there is no server the UI could share with it."""
+    env = {"LLMOPS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "LLMOPS_PREFECT_SERVER": "ephemeral"}
     out = subprocess.run(
         [sys.executable, "-m", "llmops.cli", "serve"], capture_output=True, text=True, env=env, timeout=60
     )

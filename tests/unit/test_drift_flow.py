@@ -62,12 +62,11 @@ def test_every_parameter_is_a_plain_field_with_a_default_and_a_description():
 
 
 def test_daily_deployment():
-    from flows.drift import drift_deployment
+    from flows.deploy import build_deployments
 
-    deployment = drift_deployment()
-    assert deployment.name == "drift"
+    [deployment] = [d for d in build_deployments() if d.name == "drift"]
+    assert (deployment.flow_name, deployment.entrypoint) == ("drift", "flows.forms.drift_form")
     assert [s.schedule.cron for s in deployment.schedules] == ["0 6 * * *"]
-    assert [s.schedule.cron for s in drift_deployment("30 5 * * *").schedules] == ["30 5 * * *"]
 
 
 def test_flagged_drift_is_logged_raises_an_artifact_and_fails_the_run(prefect_harness, sets, tmp_path):

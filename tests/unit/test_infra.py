@@ -397,11 +397,12 @@ def test_prefect_yaml_has_the_deployments_on_known_pools() -> None:
     # Every flow `llmops serve` and `llmops worker` deploy, on the CPU pool, with the same description.
     on_cpu = {name: dep for name, dep in deployments.items() if dep["work_pool"]["name"] == "llmops-cpu"}
     described = _constant(DEPLOY_PY, "DESCRIPTIONS")
-    assert set(on_cpu) == set(described) | {"drift"}
+    assert set(on_cpu) == set(described)
+    forms = _constant(ROOT / "flows" / "forms.py", "SECTIONS")  # the stages whose form holds only their sections
     for name, text in described.items():
         assert on_cpu[name]["description"] == text, name
-        assert on_cpu[name]["entrypoint"] == f"flows.{name}.{name}_flow", name
-    assert on_cpu["drift"]["entrypoint"] == "flows.drift.drift_flow"
+        expected = f"flows.forms.{name}_form" if name in forms else f"flows.{name}.{name}_flow"
+        assert on_cpu[name]["entrypoint"] == expected, name
     assert on_cpu["nightly"].get("concurrency_limit") == _constant(DEPLOY_PY, "CONCURRENCY")["nightly"] == 1
 
 
@@ -504,7 +505,7 @@ def test_schedules_agree_with_the_serve_and_worker_commands() -> None:
     expected = {
         "nightly": [_constant(DEPLOY_PY, "NIGHTLY_CRON")],
         "monitor": [_constant(DEPLOY_PY, "MONITOR_CRON")],
-        "drift": [_constant(ROOT / "flows" / "drift.py", "DRIFT_CRON")],
+        "drift": [_constant(DEPLOY_PY, "DRIFT_CRON")],
     }
     assert schedules == {name: expected.get(name, []) for name in schedules}
 

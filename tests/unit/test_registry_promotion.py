@@ -250,3 +250,164 @@ def test_a_champion_moved_in_the_mlflow_ui_takes_the_live_prompt_along_when_reco
     client().set_registered_model_alias(ROLLED, "champion", str(c["v1"]))  # what the MLflow UI does
     assert reconcile_champion(ROLLED)["version"] == c["v1"]
     assert prompts.live_prompt(c["prompt"]).version == c["first"]
+
+
+# ------------------------------------------------------------------------ one decision record
+
+DECIDED = "decision-test"
+GATE_CARD = "# {v}\n\n## Intended use\nx\n\n## Evaluation\nGate verdict: **{verdict}**\n"
+
+
+def card_of(version: int) -> str:
+    from registry.models import version_description
+
+    return version_description(DECIDED, version)
+
+
+@pytest.fixture(scope="module")
+def decided_champion(tmp_path_factory) -> int:
+    from registry.promotion import apply_decision
+
+    v1 = register(DECIDED, tmp_path_factory.mktemp("decided"))
+    apply_decision(DECIDED, v1, "promote", "gate", "all gate checks passed", verdict="promote")
+    return v1
+
+
+def test_an_approval_is_the_decision_and_the_gate_verdict_stays_beside_it(decided_champion, tmp_path, capsys):
+    """What the pause form's answer does: while waiting the card says so; after it, tags, card and
+    `llmops models` show the final decision with who and why, and the gate's needs-approval beside it."""
+    from llmops.cli import main
+    from registry import models
+    from registry.card import with_decision
+    from registry.decision import Decision, pending_markdown
+    from registry.promotion import apply_decision, show_pending
+
+    v2 = register(DECIDED, tmp_path)
+    card = GATE_CARD.format(v=f"{DECIDED} v{v2}", verdict="needs-approval")
+    waiting = Decision("needs-approval", "gate", "waiting for a release manager: x", "needs-approval")
+    show_pending(
+        DECIDED,
+        v2,
+        {"gate.x.delta": "0.0000"} | waiting.tags(),
+        with_decision(card, "t", pending_markdown(["x"], "a form", "noon")),
+    )
+    assert "waiting for a release manager (a form) until noon" in card_of(v2)
+    assert models.aliases_of(DECIDED)["champion"] == decided_champion  # nothing moved while waiting
+
+    assert (
+        apply_decision(
+            DECIDED,
+            v2,
+            "promote",
+            "user:rm",
+            "checked the items by hand",
+            tags={"gate.x.delta": "0.0000"},
+            card=card,
+            verdict="needs-approval",
+        )
+        == decided_champion
+    )
+    tags = models.get_version(DECIDED, v2).tags
+    assert {k: tags[k] for k in ("gate.decision", "gate.verdict", "gate.decided_by", "gate.reason")} == {
+        "gate.decision": "promote",
+        "gate.verdict": "needs-approval",
+        "gate.decided_by": "user:rm",
+        "gate.reason": "checked the items by hand",
+    }
+    text = card_of(v2)
+    assert text.count("## Decision") == 1 and "waiting" not in text
+    decision = text.split("## Decision", 1)[1].split("\n## ", 1)[0]
+    assert "**promote**, decided by user:rm" in decision and "Reason: checked the items by hand" in decision
+    assert "The gate's own verdict: **needs-approval**" in decision
+    assert text.index("## Decision") < text.index("## Intended use") and "Gate verdict: **needs-approval**" in text
+
+    assert main(["models", DECIDED]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith(f"  v{v2} "))
+    assert "aliases=challenger,champion" in line and "decision=promote" in line
+    assert f"  v{v2} " in out and "by user:rm (gate verdict needs-approval): checked the items by hand" in out
+
+
+def test_a_hand_promotion_rewrites_the_card_and_keeps_the_gate_verdict(decided_champion, tmp_path):
+    from registry import models
+    from registry.promotion import apply_decision, promote_by_hand
+
+    v = register(DECIDED, tmp_path)
+    apply_decision(
+        DECIDED,
+        v,
+        "reject",
+        "gate",
+        "gain not shown",
+        card=GATE_CARD.format(v=f"{DECIDED} v{v}", verdict="reject"),
+        verdict="reject",
+    )
+    assert "**reject**, decided by gate" in card_of(v)
+    promote_by_hand(DECIDED, v, "user:rm2", "a pilot on gsm8k")
+    tags = models.get_version(DECIDED, v).tags
+    assert (tags["gate.decision"], tags["gate.verdict"], tags["gate.decided_by"]) == ("promote", "reject", "user:rm2")
+    text = card_of(v)
+    assert text.count("## Decision") == 1 and "**promote**, decided by user:rm2" in text
+    assert "Reason: a pilot on gsm8k" in text and "The gate's own verdict: **reject**" in text
+
+
+def test_a_failed_approval_leaves_the_waiting_card_and_tags(decided_champion, tmp_path, monkeypatch):
+    import registry.models
+    from registry import models
+    from registry.promotion import apply_decision
+
+    v = register(DECIDED, tmp_path)
+    apply_decision(DECIDED, v, "needs-approval", "gate", "open", card="# c\n", verdict="needs-approval")
+    tags, text, aliases = models.get_version(DECIDED, v).tags, card_of(v), models.aliases_of(DECIDED)
+    fail_on(monkeypatch, registry.models, "set_alias", lambda name, alias, version: alias == "champion")
+    with pytest.raises(RuntimeError, match="injected failure"):
+        apply_decision(DECIDED, v, "promote", "user:rm", "ok", verdict="needs-approval")
+    monkeypatch.undo()
+    assert (models.get_version(DECIDED, v).tags, card_of(v), models.aliases_of(DECIDED)) == (tags, text, aliases)
+
+
+# ---------------------------------------------------------------- read-only commands, unknown model
+
+
+def test_an_unknown_model_is_one_line_and_leaves_nothing_behind(registry_with_champion, llmops_home, capsys):
+    from llmops.cli import main
+    from registry.tracking import client
+
+    name = "no-such-model"
+    for argv in (
+        ["models", "history", name],
+        ["models", name],
+        ["rollback", "--model", name, "--reason", "x"],
+        ["promote", "--model", name, "--version", "1", "--reason", "x"],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"no registered model named '{name}'" in err[0] and MODEL in err[0], (argv, err)
+    assert not list((llmops_home / "locks").glob(f"*{name}*"))
+    audit = client().get_experiment_by_name("llmops-audit")
+    assert not client().search_runs([audit.experiment_id], f"tags.`llmops.audit_model` = '{name}'")
+
+
+def test_read_only_commands_on_a_fresh_home_create_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_HOME")}
+    env["LLMOPS_HOME"] = str(home)
+    root = Path(__file__).resolve().parents[2]
+    for argv in (["models", "history", "tiny-arith"], ["models", "tiny-arith"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "llmops.cli", *argv], env=env, cwd=root, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 2 and out.stderr.splitlines() == [
+            "error: model 'tiny-arith': no registered model named 'tiny-arith' (registered: none yet); "
+            "see `llmops models`, or run `llmops nightly` to register one"
+        ], out.stderr
+    listing = subprocess.run(
+        [sys.executable, "-m", "llmops.cli", "models"], env=env, cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert listing.returncode == 0 and "no registered models yet" in listing.stdout
+    assert sorted(p.name for p in home.iterdir()) == []
