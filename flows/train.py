@@ -117,12 +117,9 @@ def train_flow(
         parent_run_id: MLflow run to nest this run under (set by nightly; leave empty).
     """
     try:
-        result = _train(dataset, config, parent_run_id)
-    except BaseException:
-        distributed.release(1)  # ranks a person launched with this one stop with it
-        raise
-    distributed.release(0)  # training is over: they are not needed for what follows
-    return result
+        return _train(dataset, config, parent_run_id)
+    finally:
+        distributed.release()  # ranks a person launched with this one: not needed for what follows
 
 
 def _train(dataset: str, config: RunConfig, parent_run_id: str | None) -> TrainResult:

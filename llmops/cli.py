@@ -103,14 +103,12 @@ def as_rank(args) -> int:
         setup_environment()
         quiet_libraries(debug=args.debug)
         return distributed.follow()
-    code = 1
     try:
         if trains:
             distributed.join()
-        code = run_command(args)
-        return code
+        return run_command(args)
     finally:
-        distributed.release(code)
+        distributed.release()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ the plain library (no MLflow, no Prefect), and exit when rank 0 says it no longe
 Plans travel on a gloo group of their own with a long timeout, since rank 0 may curate for hours
 before it trains. Nothing can leave a rank waiting for ever:
 
-- rank 0 fails before (or after) training: the CLI releases the followers with its exit code;
+- rank 0 fails before (or after) training: the CLI releases the followers, which exit 0 at once,
+  so rank 0 ends its runs and prints its error undisturbed, and its exit code is the launch's;
 - a follower cannot run a plan (a file missing on its node): every rank reports before training,
   and rank 0 stops with a line naming the rank and what it lacks;
 - a process dies: torchrun ends the others, and each rank dies with its launcher (`die_with_parent`).
@@ -134,12 +135,15 @@ def lead(plan: TrainPlan, on_log: StepSink | None = None) -> StageResult:
 
 
 def follow() -> int:
-    """A rank other than 0: trains each plan rank 0 sends; returns the exit code it ends with."""
+    """A rank other than 0: trains each plan rank 0 sends, until rank 0 releases it; returns 0 then.
+
+    Returning at once, even when rank 0 failed, matters: torchrun ends every rank as soon as one exits
+    non-zero, which would cut rank 0 off while it marks its runs FAILED and prints its error."""
     join()
     while True:
         kind, payload = _broadcast(None)
         if kind == "stop":
-            return int(payload)
+            return 0
         plan = TrainPlan.from_dict(payload)
         if _problems_everywhere(plan):
             continue  # rank 0 reports it and stops everyone
@@ -149,10 +153,10 @@ def follow() -> int:
             continue  # a bad input fails alike on rank 0, which says so and stops everyone
 
 
-def release(code: int = 0) -> None:
+def release() -> None:
     """Rank 0: the followers are not needed any more (training is over, or the command failed)."""
     global _released
     if _control is None or _released or not current().leads:
         return
     _released = True
-    _broadcast(("stop", code))
+    _broadcast(("stop", None))
