@@ -96,7 +96,7 @@ def accelerate_config_path(name: str) -> Path:
     """`train.accelerate_config` as a file: as given when it exists, else inside the checkout that holds configs/."""
     given = Path(name).expanduser()
     if given.is_absolute() or given.exists():
-        return given
+        return given.resolve()
     return Path(__file__).resolve().parents[1] / given
 
 
