@@ -282,6 +282,8 @@ def run_and_save(
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - start
     final = out / name
+    if getattr(trainer, "is_fsdp_enabled", False):  # checkpoints may be sharded; the trained folder is whole
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(final))  # the weights (or adapter) and the tokenizer, written by rank 0
     throughput = meter.summary(seconds)  # every rank: tokens are summed across them
     summary = StageResult(

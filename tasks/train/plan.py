@@ -67,9 +67,8 @@ class TrainPlan:
             local = path.startswith(("/", ".", "~"))  # else a hub name, read from this machine's cache
             if local and not Path(path).expanduser().exists():
                 out.append(f"{what} {path} is not on this machine")
-        run = Path(self.out_dir)
-        parent = run if run.exists() else run.parent
-        if not (parent.is_dir() and os.access(parent, os.W_OK)):
+        existing = next(p for p in (Path(self.out_dir), *Path(self.out_dir).parents) if p.exists())
+        if not (existing.is_dir() and os.access(existing, os.W_OK)):
             out.append(f"the run folder {self.out_dir} cannot be written here")
         return out
 

@@ -75,13 +75,20 @@ def test_a_plan_travels_as_plain_json_and_names_what_a_node_lacks(tmp_path):
     again = TrainPlan.read(plan.write(tmp_path / "plans" / "sft.json"))
     assert again == plan and json.loads((tmp_path / "plans" / "sft.json").read_text())["train"]["num_processes"] == 2
     assert plan.problems() == [] and plan.done() is None
+    assert (
+        TrainPlan(
+            "sft", str(tmp_path), str(data), "", TrainConfig(), ModelConfig(), str(tmp_path / "new" / "run")
+        ).problems()
+        == []
+    )  # created when it trains
+    blocked = f"{data}/run"  # under a file: cannot be created
     elsewhere = TrainPlan(
-        "sft", "/nowhere/base", "/nowhere/sft.jsonl", "{{question}}", TrainConfig(), ModelConfig(), "/nowhere/run"
+        "sft", "/nowhere/base", "/nowhere/sft.jsonl", "{{question}}", TrainConfig(), ModelConfig(), blocked
     )
     assert elsewhere.problems() == [
         "data /nowhere/sft.jsonl is not on this machine",
         "start /nowhere/base is not on this machine",
-        "the run folder /nowhere/run cannot be written here",
+        f"the run folder {blocked} cannot be written here",
     ]
     hub = TrainPlan("sft", "Qwen/Qwen2.5-0.5B", str(data), "{{question}}", TrainConfig(), ModelConfig(), str(tmp_path))
     assert hub.problems() == []  # a hub name is read from each machine's own cache
