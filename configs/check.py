@@ -35,7 +35,8 @@ def check_machine(cfg: RunConfig) -> list[str]:
         problems.append(
             "train.device/train.num_gpus: the config asks for a GPU "
             f"(device={train.device}, num_gpus={train.num_gpus}) "
-            "but this machine has none; set train.device: cpu and train.num_gpus: 0"
+            "but this machine has none; set train.device: cpu and train.num_gpus: 0 (without --gpus); "
+            "train.num_processes: N runs N ranks on the CPU instead"
         )
     elif train.num_gpus > gpus:
         problems.append(f"train.num_gpus: {train.num_gpus} requested but this machine has {gpus}; lower it to {gpus}")
@@ -98,6 +99,24 @@ def accelerate_config_path(name: str) -> Path:
     if given.is_absolute() or given.exists():
         return given.resolve()
     return Path(__file__).resolve().parents[1] / given
+
+
+WORKER_GPUS = "LLMOPS_GPUS_PER_RUN"  # set by the GPU work pool's `gpus_per_run` (infra/prefect-gpu-pool.json)
+
+
+def with_worker_gpus(cfg: RunConfig) -> RunConfig:
+    """The config a flow run trains with on a GPU worker: the pool's GPUs per run, on CUDA, unless the
+    config names its own ranks (train.num_gpus or num_processes), which then win. A config made for
+    the CPU (configs/nightly.yaml says device: cpu) thus trains on the GPUs of the pool it was sent to."""
+    given = os.environ.get(WORKER_GPUS, "").strip()
+    train = cfg.train
+    if not given or train.num_gpus or train.num_processes:
+        return cfg
+    if not given.isdigit():
+        from core.errors import UserError
+
+        raise UserError(f"{WORKER_GPUS}={given}", "is not a number of GPUs", "set the pool's gpus_per_run to 1 or more")
+    return cfg.model_copy(update={"train": train.model_copy(update={"num_gpus": int(given), "device": "cuda"})})
 
 
 def launched_world() -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 
+from configs.check import with_worker_gpus
 from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
 from core.errors import UserError
@@ -123,7 +124,7 @@ def train_flow(
 
 
 def _train(dataset: str, config: RunConfig, parent_run_id: str | None) -> TrainResult:
-    check_run_config(config)
+    config = check_run_config(with_worker_gpus(config))  # a GPU pool's gpus_per_run, unless the config says
     reg, logger = config.registry, get_run_logger()
     data = resolve_dataset(dataset, reg.experiment, config.name)
     prompt = resolve_prompt(config.prompt.name, config.prompt.template)

@@ -43,7 +43,7 @@ def add_launch_args(p: argparse.ArgumentParser) -> None:
         "--gpus",
         type=int,
         metavar="N",
-        help="train on N GPUs of this machine, one data-parallel rank each (sets train.num_gpus)",
+        help="train on N GPUs of this machine, one data-parallel rank each (sets train.num_gpus=N, device=cuda)",
     )
     g.add_argument("--nnodes", type=int, default=1, metavar="N", help="machines taking part (run this on each)")
     g.add_argument("--node-rank", type=int, default=0, metavar="K", help="this machine's place, 0 to N-1; 0 records")
@@ -52,7 +52,7 @@ def add_launch_args(p: argparse.ArgumentParser) -> None:
 
 
 def launch_overrides(args) -> list[str]:
-    return [f"train.num_gpus={args.gpus}"] if getattr(args, "gpus", None) else []
+    return [f"train.num_gpus={args.gpus}", "train.device=cuda"] if getattr(args, "gpus", None) else []
 
 
 def relaunch_on_nodes(args) -> int:
