@@ -51,7 +51,7 @@ def drift_history(experiment: str, reference: str) -> list[dict]:
 
     runs = tracking.client().search_runs(
         [tracking.ensure_experiment(experiment)],
-        "tags.`llmops.stage` = 'drift'",
+        tracking.stage_filter("drift"),
         order_by=["attributes.start_time DESC"],
         max_results=HISTORY_RUNS,
     )
