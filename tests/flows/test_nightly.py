@@ -88,7 +88,7 @@ def test_first_run_promotes_and_records_everything(first):
     version = c.get_model_version(MODEL, "1")
     assert version.source.endswith("/adapter") and "llmops.merged_model_uri" not in version.tags  # lean by default
     assert version.tags["lineage.prompt"] == first["train"].prompt
-    assert f"Prompt version `{first['train']['prompt']}`" in version.description
+    assert f"Prompt version `{first['train'].prompt}`" in version.description
     assert version.tags["lineage.dataset_hash"] == curate["dataset_hash"]
     assert version.tags["lineage.train_run_id"] == first["train"].run_id
     assert len(version.tags["lineage.config_hash"]) == 64
@@ -102,7 +102,7 @@ def test_prompt_is_registered_once(first):
     from registry.prompts import register_prompt_template
     from tasks.data.demo import QUESTION_TEMPLATE
 
-    prompt = mlflow.genai.load_prompt(f"prompts:/{first['train']['prompt']}")
+    prompt = mlflow.genai.load_prompt(f"prompts:/{first['train'].prompt}")
     assert prompt.template == QUESTION_TEMPLATE
     assert f"arith-qa/{register_prompt_template('arith-qa', QUESTION_TEMPLATE)}" == first["train"].prompt
 
