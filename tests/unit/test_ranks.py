@@ -133,3 +133,19 @@ def test_nnodes_without_the_address_of_node_0_is_one_line(tmp_path):
         "error: --nnodes 2: needs the address of the machine with --node-rank 0; "
         "give --master-addr HOST (the same on every machine)"
     )
+
+
+def test_launched_ranks_that_stop_on_bad_input_give_the_flow_the_same_one_line(base, demo, tmp_path):
+    """2 ranks launched by the stage itself; every row's prompt fills max_length, so each rank stops before
+    training, and the launcher raises rank 0's UserError rather than 'the ranks failed'."""
+    from core.errors import UserError
+    from tasks.data.demo import QUESTION_TEMPLATE
+    from tasks.train.launch import train_stage
+    from tasks.train.plan import TrainPlan
+
+    cfg = TrainConfig.model_validate({"device": "cpu", "num_processes": 2, "sft": {"max_steps": 2, "max_length": 16}})
+    plan = TrainPlan("sft", str(base), demo["sft"], QUESTION_TEMPLATE, cfg, ModelConfig(), str(tmp_path / "run"))
+    with pytest.raises(UserError) as stopped:
+        train_stage(plan, lambda step, figures: None)
+    assert stopped.value.subject == "train.sft.max_length=16" and "training rows" in stopped.value.problem
+    assert (tmp_path / "run" / "plans" / "sft.json").exists() and not (tmp_path / "run" / "sft_summary.json").exists()
