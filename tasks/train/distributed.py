@@ -70,8 +70,9 @@ def die_with_parent() -> None:
     request = parent_death_signal()
     if request is None:
         return
+    parent = os.getppid()  # not "is it 1": in a container the launcher may well be pid 1
     request()
-    if os.getppid() == 1:  # the launcher died before the request was made
+    if os.getppid() != parent:  # the launcher died while the request was being made
         os._exit(1)
 
 
