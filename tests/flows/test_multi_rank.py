@@ -1,11 +1,12 @@
 """Training on several ranks records once: 2 processes over gloo, the CPU stand-in for 2 GPUs.
 
-Real launches of the CLI on a home of this module's own (real Prefect, a temporary server per
-command, and a real MLflow store): `accelerate launch` with infra/accelerate/multi_gpu.yaml (torchrun
-underneath; `--mixed_precision no` on a CPU), two "nodes" on 127.0.0.1, and `train.num_processes: 2`,
-where the train stage launches its ranks itself. Whatever the number of ranks, one command gives one
-flow run per flow, one FINISHED train run and one registered version. A 2-rank run killed after a
-checkpoint resumes from it, under the run that resumed it, with each metric step logged once.
+Real launches of the CLI on a home of this module's own (real Prefect, the home's own server, which
+a killed command does not take down with it, and a real MLflow store): `accelerate launch` with
+infra/accelerate/multi_gpu.yaml (torchrun underneath; `--mixed_precision no` on a CPU), two "nodes"
+on 127.0.0.1, and `train.num_processes: 2`, where the train stage launches its ranks itself.
+Whatever the number of ranks, one command gives one flow run per flow, one FINISHED train run and
+one registered version. A 2-rank run killed after a checkpoint resumes from it, under the run that
+resumed it, with each metric step logged once.
 """
 
 from __future__ import annotations
@@ -25,13 +26,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MULTI_GPU = ROOT / "infra" / "accelerate" / "multi_gpu.yaml"
-STEERED = ("PREFECT_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "LLMOPS_HOME_PREFECT_URL", "RANK", "WORLD_SIZE")
+STEERED = (
+    "PREFECT_HOME",
+    "MLFLOW_TRACKING_URI",
+    "PREFECT_API_URL",
+    "LLMOPS_HOME_PREFECT_URL",
+    "LLMOPS_PREFECT_SERVER",
+    "RANK",
+    "WORLD_SIZE",
+)
 
 pytestmark = pytest.mark.slow
 
 
 def cli_env(home: Path) -> dict[str, str]:
-    """A user's shell on this home; each command starts its own temporary Prefect server (conftest)."""
+    """A user's shell on this home: the first command starts the home's Prefect server, the others use it.
+    (A temporary server per command would outlive a command killed with SIGKILL.)"""
     return {k: v for k, v in os.environ.items() if k not in STEERED} | {"LLMOPS_HOME": str(home)}
 
 
@@ -92,7 +102,9 @@ def versions(home: Path, model: str) -> dict[int, list[str]]:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    return tmp_path_factory.mktemp("ranks-home")
+    home = tmp_path_factory.mktemp("ranks-home")
+    yield home
+    cli(home, "stop", "--force", timeout=120)
 
 
 @pytest.fixture(scope="module")
