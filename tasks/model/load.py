@@ -186,12 +186,11 @@ def load_trainable_adapter(
 
 
 def generation_placement(folder: str | Path, placement: Placement) -> Placement:
-    """A QLoRA adapter is evaluated as it was trained: on its k-bit base, adapter unmerged."""
-    trained = read_record(folder, TRAINING_RECORD)
-    if trained.get("method") == "qlora" and is_adapter(folder):
-        return Placement(
-            placement.device, placement.precision, int(trained.get("quant_bits", 4)), placement.attn_implementation
-        )
+    """An adapter trained on a k-bit base (QLoRA) is evaluated as it was trained: on that base, unmerged.
+    The training record says so by its `quant_bits`, set only for a quantised base."""
+    bits = read_record(folder, TRAINING_RECORD).get("quant_bits")
+    if bits and is_adapter(folder):
+        return Placement(placement.device, placement.precision, int(bits), placement.attn_implementation)
     return placement
 
 
