@@ -87,7 +87,8 @@ def launch_ranks(plan: TrainPlan, on_log: StepSink | None = None, poll_s: float 
         stale.unlink(missing_ok=True)
     env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     command = launch_command(plan_file, plan, free_port())
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, preexec_fn=distributed.parent_death_signal())
+    # This process's working directory: a relative model.base or data path means the same to the ranks.
+    proc = subprocess.Popen(command, env=env, preexec_fn=distributed.parent_death_signal())
     read = 0
     try:
         while True:
