@@ -42,18 +42,20 @@ def main() -> None:
     wall = time.perf_counter() - start
     c = client()
     stages = {}
-    for stage in ("curate", "train", "evaluate", "promote"):
-        info = c.get_run(result[stage]["run_id"]).info
+    run_ids = {"curate": result["curate"]["run_id"], "train": result["train"].run_id}
+    run_ids |= {"evaluate": result["evaluate"]["run_id"], "promote": result["promote"]["run_id"]}
+    for stage, run_id in run_ids.items():
+        info = c.get_run(run_id).info
         stages[stage] = (info.end_time - info.start_time) / 1000
     figures = {
         "wall_s": round(wall, 1),
         **{f"{k}_s": round(v, 1) for k, v in stages.items()},
-        "sft_s": round(result["train"]["sft_seconds"], 1),
-        "dpo_s": round(result["train"].get("dpo_seconds", 0.0), 1),
+        "sft_s": round(result["train"].metrics.get("sft/seconds", 0.0), 1),
+        "dpo_s": round(result["train"].metrics.get("dpo/seconds", 0.0), 1),
         "rows_read": result["curate"]["read"],
         "rows_kept": result["curate"]["kept"],
-        "exact_match_base": result["base_exact_match"],
-        "exact_match_candidate": result["candidate_exact_match"],
+        "exact_match_base": result["base_score"],  # on gate.primary
+        "exact_match_candidate": result["candidate_score"],
         "gain_over_base": round(result["gain_over_base"], 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "cpus": os.cpu_count(),

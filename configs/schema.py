@@ -259,7 +259,23 @@ class TrainConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="where training runs; auto: the GPU when there is one"
     )
-    num_gpus: int = Field(0, ge=0, description="GPUs to train on; 0 means CPU")
+    num_gpus: int = Field(
+        0,
+        ge=0,
+        description="GPUs to train on, one data-parallel rank each; above 1 the train stage launches the ranks "
+        "itself (accelerate). 0 means CPU",
+    )
+    num_processes: int | None = Field(
+        None,
+        ge=1,
+        description="data-parallel ranks to launch on this machine; default: num_gpus, else 1. On a CPU, N ranks "
+        "talk over gloo: slower than one, for testing the multi-rank path without GPUs",
+    )
+    accelerate_config: str = Field(
+        "infra/accelerate/multi_gpu.yaml",
+        description="accelerate config the ranks are launched with: multi_gpu.yaml (DDP), fsdp.yaml (FSDP, full "
+        "or lora), fsdp_qlora.yaml, deepspeed_zero2.yaml; a relative path is read from the checkout",
+    )
     quant_bits: Literal[4, 8] = Field(4, description="bitsandbytes bits for qlora")
     packing: bool = Field(
         False,
@@ -300,7 +316,28 @@ class TrainConfig(Strict):
             raise ValueError(f"device is 'cpu' but num_gpus is {self.num_gpus}; set num_gpus: 0 or device: cuda")
         if self.device == "cpu" and self.precision == "fp16":
             raise ValueError("fp16 training needs a GPU; use precision: fp32 (or bf16 on a CPU that supports it)")
+        if self.num_gpus and self.num_processes and self.num_processes != self.num_gpus:
+            raise ValueError(
+                f"num_processes ({self.num_processes}) and num_gpus ({self.num_gpus}) disagree: one rank runs per "
+                "GPU; set only num_gpus"
+            )
         return self
+
+    # The method is read here, once: everything else asks these (TRL's rule: no peft config = full weights).
+    @property
+    def adapter(self) -> bool:
+        """An adapter is trained (lora, qlora) rather than every weight (full)."""
+        return self.method != "full"
+
+    @property
+    def base_quant_bits(self) -> int | None:
+        """Bits of the bitsandbytes base the adapter trains on (qlora), or None for an unquantised base."""
+        return self.quant_bits if self.method == "qlora" else None
+
+    @property
+    def ranks(self) -> int:
+        """Data-parallel ranks a train stage runs on this machine."""
+        return self.num_processes or max(self.num_gpus, 1)
 
 
 class EvalConfig(Strict):

@@ -6,6 +6,10 @@ The same four flows a person can start one by one, joined by the references each
 dataset hash, the train run and the version it registered, the evaluate run. If evaluation or the
 gate fails, the version this run registered is removed again, so a failed night leaves the
 registry as it was.
+
+On several ranks (`train.num_gpus`, or `accelerate launch ... -m llmops.cli nightly`) this flow runs
+once, on rank 0: curation, evaluation and promotion happen once, and the other ranks join only the
+training stages, released as soon as training ends (flows/train.py).
 """
 
 from __future__ import annotations
@@ -42,15 +46,15 @@ def nightly_flow(config: RunConfig = default_config()) -> dict:
         try:
             evaluated = evaluate_flow(
                 config=config,
-                model=f"{reg.model_name}/{trained['version']}",
+                model=f"{reg.model_name}/{trained.version}",
                 dataset=curated["dataset_hash"],
                 parent_run_id=run_id,
             )
             promoted = promote_flow(
-                train_run=trained["run_id"], evaluation=evaluated["run_id"], config=config, parent_run_id=run_id
+                train_run=trained.run_id, evaluation=evaluated["run_id"], config=config, parent_run_id=run_id
             )
         except BaseException:
-            undo_registration(reg.model_name, trained["version"], challenger_before)
+            undo_registration(reg.model_name, trained.version, challenger_before)
             raise
         primary = config.gate.primary
         cand, base = evaluated["summary"]["candidate"][primary], evaluated["summary"]["base"][primary]

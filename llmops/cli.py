@@ -7,6 +7,7 @@ Heavy libraries (torch, trl, prefect, mlflow) are imported only inside the comma
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from core.paths import llmops_home, setup_environment
@@ -20,6 +21,8 @@ examples:
                                                    your own data, model and prompt
   llmops curate --input corpus.jsonl.gz            the data stage alone; prints the dataset hash
   llmops train --dataset latest                    train on the newest curation; registers a challenger
+  llmops train --gpus 4                            the same on 4 GPUs of this machine, one rank each
+  llmops train --gpus 8 --nnodes 2 --node-rank 0 --master-addr 10.0.0.1   (and --node-rank 1 on the other)
   llmops evaluate --model tiny-arith@challenger    against the champion and the base
   llmops promote --train-run RUN_ID                the gate decides
   llmops models history tiny-arith                 every decision: who, when, why, evidence
@@ -55,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("LOCAL_RANK") is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return as_rank(args)
+    return run_command(args)
+
+
+def run_command(args) -> int:
     from core.errors import UserError
 
     try:
@@ -75,6 +85,31 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def as_rank(args) -> int:
+    """One rank of `accelerate launch ... -m llmops.cli COMMAND` (or torchrun, on one node or several).
+
+    Rank 0 runs the command as if alone: one flow run, one MLflow run, one registered version, the
+    output. The others, for a command that trains, join its training stages and nothing else
+    (tasks/train/distributed.py); for any other command they have nothing to do.
+    """
+    from tasks.train import distributed
+
+    distributed.die_with_parent()
+    trains = getattr(args, "trains", False)
+    if not distributed.current().leads:
+        if not trains:
+            return 0
+        setup_environment()
+        quiet_libraries(debug=args.debug)
+        return distributed.follow()
+    try:
+        if trains:
+            distributed.join()
+        return run_command(args)
+    finally:
+        distributed.release()
 
 
 if __name__ == "__main__":

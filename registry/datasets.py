@@ -17,7 +17,7 @@ from typing import Any
 
 from core.errors import UserError
 from core.paths import llmops_home
-from registry.tracking import client, ensure_experiment
+from registry.tracking import client, ensure_experiment, stage_filter
 
 _HEX = re.compile(r"^[0-9a-f]{6,64}$")
 
@@ -65,7 +65,7 @@ def _lines(path: str) -> int:
 
 def curate_runs(experiment: str, filter_string: str, max_results: int = 1) -> list:
     exp = ensure_experiment(experiment)
-    query = f"tags.`llmops.stage` = 'curate' and attributes.status = 'FINISHED' and {filter_string}"
+    query = f"{stage_filter('curate')} and attributes.status = 'FINISHED' and {filter_string}"
     return client().search_runs([exp], query, order_by=["attributes.start_time DESC"], max_results=max_results)
 
 

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from registry.tracking import client, ensure_experiment
+from registry.tracking import client, ensure_experiment, stage_filter
 
 # Where a person opens MLflow's UI when the store is a local file: `make ui` serves it there.
 MLFLOW_UI_VAR = "LLMOPS_MLFLOW_UI"
@@ -40,7 +40,7 @@ class RunRecord:
 def evaluations_of(experiment: str, name: str, version: int, run_id: str = "", limit: int = 10) -> list[EvaluationRun]:
     """Finished evaluate runs of `name` v`version`, newest first (only `run_id` when given)."""
     query = (
-        f"tags.`llmops.stage` = 'evaluate' and attributes.status = 'FINISHED' and "
+        f"{stage_filter('evaluate')} and attributes.status = 'FINISHED' and "
         f"tags.`llmops.model_name` = '{name}' and tags.`llmops.model_version` = '{version}'"
     )
     if run_id:
@@ -58,7 +58,7 @@ def stage_runs(experiment: str, stage: str, limit: int) -> list[RunRecord]:
     """The newest runs of a stage (`llmops.stage`), newest first."""
     runs = client().search_runs(
         [ensure_experiment(experiment)],
-        f"tags.`llmops.stage` = '{stage}'",
+        stage_filter(stage),
         order_by=["attributes.start_time DESC"],
         max_results=limit,
     )

@@ -11,135 +11,17 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from core.errors import UserError
 from core.paths import artifact_root
+from registry.outage import GuardedClient, server_failure
 
-# When a tracking server last failed every retry (time.monotonic()). Cleanup after that failure
-# (marking runs FAILED) makes one quick try instead of waiting through the same retries again.
-_server_down_at: float | None = None
-DOWN_FOR_S = 120.0
-
-
-def server_failure(exc: BaseException) -> UserError | None:
-    """The UserError for a tracking server that could not be used, or None for any other error.
-
-    MLflow reports a server that is gone, after its retries, as an MlflowException whose context
-    holds the requests error; its text is a long URL and a urllib3 repr. This names
-    MLFLOW_TRACKING_URI, what happened and what to check instead.
-    """
-    import requests
-
-    global _server_down_at
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
-    subject = f"MLFLOW_TRACKING_URI={uri}"
-    seen: list[BaseException] = []
-    while exc is not None and exc not in seen:
-        seen.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    text = " ".join(str(e) for e in seen)
-    if isinstance(seen[0], UserError):
-        return None
-    if any(isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] in DB_DRIVERS for e in seen):
-        missing = next(e.name for e in seen if isinstance(e, ModuleNotFoundError))
-        return UserError(
-            subject,
-            f"the database driver {missing!r} is not installed",
-            "install the server extra (pip install 'llmops[server]'), or point MLFLOW_TRACKING_URI "
-            "at the team's MLflow server (http://HOST:5000) rather than at its database",
-        )
-    for e in seen:
-        if isinstance(
-            e, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.RetryError)
-        ):
-            _server_down_at = time.monotonic()
-            return UserError(
-                subject,
-                f"the MLflow server {_failure_kind(e, text)} ({_retry_summary()})",
-                f"check that it is running and reachable from this machine (curl {uri}/health), then run "
-                "the command again (MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_TIMEOUT set "
-                "how long to wait)",
-            )
-    status = re.search(r"failed with error code (401|403) != 200", text)
-    if status and status.group(1) == "401":
-        return UserError(
-            subject,
-            "the MLflow server asks for a login (HTTP 401)",
-            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to your account on it",
-        )
-    if status and "DNS rebinding" in text:
-        return UserError(
-            subject,
-            "the MLflow server refuses the host name in this address (HTTP 403, Host header)",
-            "add that host name to the server's --allowed-hosts, or use a name it already allows",
-        )
-    if status:
-        return UserError(
-            subject,
-            "the MLflow server denied this request (HTTP 403)",
-            "ask its administrator for permission on this experiment or model",
-        )
-    return None
-
-
-DB_DRIVERS = {"psycopg", "psycopg2", "asyncpg", "pymysql", "MySQLdb"}
-
-
-def _failure_kind(exc: BaseException, text: str) -> str:
-    import requests
-
-    if isinstance(exc, requests.exceptions.Timeout) or "timed out" in text.lower():
-        return f"did not answer within {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '120')} s"
-    if isinstance(exc, requests.exceptions.RetryError) or "too many" in text and "error responses" in text:
-        return "kept answering with server errors (5xx)"
-    if "Connection refused" in text:
-        return "refused the connection"
-    if "Name or service not known" in text or "NameResolutionError" in text:
-        return "host name could not be resolved"
-    return "could not be reached"
-
-
-def _retry_summary() -> str:
-    retries = int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7"))
-    factor = float(os.environ.get("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "2"))
-    waited = factor * (2**retries - 2) if retries > 1 else 0
-    return f"{retries} retries over about {waited:.0f} s"
-
-
-def server_recently_down() -> bool:
-    return _server_down_at is not None and time.monotonic() - _server_down_at < DOWN_FOR_S
-
-
-@contextlib.contextmanager
-def _quick_while_down() -> Iterator[None]:
-    """Right after a server failure, one request with no retries and a short timeout.
-
-    MLflow reads its retry settings per request, so they are lowered around the call. Cleanup
-    after the failure (closing runs, undoing a registration) then fails at once instead of
-    waiting through the same retries again; if the server is back, it succeeds and clears the
-    mark.
-    """
-    global _server_down_at
-    if not server_recently_down():
-        yield
-        return
-    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
-    saved = {k: os.environ.get(k) for k in quick}
-    os.environ.update(quick)
-    try:
-        yield
-        _server_down_at = None
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+STAGE_TAG = "llmops.stage"
+PARENT_TAG = "mlflow.parentRunId"
+ENDED_BY_TAG = "llmops.ended_by"  # what `reap_dead_runs` notes on a run it ended
 
 
 def _close_failed_run(run_id: str) -> None:
@@ -151,38 +33,10 @@ def _close_failed_run(run_id: str) -> None:
         pass
 
 
-class _Client:
-    """MlflowClient whose calls raise `server_failure`'s UserError when the server cannot be used.
-
-    Without it a caller that treats MlflowException as "not found" (no champion yet, no such
-    model) would read a server that is down as an empty registry.
-    """
-
-    def __init__(self, inner):
-        self._inner = inner
-
-    def __getattr__(self, name: str):
-        attr = getattr(self._inner, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args, **kwargs):
-            try:
-                with _quick_while_down():
-                    return attr(*args, **kwargs)
-            except Exception as exc:
-                error = server_failure(exc)
-                if error is None:
-                    raise
-                raise error from exc
-
-        return call
-
-
 def client():
     from mlflow import MlflowClient
 
-    return _Client(MlflowClient())
+    return GuardedClient(MlflowClient())
 
 
 def ensure_experiment(name: str) -> str:
@@ -263,7 +117,7 @@ def reap_dead_runs(is_alive: Callable[[int, float | None], bool]) -> list[str]:
             continue
         if is_alive(pid, started):
             continue
-        c.set_tag(run.info.run_id, "llmops.ended_by", f"process {pid} on {host} ended without closing the run")
+        c.set_tag(run.info.run_id, ENDED_BY_TAG, f"process {pid} on {host} ended without closing the run")
         c.set_terminated(run.info.run_id, status="KILLED")
         reaped.append(run.info.run_id)
     return reaped
@@ -302,6 +156,24 @@ def _announce(run_id: str, experiment: str, name: str) -> None:
         pass
 
 
+def stage_filter(stage: str) -> str:
+    """The search filter for the runs of one stage (`train`, `curate`, ...): spelled here, once."""
+    return f"tags.`{STAGE_TAG}` = '{stage}'"
+
+
+def _resume(run_id: str, tags: dict[str, str], parent_run_id: str | None) -> None:
+    """A resumed run joins the command that resumed it: nested under its parent (or none), RUNNING again,
+    without the `ended_by` note the reaper left when its first process died."""
+    c = client()
+    c.update_run(run_id, status="RUNNING")
+    for key, value in tags.items():
+        c.set_tag(run_id, key, value)
+    old = c.get_run(run_id).data.tags
+    for key in ([] if parent_run_id else [PARENT_TAG]) + [ENDED_BY_TAG]:
+        if key in old:
+            c.delete_tag(run_id, key)
+
+
 @contextlib.contextmanager
 def stage_run(
     experiment: str,
@@ -313,18 +185,15 @@ def stage_run(
     """Starts a run by id (or continues `resume_run_id`, an unfinished run of the same work), ends it
     FINISHED or FAILED; yields the run id. Tagged with its process (see `reap_dead_runs`)."""
     link = prefect_link()
-    all_tags = {"llmops.stage": name, "mlflow.runName": name, **process_tags(), **link, **(tags or {})}
+    all_tags = {STAGE_TAG: name, "mlflow.runName": name, **process_tags(), **link, **(tags or {})}
     if parent_run_id:
-        all_tags["mlflow.parentRunId"] = parent_run_id
+        all_tags[PARENT_TAG] = parent_run_id
     commit = git_commit()
     if commit:
         all_tags["mlflow.source.git.commit"] = commit
     if resume_run_id:
         run_id = resume_run_id
-        client().update_run(run_id, status="RUNNING")
-        for key, value in all_tags.items():
-            if key != "mlflow.parentRunId":  # a resumed run stays where it was first nested
-                client().set_tag(run_id, key, value)
+        _resume(run_id, all_tags, parent_run_id)
     else:
         run_id = client().create_run(ensure_experiment(experiment), tags=all_tags, run_name=name).info.run_id
     if link:
@@ -360,7 +229,6 @@ def log_params(run_id: str, params: dict[str, Any], prefix: str = "") -> None:
 
 
 def log_metrics(run_id: str, metrics: dict[str, float], step: int = 0) -> None:
-    import time
 
     from mlflow.entities import Metric
 
@@ -368,18 +236,38 @@ def log_metrics(run_id: str, metrics: dict[str, float], step: int = 0) -> None:
     client().log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
 
-def metric_sink(run_id: str):
-    """A step sink for the training library: each logged step's figures go to this run, by id."""
+def metric_sink(run_id: str, resumed: bool = False):
+    """A step sink for the training library: each logged step's figures go to this run, by id.
+
+    Each (metric, step) is logged once. A resumed run redoes the steps after its last checkpoint (all
+    of them, when it was killed before the first); those already in the run keep the value logged
+    first, from the same checkpoint, data order and seeds, instead of appearing twice in the history.
+    """
+    seen: dict[str, set[int]] = {}
+
+    def logged(key: str) -> set[int]:
+        if key not in seen:
+            seen[key] = {m.step for m in client().get_metric_history(run_id, key)} if resumed else set()
+        return seen[key]
 
     def sink(step: int, figures: dict[str, float]) -> None:
-        import time
 
         from mlflow.entities import Metric
 
+        fresh = {k: v for k, v in figures.items() if step not in logged(k)}
+        if not fresh:
+            return
         now = int(time.time() * 1000)
-        client().log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in figures.items()])
+        client().log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in fresh.items()])
+        for key in fresh:
+            seen[key].add(step)
 
     return sink
+
+
+def log_file(run_id: str, path: str | Path, folder: str) -> None:
+    """One local file as an artifact of the run, under `folder`."""
+    client().log_artifact(run_id, str(path), folder)
 
 
 def log_json(run_id: str, payload: Any, artifact_file: str) -> None:

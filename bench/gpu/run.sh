@@ -2,7 +2,7 @@
 # The GPU benchmark matrix of bench/train.py, for a machine whose Python has torch but not trl,
 # bitsandbytes, datasets or pydantic (bench/gpu/README.md: how to carry them and launch this).
 #
-#   bash bench/gpu/run.sh                      # check, lora8b, qlora8b, eval1b, in that order
+#   bash bench/gpu/run.sh                      # check, lora8b, qlora8b, eval1b (then ddp2 with 2+ GPUs)
 #   bash bench/gpu/run.sh check lora8b         # only the named parts
 #   BENCH_ARGS="--steps 10" bash bench/gpu/run.sh qlora8b    # extra arguments for every part
 #
@@ -10,6 +10,9 @@
 #        lora8b  LoRA, 8B shape, packing, batch 4 x 1024 tokens        (target >= 9,600 tokens/s, overhead <= 5 %)
 #        qlora8b QLoRA, 8B shape, packing, batch 4 x 1024, activation checkpointing (target peak <= 12 GiB)
 #        eval1b  LoRA, 1B shape, packing; evaluation generation on the GPU and on the CPU (target >= 20x)
+#        ddp2    LoRA, 1B shape, packing, then the same on 2 GPUs launched as `llmops train --gpus 2`
+#                launches them (accelerate, infra/accelerate/multi_gpu.yaml, NCCL): scaling_efficiency.
+#                Runs by default only where nvidia-smi lists 2 GPUs or more.
 # Each part prints one JSON line on stdout, appended to $OUT/bench-train.jsonl too; its log (progress bars,
 # warnings) goes to $OUT/<part>.log, whose tail is printed when the part fails. Built bases are cached in
 # $BENCH_CACHE (default /tmp/bench-models), so the 8B shape is built once for lora8b and qlora8b.
@@ -59,8 +62,12 @@ bench() {  # part name, then bench/train.py's arguments
   rm -f "$RESULTS/$name.json"
 }
 
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(check lora8b qlora8b eval1b)
+if [ ${#parts[@]} -eq 0 ]; then
+  parts=(check lora8b qlora8b eval1b)
+  [ "${gpus:-0}" -ge 2 ] && parts+=(ddp2)
+fi
 for part in "${parts[@]}"; do
   case $part in
     check)   bench check --shape tiny --packing --steps 8 --warmup-steps 2 --max-length 256 --eval-prompts 8 \
@@ -71,6 +78,9 @@ for part in "${parts[@]}"; do
                --max-length 1024 --steps 15 --warmup-steps 3 --eval-prompts 32 ;;
     eval1b)  bench eval1b --shape llama-1b --method lora --packing --batch 4 --max-length 1024 --steps 10 \
                --warmup-steps 3 --eval-prompts 128 --eval-cpu-baseline ;;
-    *) echo "unknown part '$part'; choose from: check lora8b qlora8b eval1b" >&2; exit 2 ;;
+    ddp2)    if [ "${gpus:-0}" -lt 2 ]; then echo "== ddp2 skipped: nvidia-smi lists ${gpus:-0} GPU(s)" >&2; continue; fi
+             bench ddp2 --shape llama-1b --method lora --packing --batch 4 --max-length 1024 --steps 20 \
+               --warmup-steps 5 --eval-prompts 8 --processes 2 ;;
+    *) echo "unknown part '$part'; choose from: check lora8b qlora8b eval1b ddp2" >&2; exit 2 ;;
   esac
 done

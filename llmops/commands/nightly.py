@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from llmops.commands.common import add_config_args, load, tracking_uri
+from llmops.commands.common import add_config_args, add_launch_args, load, relaunch_on_nodes, tracking_uri
 
 
 def register(sub) -> None:
     p = sub.add_parser("nightly", help="curate -> train -> evaluate -> promote, as one flow run")
     add_config_args(p)
+    add_launch_args(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    if args.nnodes > 1:
+        return relaunch_on_nodes(args)
     config = load(args)
     from flows.nightly import nightly_flow
 

@@ -35,6 +35,7 @@ class Placement:
     precision: str = "fp32"  # "fp32", "bf16" or "fp16"
     quant_bits: int | None = None
     attn_implementation: str = "sdpa"
+    sharded: bool = False  # FSDP places the weights: no device_map, and a 4-bit base stored in the compute dtype
 
     @property
     def torch_dtype(self):
@@ -59,13 +60,19 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+def fsdp_launched() -> bool:
+    """`accelerate launch` with an FSDP config says so to every rank through the environment."""
+    return os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+
+
 def training_placement(train, model) -> Placement:
-    """From `TrainConfig` and `ModelConfig`: the base a training run loads."""
+    """From `TrainConfig` and `ModelConfig` (and an FSDP launch): the base a training run loads."""
     return Placement(
         device=resolve_device(train.device),
         precision=train.precision,
-        quant_bits=train.quant_bits if train.method == "qlora" else None,
+        quant_bits=train.base_quant_bits,
         attn_implementation=model.attn_implementation,
+        sharded=fsdp_launched(),
     )
 
 
@@ -110,8 +117,9 @@ def adapter_base(folder: str | Path, override: str | None = None) -> str:
 
 
 def device_map(placement: Placement) -> dict[str, int] | None:
-    """One GPU per process: under `accelerate launch` each rank loads its own copy on its own GPU."""
-    if placement.device != "cuda":
+    """One GPU per process: under `accelerate launch` each rank loads its own copy on its own GPU. Under
+    FSDP the wrapper shards and places the weights itself, so the model loads unplaced."""
+    if placement.device != "cuda" or placement.sharded:
         return None
     return {"": int(os.environ.get("LOCAL_RANK", "0"))}
 
@@ -135,12 +143,16 @@ def load_base(name_or_path: str, placement: Placement):
         from transformers import BitsAndBytesConfig
 
         compute = torch.float32 if placement.precision == "fp32" else placement.torch_dtype
+        # FSDP shards float tensors of one dtype only: the 4-bit weights are stored in the compute dtype
+        # (bitsandbytes' quant_storage), as FSDP-QLoRA needs; uint8 otherwise.
+        storage = {"bnb_4bit_quant_storage": compute} if placement.sharded else {}
         kwargs["quantization_config"] = (
             BitsAndBytesConfig(
                 load_in_4bit=True,
                 bnb_4bit_quant_type="nf4",
                 bnb_4bit_compute_dtype=compute,
                 bnb_4bit_use_double_quant=True,
+                **storage,
             )
             if placement.quant_bits == 4
             else BitsAndBytesConfig(load_in_8bit=True)
@@ -153,9 +165,10 @@ def load_base(name_or_path: str, placement: Placement):
 
 
 def load_for_training(base: str, placement: Placement, activation_checkpointing: bool = False):
-    """The base a trainer starts from; a k-bit base is prepared for adapter training (norms in fp32)."""
+    """The base a trainer starts from; a k-bit base is prepared for adapter training (norms in fp32),
+    except under FSDP, whose wrapping needs every weight in one dtype (the FSDP-QLoRA recipe skips it)."""
     model = load_base(base, placement)
-    if placement.quant_bits:
+    if placement.quant_bits and not placement.sharded:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=activation_checkpointing)
@@ -173,12 +186,11 @@ def load_trainable_adapter(
 
 
 def generation_placement(folder: str | Path, placement: Placement) -> Placement:
-    """A QLoRA adapter is evaluated as it was trained: on its k-bit base, adapter unmerged."""
-    trained = read_record(folder, TRAINING_RECORD)
-    if trained.get("method") == "qlora" and is_adapter(folder):
-        return Placement(
-            placement.device, placement.precision, int(trained.get("quant_bits", 4)), placement.attn_implementation
-        )
+    """An adapter trained on a k-bit base (QLoRA) is evaluated as it was trained: on that base, unmerged.
+    The training record says so by its `quant_bits`, set only for a quantised base."""
+    bits = read_record(folder, TRAINING_RECORD).get("quant_bits")
+    if bits and is_adapter(folder):
+        return Placement(placement.device, placement.precision, int(bits), placement.attn_implementation)
     return placement
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from configs.schema import TrainConfig
 from tasks.model.load import BASE_RECORD, TRAINING_RECORD, Placement, read_record
 from tasks.prompts import render_prompt
+from tasks.train.result import RowReport, StageResult
 
 StepSink = Callable[[int, dict[str, float]], None]
 
@@ -52,7 +53,11 @@ def shared_trainer_args(
     }
 
 
-def build_lora_config(cfg: TrainConfig):
+def adapter_config(cfg: TrainConfig):
+    """The LoRA config of an adapter method; None for full weights, which is how trl tells the two apart
+    (`peft_config=None`), and the one switch every method uses."""
+    if not cfg.adapter:
+        return None
     from peft import LoraConfig
 
     return LoraConfig(
@@ -89,6 +94,13 @@ def prompt_tokens(tokenizer, prompt: list[dict]) -> int:
     return len(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
 
+def main_rank() -> bool:
+    """Rank 0 of a multi-rank launch, or the only process: the one that writes a stage's files."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
 def answerless_rows(
     examples: list[dict],
     tokenizer,
@@ -97,7 +109,7 @@ def answerless_rows(
     stage: str,
     max_fraction: float,
     section: str | None = None,
-) -> tuple[list[dict], dict[str, Any]]:
+) -> tuple[list[dict], RowReport]:
     """Rows whose prompt alone fills `max_length` tokens: truncation leaves them no answer token (trl
     drops them; SFT packed, or ORPO, would keep them with no answer to learn). Returns the other rows,
     which are what trains, and a report. The dropped ones are written to `<stage>_dropped.jsonl` with
@@ -112,28 +124,34 @@ def answerless_rows(
     lost = [(ex, n) for ex, n in zip(examples, lengths) if n >= max_length]
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{stage}_dropped.jsonl"
-    with open(path, "w", encoding="utf-8") as f:
-        for ex, n in lost:
-            f.write(
-                json.dumps(
-                    {"id": ex["id"], "reason": "prompt_fills_max_length", "prompt_tokens": n, "max_length": max_length}
+    if main_rank():  # every rank finds the same rows; one writes them
+        with open(path, "w", encoding="utf-8") as f:
+            for ex, n in lost:
+                f.write(
+                    json.dumps(
+                        {
+                            "id": ex["id"],
+                            "reason": "prompt_fills_max_length",
+                            "prompt_tokens": n,
+                            "max_length": max_length,
+                        }
+                    )
+                    + "\n"
                 )
-                + "\n"
-            )
-    report = {
-        "rows": len(examples),
-        "dropped_prompt_fills_max_length": len(lost),
-        "dropped_path": str(path),
-        "longest_prompt_tokens": max(lengths, default=0),
-        "setting": f"train.{section}.max_length",
-    }
+    report = RowReport(
+        rows=len(examples),
+        dropped_prompt_fills_max_length=len(lost),
+        dropped_path=str(path),
+        longest_prompt_tokens=max(lengths, default=0),
+        setting=f"train.{section}.max_length",
+    )
     if examples and (len(lost) / len(examples) > max_fraction or len(lost) == len(examples)):
         p95 = sorted(lengths)[int(0.95 * (len(lengths) - 1))]
         raise UserError(
             f"train.{section}.max_length={max_length}",
             f"{len(lost)} of {len(examples)} training rows ({len(lost) / len(examples):.0%}) have a prompt "
             f"of {max_length} tokens or more, so truncation would leave them no answer to learn "
-            f"(e.g. row {lost[0][0]['id']}: {lost[0][1]} tokens; the longest: {report['longest_prompt_tokens']})",
+            f"(e.g. row {lost[0][0]['id']}: {lost[0][1]} tokens; the longest: {report.longest_prompt_tokens})",
             f"raise train.{section}.max_length above {p95} tokens plus the answer's length (95% of the "
             f"prompts have at most {p95}), "
             f"shorten the prompt template, or accept the loss with train.{section}.max_dropped_fraction "
@@ -178,10 +196,10 @@ def make_step_logger(prefix: str, sink: StepSink | None = None):
     return StepLogger()
 
 
-def finished(out: Path, name: str) -> dict | None:
-    """The summary of a method that already finished in this folder (a re-run skips it)."""
+def finished(out: Path, name: str) -> StageResult | None:
+    """The result of a method that already finished in this folder (a re-run skips it)."""
     path = out / f"{name}_summary.json"
-    return json.loads(path.read_text()) if path.exists() and (out / name).is_dir() else None
+    return StageResult.from_file(path) if path.exists() and (out / name).is_dir() else None
 
 
 def last_checkpoint(out: Path, name: str) -> str | None:
@@ -248,34 +266,43 @@ def write_examples(trainer, tokenizer, out: Path, name: str) -> Path:
 
 
 def run_and_save(
-    trainer, tokenizer, out: Path, name: str, logger, meter, records: dict[str, Any], rows: dict[str, Any] | None = None
-) -> dict:
+    trainer, tokenizer, out: Path, name: str, logger, meter, records: dict[str, Any], rows: RowReport | None = None
+) -> StageResult:
     """Trains (from the last checkpoint if there is one), saves the result as `out/name` with its
-    tokenizer and records, and writes `out/<name>_summary.json` and `out/<name>_examples.jsonl`."""
+    tokenizer and records, and writes `out/<name>_summary.json` and `out/<name>_examples.jsonl`.
+
+    Under a multi-rank launch every rank trains and takes part in the save (FSDP gathers the sharded
+    weights there), and rank 0 alone writes: the trained folder, the records, the summary."""
     out.mkdir(parents=True, exist_ok=True)
-    examples = write_examples(trainer, tokenizer, out, name)
+    main = trainer.args.process_index == 0
+    examples = write_examples(trainer, tokenizer, out, name) if main else out / f"{name}_examples.jsonl"
     resume = last_checkpoint(out, name)
     meter.start()
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - start
     final = out / name
-    trainer.model.save_pretrained(final)
-    tokenizer.save_pretrained(final)
-    for filename, payload in records.items():
-        (final / filename).write_text(json.dumps(payload, indent=1))
-    summary = {
-        "path": str(final),
-        "train_loss": float(result.training_loss),
-        "seconds": seconds,
-        "steps": int(result.global_step),
-        "resumed_from": resume,
-        "history": logger.history,
-        "examples": str(examples),
-        "rows": rows or {},
-        "throughput": meter.summary(seconds),
-    }
-    (out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
+    if getattr(trainer, "is_fsdp_enabled", False):  # checkpoints may be sharded; the trained folder is whole
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    trainer.save_model(str(final))  # the weights (or adapter) and the tokenizer, written by rank 0
+    throughput = meter.summary(seconds)  # every rank: tokens are summed across them
+    summary = StageResult(
+        path=str(final),
+        train_loss=float(result.training_loss),
+        seconds=seconds,
+        steps=int(result.global_step),
+        resumed_from=resume,
+        history=logger.history,
+        examples=str(examples),
+        rows=rows or RowReport(),
+        throughput=throughput,
+        ranks=trainer.args.world_size,
+    )
+    if main:
+        (final / "training_args.bin").unlink(missing_ok=True)  # the trainer's pickle: not part of a model
+        for filename, payload in records.items():
+            (final / filename).write_text(json.dumps(payload, indent=1))
+        (out / f"{name}_summary.json").write_text(summary.to_json())
     return summary
 
 

@@ -21,8 +21,8 @@ from configs.schema import ModelConfig, TrainConfig
 from tasks.model.load import is_adapter, load_for_training, load_tokenizer, load_trainable_adapter, training_placement
 from tasks.train.common import (
     StepSink,
+    adapter_config,
     answerless_rows,
-    build_lora_config,
     finished,
     inherited_base,
     make_step_logger,
@@ -31,6 +31,7 @@ from tasks.train.common import (
     shared_trainer_args,
     training_records,
 )
+from tasks.train.result import StageResult
 from tasks.train.throughput import ThroughputMeter
 
 
@@ -64,7 +65,7 @@ def train_preference(
     out_dir: str,
     on_log: StepSink | None = None,
     model_cfg: ModelConfig | None = None,
-) -> dict:
+) -> StageResult:
     """`sft_dir`: the SFT result to continue from, or the base model when there was no SFT."""
     from datasets import Dataset
 
@@ -72,14 +73,16 @@ def train_preference(
     out = Path(out_dir)
     done = finished(out, method)
     if done is not None:
-        return done | {"skipped": True}
+        return done.as_skipped()
     placement = training_placement(cfg, model_cfg or ModelConfig())
     tokenizer = load_tokenizer(sft_dir)
     p = cfg.preference
     kept, rows = answerless_rows(
         pref_examples(data_path, template), tokenizer, p.max_length, out, method, p.max_dropped_fraction, "preference"
     )  # before any model loads
-    fresh_adapter = cfg.method != "full" and not is_adapter(sft_dir)  # no SFT ran: start from the base
+    # Continue the SFT adapter; without one (no SFT ran, or full weights) the method's own switch decides:
+    # a fresh adapter on the base, or every weight.
+    peft_config = None if is_adapter(sft_dir) else adapter_config(cfg)
     if is_adapter(sft_dir):
         model = load_trainable_adapter(sft_dir, placement, cfg.activation_checkpointing)
     else:
@@ -95,8 +98,8 @@ def train_preference(
         train_dataset=pairs,
         processing_class=tokenizer,
         callbacks=[logger],
-        peft_config=build_lora_config(cfg) if fresh_adapter else None,
+        peft_config=peft_config,
     )
-    meter = ThroughputMeter(trainer, placement.device, full_weights=cfg.method == "full")
+    meter = ThroughputMeter(trainer, placement.device, full_weights=not cfg.adapter)
     records = training_records(cfg, placement, inherited_base(sft_dir), method)
     return run_and_save(trainer, tokenizer, out, method, logger, meter, records, rows)

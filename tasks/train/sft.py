@@ -19,8 +19,8 @@ from configs.schema import ModelConfig, TrainConfig
 from tasks.model.load import load_for_training, load_tokenizer, training_placement
 from tasks.train.common import (
     StepSink,
+    adapter_config,
     answerless_rows,
-    build_lora_config,
     finished,
     make_step_logger,
     run_and_save,
@@ -28,6 +28,7 @@ from tasks.train.common import (
     shared_trainer_args,
     training_records,
 )
+from tasks.train.result import StageResult
 from tasks.train.throughput import ThroughputMeter
 
 
@@ -40,7 +41,7 @@ def train_sft(
     on_log: StepSink | None = None,
     model_cfg: ModelConfig | None = None,
     callbacks: list | None = None,
-) -> dict:
+) -> StageResult:
     """`callbacks`: extra transformers `TrainerCallback`s, e.g. bench/train.py's step clock, which times
     the same steps of this trainer and of a plain-TRL one."""
     from datasets import Dataset
@@ -49,7 +50,7 @@ def train_sft(
     out = Path(out_dir)
     done = finished(out, "sft")
     if done is not None:
-        return done | {"skipped": True}
+        return done.as_skipped()
     placement = training_placement(cfg, model_cfg or ModelConfig())
     tokenizer = load_tokenizer(base)
     examples = sft_examples(data_path, template)
@@ -66,15 +67,16 @@ def train_sft(
         dataset_num_proc=None,
     )
     logger = make_step_logger("sft", on_log)
+    peft_config = adapter_config(cfg)
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list([{k: ex[k] for k in ("prompt", "completion")} for ex in kept]),
         processing_class=tokenizer,
-        peft_config=None if cfg.method == "full" else build_lora_config(cfg),
+        peft_config=peft_config,
         callbacks=[logger, *(callbacks or [])],
     )
-    meter = ThroughputMeter(trainer, placement.device, full_weights=cfg.method == "full")
+    meter = ThroughputMeter(trainer, placement.device, full_weights=peft_config is None)
     return run_and_save(
         trainer, tokenizer, out, "sft", logger, meter, training_records(cfg, placement, base, "sft"), rows
     )

@@ -6,6 +6,9 @@ padding-free) and the slots they occupy, so the padding fraction is measured, no
 the batches the trainer stepped on count: the data loader builds one or more ahead (prefetch), and
 those were never trained on. A callback counts the micro-batches consumed.
 
+Under a multi-rank launch each rank counts its own batches, and the summary adds them up: tokens/s is
+the whole launch's (all ranks' tokens over the slowest rank's time), MFU is per GPU.
+
 MFU (model FLOPs utilisation) = model FLOPs per token x tokens/s / the device's peak. Model FLOPs
 per token: 6 N for full fine-tuning and 4 N for LoRA/QLoRA (frozen weights need no weight gradient),
 N = the matmul parameters (embedding lookup excluded, the output head included), plus 12 L h s for
@@ -155,6 +158,7 @@ class ThroughputMeter:
 
     def __init__(self, trainer, device: str, full_weights: bool):
         self.device, self.full_weights = device, full_weights
+        self.ranks, self.tensor_device = trainer.args.world_size, trainer.args.device
         self.collator = CountingCollator(trainer.data_collator)
         trainer.data_collator = self.collator
         self.counter = batch_counter()
@@ -173,8 +177,21 @@ class ThroughputMeter:
             torch.cuda.reset_peak_memory_stats()
             self.sampler.start()
 
+    def _across_ranks(self, counts: tuple[int, int, int], seconds: float) -> tuple[tuple[int, int, int], float]:
+        """Every rank's counts summed and the slowest rank's time; a collective, so every rank calls it."""
+        if self.ranks == 1:
+            return counts, seconds
+        import torch
+        import torch.distributed as dist
+
+        summed = torch.tensor(counts, dtype=torch.float64, device=self.tensor_device)
+        slowest = torch.tensor([seconds], dtype=torch.float64, device=self.tensor_device)
+        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+        dist.all_reduce(slowest, op=dist.ReduceOp.MAX)
+        return tuple(int(v) for v in summed.tolist()), float(slowest.item())
+
     def summary(self, seconds: float) -> dict[str, Any]:
-        tokens, slots, sequences = self.collator.totals(self.counter.consumed)
+        (tokens, slots, sequences), seconds = self._across_ranks(self.collator.totals(self.counter.consumed), seconds)
         tokens_per_s = tokens / seconds if seconds > 0 else 0.0
         mean_seq = tokens / sequences if sequences else 0.0
         per_token = (6 if self.full_weights else 4) * self.params + 12 * self.layers * self.hidden * mean_seq
@@ -186,6 +203,7 @@ class ThroughputMeter:
             "padding_fraction": 1 - tokens / slots if slots else 0.0,
             "mean_sequence_tokens": mean_seq,
             "model_flops_per_token": per_token,
+            "ranks": self.ranks,
             "peak_gpu_memory_gib": None,
             "gpu_utilisation_mean": None,
             "gpu_utilisation_samples": [],
@@ -204,7 +222,7 @@ class ThroughputMeter:
                 "gpu": name,
                 "gpu_utilisation_samples": samples,
                 "gpu_utilisation_mean": sum(samples) / len(samples) if samples else None,
-                "mfu": per_token * tokens_per_s / (peak * 1e12) if peak else None,
+                "mfu": per_token * tokens_per_s / (peak * 1e12 * self.ranks) if peak else None,
                 "peak_tflops_assumed": f"{peak} TFLOP/s ({basis})" if peak else basis,
             }
         return out

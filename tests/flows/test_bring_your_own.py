@@ -74,21 +74,21 @@ def test_hh_trains_without_the_demo_prompt_and_the_card_names_its_prompt(night, 
 
     assert night["curate"]["format"] and night["curate"]["pref_rows"] > 800 and night["curate"]["sft_rows"] == 0
     trained = night["train"]
-    assert trained["prompt"].startswith("chat-prompt/")
-    examples = Path(llmops_home) / "runs" / trained["run_id"] / "dpo_examples.jsonl"
+    assert trained.prompt.startswith("chat-prompt/")
+    examples = Path(llmops_home) / "runs" / trained.run_id / "dpo_examples.jsonl"
     decoded = [json.loads(line) for line in examples.read_text().splitlines()]
     assert len(decoded) == 20
     texts = [text for row in decoded for text in row.values()]
     assert texts and not any("Solve:" in t for t in texts)
     assert any("<|user|>" in t for t in texts)  # the chat template, around the HH prompt as written
-    card = client().get_model_version(MODEL, str(trained["version"])).description
-    assert f"Prompt version `{trained['prompt']}`" in card and "no preference tuning" not in card
-    assert client().get_model_version(MODEL, str(trained["version"])).tags["lineage.stages"] == "dpo"
-    m = trained["metrics"]
+    card = client().get_model_version(MODEL, str(trained.version)).description
+    assert f"Prompt version `{trained.prompt}`" in card and "no preference tuning" not in card
+    assert client().get_model_version(MODEL, str(trained.version)).tags["lineage.stages"] == "dpo"
+    m = trained.metrics
     assert 0 < m["dpo/dropped_prompt_fills_max_length"] < m["dpo/rows"] == night["curate"]["pref_rows"]
-    dropped = Path(llmops_home) / "runs" / trained["run_id"] / "dpo_dropped.jsonl"
+    dropped = Path(llmops_home) / "runs" / trained.run_id / "dpo_dropped.jsonl"
     assert len(dropped.read_text().splitlines()) == m["dpo/dropped_prompt_fills_max_length"]
-    assert "examples/dpo_dropped.jsonl" in [a.path for a in client().list_artifacts(trained["run_id"], "examples")]
+    assert "examples/dpo_dropped.jsonl" in [a.path for a in client().list_artifacts(trained.run_id, "examples")]
 
 
 @pytest.mark.parametrize("method", ["orpo", "kto"])
@@ -98,6 +98,6 @@ def test_orpo_and_kto_on_hh_register_a_version(night, chat_overrides, method):
 
     config = load_config("configs/chat.yaml", chat_overrides + [f"train.preference.method={method}"])
     trained = train_flow(config=config, dataset=night["curate"]["dataset_hash"])
-    version = get_version(MODEL, trained["version"])
+    version = get_version(MODEL, trained.version)
     assert version.tags["lineage.stages"] == method and "challenger" in version.aliases
-    assert trained["metrics"][f"{method}/train_loss"] == trained["metrics"][f"{method}/train_loss"]  # a number, not NaN
+    assert trained.metrics[f"{method}/train_loss"] == trained.metrics[f"{method}/train_loss"]  # a number, not NaN

@@ -65,8 +65,8 @@ def test_first_run_promotes_and_records_everything(first):
     assert curate_run.data.metrics["dropped.exact_duplicate"] == curate["dropped"]["exact_duplicate"]
     assert {d.dataset.name for d in curate_run.inputs.dataset_inputs} >= {"curated-sft", "eval"}
 
-    train_run = c.get_run(first["train"]["run_id"])
-    assert train_run.data.tags["llmops.prompt"] == first["train"]["prompt"] and first["train"]["prompt"].startswith(
+    train_run = c.get_run(first["train"].run_id)
+    assert train_run.data.tags["llmops.prompt"] == first["train"].prompt and first["train"].prompt.startswith(
         "arith-qa/"
     )
     assert train_run.data.metrics["sft/tokens_per_s"] > 0 and "sft/padding_fraction" in train_run.data.metrics
@@ -87,10 +87,10 @@ def test_first_run_promotes_and_records_everything(first):
 
     version = c.get_model_version(MODEL, "1")
     assert version.source.endswith("/adapter") and "llmops.merged_model_uri" not in version.tags  # lean by default
-    assert version.tags["lineage.prompt"] == first["train"]["prompt"]
-    assert f"Prompt version `{first['train']['prompt']}`" in version.description
+    assert version.tags["lineage.prompt"] == first["train"].prompt
+    assert f"Prompt version `{first['train'].prompt}`" in version.description
     assert version.tags["lineage.dataset_hash"] == curate["dataset_hash"]
-    assert version.tags["lineage.train_run_id"] == first["train"]["run_id"]
+    assert version.tags["lineage.train_run_id"] == first["train"].run_id
     assert len(version.tags["lineage.config_hash"]) == 64
     assert version.tags["gate.decision"] == "promote"
     assert "## Intended use" in version.description and "## Limitations" in version.description
@@ -102,9 +102,9 @@ def test_prompt_is_registered_once(first):
     from registry.prompts import register_prompt_template
     from tasks.data.demo import QUESTION_TEMPLATE
 
-    prompt = mlflow.genai.load_prompt(f"prompts:/{first['train']['prompt']}")
+    prompt = mlflow.genai.load_prompt(f"prompts:/{first['train'].prompt}")
     assert prompt.template == QUESTION_TEMPLATE
-    assert f"arith-qa/{register_prompt_template('arith-qa', QUESTION_TEMPLATE)}" == first["train"]["prompt"]
+    assert f"arith-qa/{register_prompt_template('arith-qa', QUESTION_TEMPLATE)}" == first["train"].prompt
 
 
 def test_rejected_candidate_leaves_champion(first, run_nightly):
@@ -201,7 +201,7 @@ def test_inconclusive_gate_pauses_for_approval(first, tiny_overrides):
 
     helper = threading.Thread(target=approve_when_paused, daemon=True)
     helper.start()
-    result = promote_flow(config=config, train_run=first["train"]["run_id"])
+    result = promote_flow(config=config, train_run=first["train"].run_id)
     helper.join(timeout=5)
     assert answered, "the promote flow never paused"
     assert result["decision"] == "promote"
@@ -222,7 +222,7 @@ def test_evaluate_cli_writes_results_with_intervals(first, tmp_path):
         [
             "evaluate",
             "--model",
-            first["train"]["model_dir"],
+            first["train"].model_dir,
             "--suite",
             "arithmetic",
             "--limit",
@@ -273,7 +273,7 @@ def test_monitor_detects_a_broken_champion_and_rolls_back(first, tiny_overrides)
     ok = monitor_flow(config=config, model=f"{MODEL}/{champion.version}")
     assert not ok["regression"] and {f["status"] for f in ok["findings"]} == {"ok"}
 
-    weights = Path(first["train"]["base"]) / "model.safetensors"
+    weights = Path(first["train"].base) / "model.safetensors"
     backup = weights.with_suffix(".bak")
     shutil.copy(weights, backup)
     try:
@@ -310,7 +310,7 @@ def test_untrained_base_as_challenger_is_rejected_with_statistics(first, tiny_ov
             'gate.rules={"arithmetic/exact_match": {}, "arithmetic/sentence_chrf": {"max_regression": 0.0}}',
         ],
     )
-    base = first["train"]["base"]
+    base = first["train"].base
     evaluated = evaluate_flow(config=config, model=base, dataset=first["curate"]["eval_path"])
     result = decide(config.gate, evaluated["results"])
     assert result.decision == "reject"

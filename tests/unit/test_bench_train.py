@@ -78,6 +78,7 @@ def test_tiny_benchmark_prints_every_figure_for_both_runs(tmp_path):
     fig = run_bench(tmp_path, "--eval-cpu-baseline")
     assert ISSUE_KEYS | MORE_KEYS <= set(fig), sorted((ISSUE_KEYS | MORE_KEYS) - set(fig))
     assert fig["steps"] == 6 and fig["timed_steps"] == 4 and fig["shape"] == "tiny" and fig["device"] == "cpu"
+    assert fig["processes"] == 1 and fig["scaling_efficiency"] is None  # no second launch without --processes
 
     # Both runs are positive, finite rates, and the overhead is their ratio.
     for key in ("tokens_per_s", "baseline_tokens_per_s", "eval_tokens_per_s", "eval_cpu_tokens_per_s"):
@@ -100,6 +101,18 @@ def test_tiny_benchmark_prints_every_figure_for_both_runs(tmp_path):
     assert fig["gpu"] is None and fig["peak_gib"] is None and fig["mfu"] is None
     assert fig["eval_device"] == "cpu" and fig["eval_precision"] == "fp32"
     assert {"torch", "transformers", "trl", "peft"} <= set(fig["versions"])
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_on_two_ranks_prints_the_scaling_efficiency(tmp_path):
+    """`--processes 2`: the project's SFT again on 2 ranks (gloo here), beside the one-rank figures."""
+    fig = run_bench(tmp_path, "--processes", "2")
+    assert fig["processes"] == 2 and fig["ranks_steps"] == fig["steps"] == 6 and fig["ranks_timed_steps"] == 4
+    assert math.isfinite(fig["ranks_tokens_per_s"]) and fig["ranks_tokens_per_s"] > 0
+    assert fig["scaling_efficiency"] == pytest.approx(fig["ranks_tokens_per_s"] / (2 * fig["tokens_per_s"]), rel=2e-3)
+    # Each rank takes a batch of its own: a step of the launch carries about twice one rank's tokens.
+    assert 1.5 < fig["ranks_tokens_per_step"] / fig["tokens_per_step"] < 2.5
+    assert len(fig["ranks_seconds"]) == 2 and math.isfinite(fig["ranks_train_loss"])
 
 
 @pytest.mark.slow

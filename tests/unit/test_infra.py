@@ -29,7 +29,19 @@ PREFECT_FILE = INFRA / "prefect.yaml"
 ACCELERATE_DIR = INFRA / "accelerate"
 
 SERVICES = {"postgres", "minio", "minio-init", "mlflow", "mlflow-init", "prefect-server", "prefect-worker"}
-DEPLOYMENTS = {"nightly", "curate", "train", "evaluate", "promote", "prompt", "monitor", "drift", "nightly-gpu"}
+DEPLOYMENTS = {
+    "nightly",
+    "curate",
+    "train",
+    "evaluate",
+    "promote",
+    "prompt",
+    "monitor",
+    "drift",
+    "nightly-gpu",
+    "train-gpu",
+}
+GPU_POOL_TEMPLATE = INFRA / "prefect-gpu-pool.json"
 POOLS = {"llmops-cpu", "llmops-gpu"}
 DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 # `$$` is compose's escape for a literal `$` (expanded later by the container's shell).
@@ -394,6 +406,8 @@ def test_prefect_yaml_has_the_deployments_on_known_pools() -> None:
         assert dep["work_pool"]["name"] in POOLS, f"{name}: unknown pool {dep['work_pool']['name']}"
         assert "LLMOPS_HOME" in dep["work_pool"]["job_variables"]["env"], name
     assert deployments["nightly-gpu"]["work_pool"]["name"] == "llmops-gpu"
+    assert deployments["train-gpu"]["work_pool"]["name"] == "llmops-gpu"
+    assert deployments["train-gpu"]["entrypoint"] == "flows.train.train_flow"
     # Every flow `llmops serve` and `llmops worker` deploy, on the CPU pool, with the same description.
     on_cpu = {name: dep for name, dep in deployments.items() if dep["work_pool"]["name"] == "llmops-cpu"}
     described = _constant(DEPLOY_PY, "DESCRIPTIONS")
@@ -419,6 +433,22 @@ def test_deployment_entrypoint_and_parameters_match_the_flow(name: str) -> None:
     assert len(defaults) == len(args), f"{name}: every argument of {func.name} needs a default"
     if "config" in given:
         RunConfig.model_validate(dep["parameters"]["config"])
+
+
+def test_gpu_pool_deployments_set_only_variables_its_template_has() -> None:
+    """A job variable the pool's template lacks is refused by `prefect deploy`; gpus_per_run must be one."""
+    import json
+
+    template = json.loads(GPU_POOL_TEMPLATE.read_text(encoding="utf-8"))
+    variables = template["variables"]["properties"]
+    assert variables["gpus_per_run"]["type"] == "integer" and variables["gpus_per_run"]["minimum"] == 1
+    assert template["job_configuration"]["env"] == {"LLMOPS_GPUS_PER_RUN": "{{ gpus_per_run }}"}
+    on_gpu = {n: d for n, d in _deployments().items() if d["work_pool"]["name"] == "llmops-gpu"}
+    assert set(on_gpu) == {"nightly-gpu", "train-gpu"}
+    for name, dep in on_gpu.items():
+        assert set(dep["work_pool"]["job_variables"]) <= set(variables), name
+    assert on_gpu["train-gpu"]["work_pool"]["job_variables"]["gpus_per_run"] == 2
+    assert f"--base-job-template {GPU_POOL_TEMPLATE.relative_to(ROOT)}" in PREFECT_FILE.read_text(encoding="utf-8")
 
 
 def test_deploy_time_templating_keeps_every_deployment_as_written() -> None:

@@ -50,13 +50,13 @@ def test_sft_then_dpo(base, demo, tmp_path, method):
         }
     )
     sft = train_sft(str(base), demo["sft"], QUESTION_TEMPLATE, cfg, str(tmp_path))
-    assert sft["steps"] == 6 and sft["history"] and sft["train_loss"] > 0
-    assert sft["throughput"]["tokens"] > 0 and 0 <= sft["throughput"]["padding_fraction"] < 1
-    adapter = (Path(sft["path"]) / "adapter_config.json").exists()
+    assert sft.steps == 6 and sft.history and sft.train_loss > 0
+    assert sft.throughput["tokens"] > 0 and 0 <= sft.throughput["padding_fraction"] < 1
+    adapter = (Path(sft.path) / "adapter_config.json").exists()
     assert adapter == (method != "full")
-    dpo = train_preference(sft["path"], demo["pref"], QUESTION_TEMPLATE, cfg, str(tmp_path))
-    assert dpo["steps"] == 2 and any("dpo/rewards/margins" in h for h in dpo["history"])
-    model, tok = load_for_generation(dpo["path"], Placement())
+    dpo = train_preference(sft.path, demo["pref"], QUESTION_TEMPLATE, cfg, str(tmp_path))
+    assert dpo.steps == 2 and any("dpo/rewards/margins" in h for h in dpo.history)
+    model, tok = load_for_generation(dpo.path, Placement())
     question = "Tom has 2 apples. Tom gets 3 more apples. How many apples does Tom have now?"
     out = measure_generation(model, tok, [render_prompt(QUESTION_TEMPLATE, question)], max_new_tokens=4, batch_size=1)
     assert len(out) == 1 and 0 < out[0]["output_tokens"] <= 4

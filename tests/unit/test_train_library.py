@@ -44,6 +44,7 @@ def test_loader_places_and_types_the_model_as_configured(base):
         "precision": "fp32",
         "quant_bits": None,
         "attn_implementation": "sdpa",
+        "sharded": False,
     }
 
 
@@ -60,10 +61,10 @@ def test_packing_gives_the_same_first_step_loss(base, demo, tmp_path):
         common | {"packing": True, "sft": {"max_steps": 1, "batch_size": 1, "max_length": 1024}}
     )
     packed = train_sft(str(base), str(data), QUESTION_TEMPLATE, packed_cfg, str(tmp_path / "b"))
-    first = lambda r: r["history"][0]["sft/loss"]  # noqa: E731
+    first = lambda r: r.history[0]["sft/loss"]  # noqa: E731
     assert first(packed) == pytest.approx(first(padded), rel=1e-3)
-    assert packed["throughput"]["tokens"] == padded["throughput"]["tokens"]
-    assert packed["throughput"]["padding_fraction"] == 0.0 < padded["throughput"]["padding_fraction"]
+    assert packed.throughput["tokens"] == padded.throughput["tokens"]
+    assert packed.throughput["padding_fraction"] == 0.0 < padded.throughput["padding_fraction"]
     # Only batches trained on count: two steps over the same eight rows are twice one step's tokens,
     # though the data loader built a batch ahead of each.
     two = train_sft(
@@ -73,8 +74,8 @@ def test_packing_gives_the_same_first_step_loss(base, demo, tmp_path):
         TrainConfig.model_validate(common | {"sft": {"max_steps": 2, "batch_size": 8, "max_length": 1024}}),
         str(tmp_path / "c"),
     )
-    assert padded["throughput"]["batches"] == 1 and two["throughput"]["batches"] == 2
-    assert two["throughput"]["tokens"] == 2 * padded["throughput"]["tokens"]
+    assert padded.throughput["batches"] == 1 and two.throughput["batches"] == 2
+    assert two.throughput["tokens"] == 2 * padded.throughput["tokens"]
 
 
 def test_a_run_killed_after_a_checkpoint_resumes_there(base, demo, tmp_path):
@@ -84,7 +85,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_there(base, demo, tmp_path):
         "cfg = TrainConfig.model_validate(\n"
         "    {'device': 'cpu', 'save_steps': 5, 'sft': {'max_steps': 400, 'batch_size': 4}})\n"
         f"r = train_sft({str(base)!r}, {demo['sft']!r}, {QUESTION_TEMPLATE!r}, cfg, {str(out)!r})\n"
-        "print('RESULT', r['steps'], r['resumed_from'])\n"
+        "print('RESULT', r.steps, r.resumed_from)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
@@ -128,12 +129,12 @@ def test_orpo_and_kto_train_from_the_sft_adapter(base, demo, tmp_path, method):
         }
     )
     sft = train_sft(str(base), demo["sft"], QUESTION_TEMPLATE, cfg, str(tmp_path))
-    result = train_preference(sft["path"], demo["pref"], QUESTION_TEMPLATE, cfg, str(tmp_path))
-    assert result["steps"] == 3 and Path(result["path"]).name == method
-    assert any(f"{method}/loss" in h for h in result["history"])
-    assert read_record(result["path"], TRAINING_RECORD)["stage"] == method
-    again = train_preference(sft["path"], demo["pref"], QUESTION_TEMPLATE, cfg, str(tmp_path))
-    assert again.get("skipped") and again["steps"] == 3  # a finished stage is not trained twice
+    result = train_preference(sft.path, demo["pref"], QUESTION_TEMPLATE, cfg, str(tmp_path))
+    assert result.steps == 3 and Path(result.path).name == method
+    assert any(f"{method}/loss" in h for h in result.history)
+    assert read_record(result.path, TRAINING_RECORD)["stage"] == method
+    again = train_preference(sft.path, demo["pref"], QUESTION_TEMPLATE, cfg, str(tmp_path))
+    assert again.skipped and again.steps == 3  # a finished stage is not trained twice
 
 
 def test_rows_whose_prompt_fills_max_length_are_recorded_or_stop_the_run(base, demo, tmp_path):
@@ -155,9 +156,9 @@ def test_rows_whose_prompt_fills_max_length_are_recorded_or_stop_the_run(base, d
 
     cfg = TrainConfig.model_validate({"device": "cpu", "sft": {"max_steps": 1, "batch_size": 4, "max_length": 64}})
     one = train_sft(str(base), data(1), QUESTION_TEMPLATE, cfg, str(tmp_path / "one"))
-    assert one["rows"]["rows"] == 8 and one["rows"]["dropped_prompt_fills_max_length"] == 1
-    assert one["rows"]["longest_prompt_tokens"] >= 64
-    [dropped] = [json.loads(line) for line in Path(one["rows"]["dropped_path"]).read_text().splitlines()]
+    assert one.rows.rows == 8 and one.rows.dropped_prompt_fills_max_length == 1
+    assert one.rows.longest_prompt_tokens >= 64
+    [dropped] = [json.loads(line) for line in Path(one.rows.dropped_path).read_text().splitlines()]
     assert dropped["id"] == "r0" and dropped["reason"] == "prompt_fills_max_length"
 
     with pytest.raises(UserError) as stopped:
@@ -186,10 +187,10 @@ def test_preference_pairs_whose_prompt_fills_max_length_are_recorded_not_trained
         {"device": "cpu", "preference": {"method": "orpo", "max_steps": 1, "batch_size": 4, "max_length": 64}}
     )
     one = train_preference(str(base), data(1), QUESTION_TEMPLATE, cfg, str(tmp_path / "one"))
-    assert one["rows"]["rows"] == 8 and one["rows"]["dropped_prompt_fills_max_length"] == 1
-    assert one["rows"]["setting"] == "train.preference.max_length"
-    [dropped] = [json.loads(line) for line in Path(one["rows"]["dropped_path"]).read_text().splitlines()]
-    assert dropped["id"] == "p0" and Path(one["rows"]["dropped_path"]).name == "orpo_dropped.jsonl"
+    assert one.rows.rows == 8 and one.rows.dropped_prompt_fills_max_length == 1
+    assert one.rows.setting == "train.preference.max_length"
+    [dropped] = [json.loads(line) for line in Path(one.rows.dropped_path).read_text().splitlines()]
+    assert dropped["id"] == "p0" and Path(one.rows.dropped_path).name == "orpo_dropped.jsonl"
 
     with pytest.raises(UserError) as stopped:
         train_preference(str(base), data(3), QUESTION_TEMPLATE, cfg, str(tmp_path / "three"))
