@@ -65,7 +65,7 @@ def trained(tmp_path_factory) -> dict:
         {"method": "lora", "device": "cpu", "sft": {"max_steps": 200, "batch_size": 8, "learning_rate": 0.003}}
     )
     sft = train_sft(str(base), str(root / "sft.jsonl"), QUESTION_TEMPLATE, train, str(root / "train"))
-    return {"adapter": sft["path"], "eval": paths["eval"], "base": str(base)}
+    return {"adapter": sft.path, "eval": paths["eval"], "base": str(base)}
 
 
 # ------------------------------------------------------------------ parity with the suite (issue 15, item 4)
