@@ -25,6 +25,7 @@ class Row:
     kind: str  # "sft" (chat messages), "pref" (preference pair) or "text" (plain text, pre-training)
     data: dict[str, Any]
     source: str = ""
+    pos: int = 0  # position in the run's input: the quarantine lists drops in this order
 
     def text(self) -> str:
         """All human-readable text of the row, in a stable order: what dedup and filters look at."""
@@ -43,23 +44,34 @@ class Ledger:
 
     def __init__(self, quarantine_path: Path | None = None):
         self.read = 0
+        self.bytes_read = 0  # of JSONL input (uncompressed): what the progress ETA is measured in
         self.kept = 0
         self.dropped: Counter[str] = Counter()
         self.formats: dict[str, Counter[str]] = {}  # input path -> rows per format they were read as
         self.unreadable: list[dict[str, Any]] = []  # {"path", "reason", "fix", "rows"} per input or broken tail
         self._path = quarantine_path
         self._file = None
+        self.pending: list[tuple[int, str]] | None = None  # when a list: drops wait here, by input position
         if quarantine_path is not None:
             quarantine_path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(quarantine_path, "w", encoding="utf-8")
 
     def drop(self, row: Row | dict[str, Any] | str, row_id: str, reason: str, detail: str = "") -> None:
         self.dropped[reason] += 1
-        if self._file is not None:
+        if self._file is not None or self.pending is not None:
             payload = row.to_json() if isinstance(row, Row) else row
             record = {"id": row_id, "reason": reason, "detail": detail, "row": payload}
             # default=str: rows from Parquet or Arrow can hold values JSON has no type for (bytes, dates).
-            self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+            if self.pending is not None:  # the row just read
+                self.pending.append((self.read - 1, line))
+            else:
+                self._file.write(line)
+
+    def write_drops(self, drops: list[tuple[int, str]]) -> None:
+        """Quarantine lines of drops counted elsewhere (by a step's `StepStats`), in input order."""
+        if self._file is not None:
+            self._file.writelines(line for _, line in sorted(drops, key=lambda d: d[0]))
 
     def mark_unreadable(self, path: str, reason: str, fix: str = "", rows: int = 0) -> None:
         """`rows`: records already counted as read that the break swallowed (the one cut off at it)."""

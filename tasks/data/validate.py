@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import replace
 from typing import Any, Iterable, Iterator
 
 from tasks.data.records import Ledger, Row
@@ -93,4 +94,4 @@ def validate_rows(rows: Iterable[Row], ledger: Ledger) -> Iterator[Row]:
         except _Invalid as bad:
             ledger.drop(row, row.id, bad.reason, bad.detail)
             continue
-        yield Row(id=row.id, kind=row.kind, data=data, source=row.source)
+        yield replace(row, data=data)
