@@ -69,7 +69,10 @@ def read_chunks(rows: Iterator[Row], ledger: Ledger, processes: int = 1) -> Iter
             batch.append(row)
             if len(batch) >= CHUNK_ROWS:
                 break
-        drops, ledger.pending = ledger.pending, []
+        pending, ledger.pending = ledger.pending, []
+        drops = [(pos, line) for pos, _, line in pending]
+        for _, reason, _ in pending:
+            stats.counts[f"dropped/{reason}"] += 1
         stats.rows_out = len(batch)
         stats.rows_in = len(batch) + len(drops)
         stats.cpu_s = time.thread_time() - start

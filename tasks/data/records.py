@@ -51,22 +51,24 @@ class Ledger:
         self.unreadable: list[dict[str, Any]] = []  # {"path", "reason", "fix", "rows"} per input or broken tail
         self._path = quarantine_path
         self._file = None
-        self.pending: list[tuple[int, str]] | None = None  # when a list: drops wait here, by input position
+        self.pending: list[tuple[int, str, str]] | None = None  # when a list: drops wait here (see `drop`)
         if quarantine_path is not None:
             quarantine_path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(quarantine_path, "w", encoding="utf-8")
 
     def drop(self, row: Row | dict[str, Any] | str, row_id: str, reason: str, detail: str = "") -> None:
-        self.dropped[reason] += 1
+        """Counts the drop and writes its quarantine line, or, while `pending` is a list, leaves
+        both to the pipeline: (position of the row just read, reason, line) waits there."""
         if self._file is not None or self.pending is not None:
             payload = row.to_json() if isinstance(row, Row) else row
             record = {"id": row_id, "reason": reason, "detail": detail, "row": payload}
             # default=str: rows from Parquet or Arrow can hold values JSON has no type for (bytes, dates).
             line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-            if self.pending is not None:  # the row just read
-                self.pending.append((self.read - 1, line))
-            else:
-                self._file.write(line)
+            if self.pending is not None:
+                self.pending.append((self.read - 1, reason, line))
+                return
+            self._file.write(line)
+        self.dropped[reason] += 1
 
     def write_drops(self, drops: list[tuple[int, str]]) -> None:
         """Quarantine lines of drops counted elsewhere (by a step's `StepStats`), in input order."""

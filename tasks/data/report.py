@@ -177,7 +177,7 @@ def _report(
         "processes": totals["read"].info.get("processes", 1) if "read" in totals else 1,
         "dropped_by_step": {step: c for step, c in {"read": dict(sorted(read_drops.items())), **by_step}.items() if c},
         "step_figures": [s.figures() for s in [read_stats, *steps, write]],
-        "pii": dict(sorted(totals.get("pii", StepStats("pii")).prefixed("pii").items())),
+        "pii": dict(sorted(({"email": 0, "phone": 0} | totals.get("pii", StepStats("pii")).prefixed("pii")).items())),
         "languages": dict(totals.get("quality", StepStats("quality")).prefixed("language").most_common()),
         "decontamination": dict(sorted(decontaminate.prefixed("eval_hit").items(), key=lambda kv: (-kv[1], kv[0]))),
         "eval_items": decontaminate.info.get("eval_items", {}),

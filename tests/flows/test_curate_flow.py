@@ -48,21 +48,21 @@ def test_curate_flow_on_the_demo_data(prefect_harness, tiny_overrides):
     config = load_config(None, tiny_overrides + ["registry.experiment=curate-test"])
     r = curate_flow(config)
 
-    assert r["kept"] + sum(r["dropped"].values()) == r["read"]
-    assert {"exact_duplicate", "near_duplicate", "bad_json", "too_short"} <= set(r["dropped"])
-    assert r["kept"] >= 0.85 * r["read"] and r["sft_rows"] > 0 and r["pref_rows"] > 0
-    assert r["steps"] == config.curate.steps and r["eval_items"] == {r["eval_path"]: 24}
-    assert r["languages"] == {"en": r["kept"]}  # the quality step drops none of the demo rows
-    assert Path(r["dataset_dir"], "sft.parquet").exists() and Path(r["card_path"]).exists()
+    assert r.kept + sum(r.dropped.values()) == r.read
+    assert {"exact_duplicate", "near_duplicate", "bad_json", "too_short"} <= set(r.dropped)
+    assert r.kept >= 0.85 * r.read and r.report["sft_rows"] > 0 and r.report["pref_rows"] > 0
+    assert r.report["steps"] == config.curate.steps and r.report["eval_items"] == {r.eval_path: 24}
+    assert r.report["languages"] == {"en": r.kept}  # the quality step drops none of the demo rows
+    assert Path(r.dataset_dir, "sft.parquet").exists() and Path(r.card_path).exists()
 
-    run = client().get_run(r["run_id"])
-    assert run.data.metrics["rows_read"] == r["read"] and run.data.metrics["rows_kept"] == r["kept"]
-    assert run.data.metrics["dropped.exact_duplicate"] == r["dropped"]["exact_duplicate"]
-    assert run.data.metrics["pii.email"] == r["pii"]["email"]
+    run = client().get_run(r.run_id)
+    assert run.data.metrics["rows_read"] == r.read and run.data.metrics["rows_kept"] == r.kept
+    assert run.data.metrics["dropped.exact_duplicate"] == r.dropped["exact_duplicate"]
+    assert run.data.metrics["pii.email"] == r.report["pii"]["email"]
     inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
     assert {"curated-parquet", "curated-sft", "curated-pref", "eval"} <= set(inputs)
-    assert r["dataset_dir"] in inputs["curated-parquet"].source
-    artifacts = {a.path for a in client().list_artifacts(r["run_id"], "curation")}
+    assert r.dataset_dir in inputs["curated-parquet"].source
+    artifacts = {a.path for a in client().list_artifacts(r.run_id, "curation")}
     assert artifacts == {
         "curation/report.json",
         "curation/quarantine.jsonl",
@@ -82,16 +82,16 @@ def test_shards_give_the_same_result_on_threads_and_on_dask(prefect_harness, tin
     base = tiny_overrides + ["registry.experiment=curate-test", "curate.shards=3"]
     on_threads = run_curate(load_config(None, base))
     on_dask = run_curate(load_config(None, base + ["curate.task_runner=dask"]))
-    assert on_threads["shards"] == 3 and on_threads["read"] > 0
-    assert on_threads["kept"] + sum(on_threads["dropped"].values()) == on_threads["read"]
+    assert on_threads.report["shards"] == 3 and on_threads.read > 0
+    assert on_threads.kept + sum(on_threads.dropped.values()) == on_threads.read
     assert _comparable(on_threads) == _comparable(on_dask)
-    assert on_threads["dataset_hash"] == on_dask["dataset_hash"]
+    assert on_threads.dataset_hash == on_dask.dataset_hash
     ids = [
-        sorted(json.loads(line)["id"] for line in Path(r["quarantine_path"]).read_text().splitlines())
+        sorted(json.loads(line)["id"] for line in Path(r.quarantine_path).read_text().splitlines())
         for r in (on_threads, on_dask)
     ]
-    assert ids[0] == ids[1] and len(ids[0]) == sum(on_threads["dropped"].values())
-    shard_files = sorted(Path(on_threads["quarantine_path"]).parent.glob("shards/shard-*.jsonl"))
+    assert ids[0] == ids[1] and len(ids[0]) == sum(on_threads.dropped.values())
+    shard_files = sorted(Path(on_threads.quarantine_path).parent.glob("shards/shard-*.jsonl"))
     assert len([p for p in shard_files if "quarantine" not in p.name]) >= 3
 
 
@@ -103,4 +103,4 @@ def test_one_shard_and_many_shards_agree_on_what_only_dedup_decides(prefect_harn
     base = tiny_overrides + ["registry.experiment=curate-test", steps]
     single = run_curate(load_config(None, base))
     sharded = run_curate(load_config(None, base + ["curate.shards=4"]))
-    assert single["dropped"] == sharded["dropped"] and single["dataset_hash"] == sharded["dataset_hash"]
+    assert single.dropped == sharded.dropped and single.dataset_hash == sharded.dataset_hash
