@@ -15,11 +15,11 @@ import pytest
 
 from configs.schema import CurateConfig
 from tasks.data.curate import curate_dataset
-from tasks.data.shards import run_all_shards
 from tasks.data.faults import CurationStopped
 from tasks.data.formats import misfit_detail, row_format
 from tasks.data.read import UnreadableInput, count_records, probe_input, read_rows
 from tasks.data.records import Ledger
+from tasks.data.shards import run_all_shards
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = [
@@ -374,7 +374,7 @@ def test_a_rule_over_its_drop_share_stops_with_the_rule_examples_and_key(tmp_pat
         "dropped"
     ] == {"c4_javascript": 20}
     few = _jsonl(tmp_path / "few.jsonl", rows[55:65])  # 5 of 10: too few rows to judge a rule by
-    assert curate_dataset([str(few)], str(tmp_path / "c"), CurateConfig())["dropped"] == {"c4_javascript": 5}
+    assert curate_dataset([str(few)], str(tmp_path / "c"), CurateConfig()).dropped == {"c4_javascript": 5}
 
 
 def test_prefect_reports_of_user_errors_are_filtered_and_others_kept():

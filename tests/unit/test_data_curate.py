@@ -105,7 +105,7 @@ def test_curate_end_to_end(tmp_path: Path) -> None:
     report = json.loads(Path(out.report_path).read_text())
     assert report == out.report
     digest = hashlib.sha256(Path(out.sft_path).read_bytes() + b"\0" + Path(out.pref_path).read_bytes()).hexdigest()
-    assert report.dataset_hash == digest and report.report["dataset_hash_short"] == digest[:16]
+    assert report["dataset_hash"] == digest and report["dataset_hash_short"] == digest[:16]
 
 
 def test_curate_is_deterministic_and_pii_optional(tmp_path: Path) -> None:
@@ -272,7 +272,7 @@ def test_parquet_per_kind_matches_the_report_and_text_rows_are_cleaned(tmp_path:
     assert Path(out.sft_path).parent == folder and Path(out.pref_path).parent == folder
     for kind in ("sft", "pref", "text"):
         table = pq.read_table(folder / f"{kind}.parquet")
-        assert table.num_rows == out[f"{kind}_rows"]
+        assert table.num_rows == out.report[f"{kind}_rows"]
     assert pq.read_table(folder / "sft.parquet").column("id").to_pylist() == ["keep", "story"]
     assert pq.read_table(folder / "text.parquet").to_pylist() == [
         {"id": "x1", "text": "Plain prose for pre-training, written by hand. Write to [EMAIL] for more."}
