@@ -79,8 +79,18 @@ class _Setup:
 _SETUP: dict[str, _Setup] = {}  # per process: the built steps, by config (a decontamination index is built once)
 
 
+def _file_version(path: str) -> str:
+    """A path as it is now: an eval file rewritten between two runs of one process (a worker that
+    serves many runs) must not be judged by the index of its old content."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def _setup(settings: CurateConfig, eval_paths: list[str]) -> _Setup:
-    key = settings.model_dump_json() + "\0" + "\0".join(eval_paths)
+    key = settings.model_dump_json() + "\0" + "\0".join(map(_file_version, eval_paths))
     if key not in _SETUP:
         from tasks.data.steps import row_steps
 

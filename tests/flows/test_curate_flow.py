@@ -71,8 +71,10 @@ def test_curate_flow_on_the_demo_data(prefect_harness, tiny_overrides):
     }
 
 
-def _comparable(report: dict) -> dict:
-    return {k: v for k, v in report.items() if not k.endswith(("_path", "_dir")) and k not in ("run_id", "eval_path")}
+def _comparable(result) -> dict:
+    """A `CurateResult`'s report without what depends on where or how fast it ran."""
+    figures = ("step_figures", "processes")
+    return {k: v for k, v in result.report.items() if k not in figures and not k.endswith(("_path", "_dir"))}
 
 
 def test_shards_give_the_same_result_on_threads_and_on_dask(prefect_harness, tiny_overrides):
@@ -91,8 +93,7 @@ def test_shards_give_the_same_result_on_threads_and_on_dask(prefect_harness, tin
         for r in (on_threads, on_dask)
     ]
     assert ids[0] == ids[1] and len(ids[0]) == sum(on_threads.dropped.values())
-    shard_files = sorted(Path(on_threads.quarantine_path).parent.glob("shards/shard-*.jsonl"))
-    assert len([p for p in shard_files if "quarantine" not in p.name]) >= 3
+    assert len(list(Path(on_threads.quarantine_path).parent.glob("shards/shard-*.0.pkl"))) >= 3  # read in 3+ shards
 
 
 def test_one_shard_and_many_shards_agree_on_what_only_dedup_decides(prefect_harness, tiny_overrides):
