@@ -17,6 +17,7 @@ ordered steps in one task over every shard in order). The configured order is ke
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ class _Setup:
     steps: dict[str, Callable] = field(default_factory=dict)
 
 
+_SETUP_LOCK = threading.Lock()
 _SETUP: dict[str, _Setup] = {}  # per process: the built steps, by config (a decontamination index is built once)
 
 
@@ -91,12 +93,13 @@ def _file_version(path: str) -> str:
 
 def _setup(settings: CurateConfig, eval_paths: list[str]) -> _Setup:
     key = settings.model_dump_json() + "\0" + "\0".join(map(_file_version, eval_paths))
-    if key not in _SETUP:
-        from tasks.data.steps import row_steps
+    with _SETUP_LOCK:  # shard tasks may run on threads of one process
+        if key not in _SETUP:
+            from tasks.data.steps import row_steps
 
-        _SETUP.clear()
-        _SETUP[key] = _Setup(settings, eval_paths, row_steps(settings, eval_paths))
-    return _SETUP[key]
+            _SETUP.clear()
+            _SETUP[key] = _Setup(settings, eval_paths, row_steps(settings, eval_paths))
+        return _SETUP[key]
 
 
 def run_rows(chunk: Chunk, step_names: list[str], keys: list[str], settings: CurateConfig, eval_paths: list[str]):

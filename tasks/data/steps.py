@@ -7,6 +7,7 @@ puts on its `StepStats` (`stat_update`, `drop`), which the runner adds up. The o
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -58,10 +59,12 @@ def row_steps(settings: CurateConfig, eval_paths: list[str]) -> dict[str, RowSte
     s = settings
     index: list[NgramIndex] = []
     items: dict[str, int] = {}
+    building = threading.Lock()  # shard tasks on threads share these steps
 
     def contamination(rows: Iterable[Row], stats: StepStats) -> Iterator[Row]:
-        if not index:  # built when first needed, once per process
-            index.append(eval_index(eval_paths, s.decontaminate_n, items))
+        with building:
+            if not index:  # built when first needed, once per process
+                index.append(eval_index(eval_paths, s.decontaminate_n, items))
         stats.info["eval_items"] = dict(items)
         hits: Counter[str] = Counter()
         yield from decontaminate(rows, stats, index[0], s.decontaminate_n, hits)
