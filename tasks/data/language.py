@@ -18,7 +18,8 @@ are found for a whole batch at once: py3langid walks its n-gram automaton byte b
 state after any byte depends only on the last `_WINDOW` bytes; the walk becomes `_WINDOW` numpy
 gathers over every position of the batch, and the batch is scored with one sparse product. The
 features and the arithmetic are py3langid's, so a prefix gets the language `py3langid.classify`
-gives it, with the same probability to 1e-5 (tests/unit/test_data_language.py checks both).
+gives it, with its probability to 2.2e-4, and a decision near a threshold is py3langid's own
+(`detect_languages`; tests/unit/test_data_equivalence.py checks both).
 """
 
 from __future__ import annotations
@@ -49,10 +50,8 @@ class _Model(NamedTuple):
 
 @lru_cache(maxsize=1)
 def _model() -> _Model:
-    # Imported here: loading the model takes about half a second, which `llmops --help` should not pay.
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    # Loaded when first needed: about half a second, which `llmops --help` should not pay.
+    ident = _identifier()
     return _Model(
         np.asarray(ident.tk_nextmove, dtype=np.int32),
         np.asarray(ident._rowbase, dtype=np.int32),
@@ -90,19 +89,27 @@ def _features(encoded: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return doc[hit], emitted[hit]
 
 
-def detect_languages(texts: Sequence[str]) -> list[tuple[str, float]]:
+CLOSE = 1e-3  # a probability this near the threshold, or this near the runner-up's, is py3langid's own
+
+
+def detect_languages(texts: Sequence[str], threshold: float | None = None) -> list[tuple[str, float]]:
     """(ISO 639-1 code, probability in [0, 1]) of each text's first `PREFIX_CHARS` characters.
 
     py3langid's scoring, for a batch: log(1 + count) of each feature times the model's table, plus
-    the priors, scaled by 1/sqrt(bytes), softmax, aliased labels folded. Summed in another order
-    than py3langid's, so a probability may differ from its own in the sixth decimal.
+    the priors, scaled by 1/sqrt(bytes), softmax, aliased labels folded. Summed in float32 and in
+    another order than py3langid's, so a probability may differ from its own a little (at most
+    2.2e-4 on the shared data and the adversarial cases of tests/unit/test_data_equivalence.py,
+    on one-word texts). So that no decision depends on that, a text whose best probability lies
+    within `CLOSE` of `threshold`, or of the second-best language's, is classified again by
+    py3langid itself.
     """
     if not texts:
         return []
     import scipy.sparse as sp
 
     m = _model()
-    encoded = [_encode(t[:PREFIX_CHARS]) for t in texts]
+    prefixes = [t[:PREFIX_CHARS] for t in texts]
+    encoded = [_encode(t) for t in prefixes]
     doc, feats = _features(encoded)
     width = m.ptc.shape[0]
     keys, counts = np.unique(doc * width + feats, return_counts=True)
@@ -119,8 +126,23 @@ def detect_languages(texts: Sequence[str]) -> list[tuple[str, float]]:
     for i, j in m.alias_pairs:
         scores[:, i] += scores[:, j]
         scores[:, j] = 0.0
+    top2 = np.sort(scores, axis=1)[:, -2:]
+    close = top2[:, 1] - top2[:, 0] < CLOSE
+    if threshold is not None:
+        close |= np.abs(top2[:, 1] - threshold) < CLOSE
     best = scores.argmax(axis=1)
-    return [(m.classes[b], float(scores[k, b])) for k, b in enumerate(best.tolist())]
+    out = [(m.classes[b], float(scores[k, b])) for k, b in enumerate(best.tolist())]
+    for k in np.flatnonzero(close).tolist():
+        lang, p = _identifier().classify(prefixes[k])
+        out[k] = (lang, float(p))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def detect_language(text: str) -> tuple[str, float]:

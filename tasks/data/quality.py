@@ -342,7 +342,7 @@ def filter_quality(
         if cfg.language_enabled:
             from tasks.data.language import detect_languages
 
-            languages = detect_languages(texts)
+            languages = detect_languages(texts, cfg.min_language_score)
         for row, text, language in zip(block, texts, languages):
             view = TextView(text, language)
             for group, c in checks:

@@ -4,15 +4,16 @@
 Each function is the earlier code's logic, frozen: the toxicity word list as one regex alternation
 over every row, language ID on the whole text with py3langid's own `classify`, every PII pattern on
 every text (no trigger check), the Gopher repetition rules computing every n-gram share, the
-decontamination index as 64-bit hashes of n-grams, exact dedup as a dict of 160-bit digests. Only
-what did not change (the regexes themselves, the Luhn and IBAN checks, `normalize_text`) is
-imported from the project. Slow on purpose: never use it outside tests.
+decontamination index as 64-bit hashes of n-grams, exact dedup as a dict of 160-bit digests,
+text normalisation line by line. Only what did not change (the regexes themselves, the Luhn and
+IBAN checks) is imported from the project. Slow on purpose: never use it outside tests.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +25,6 @@ from tasks.data import pii
 from tasks.data.quality import BULLETS, ELLIPSES, POLICY_PHRASES, STOP_WORDS, TERMINAL_PUNCT, _lines, _segments, _words
 from tasks.data.records import Row
 from tasks.data.toxicity import WORDLIST, _read_terms, _suffix, _term_pattern
-from tasks.data.validate import normalize_text
 
 # ------------------------------------------------------------------------------------ toxicity
 
@@ -263,7 +263,16 @@ def contamination(train_texts: list[str], eval_items: list[tuple[str, str]], n: 
     return out
 
 
-# ------------------------------------------------------------------------------------ exact dedup
+# ------------------------------------------------------------------------------------ normalisation and exact dedup
+
+_HSPACE = re.compile(r"[^\S\n]+")
+_BLANKS = re.compile(r"\n{3,}")
+
+
+def normalize_text(s: str) -> str:
+    s = unicodedata.normalize("NFC", s).replace("\r\n", "\n").replace("\r", "\n")
+    lines = (_HSPACE.sub(" ", line).strip(" ") for line in s.split("\n"))
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 
 
 def exact_duplicates(rows: list[Row]) -> list[str | None]:
