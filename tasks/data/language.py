@@ -112,7 +112,8 @@ def detect_languages(texts: Sequence[str], threshold: float | None = None) -> li
     encoded = [_encode(t) for t in prefixes]
     doc, feats = _features(encoded)
     width = m.ptc.shape[0]
-    keys, counts = np.unique(doc * width + feats, return_counts=True)
+    wide = len(encoded) * width >= 2**31  # int32 keys sort in about half the time
+    keys, counts = np.unique(doc * width + feats if wide else doc.astype(np.int32) * width + feats, return_counts=True)
     rows = keys // width
     indptr = np.searchsorted(rows, np.arange(len(encoded) + 1))
     weights = sp.csr_matrix(

@@ -166,35 +166,55 @@ def _digits(text: str) -> int:
     return len(_DIGIT.findall(text))
 
 
-# What any match of a pattern (any that its `keep` accepts) must contain. Each starts with a
-# character class or a literal, which the regex engine finds by skipping ahead, where the masking
-# patterns open with look-behinds that it must try at every position of the text.
+# What any match of a pattern (any that its `keep` accepts) must contain. The number triggers are
+# made of digits and the marks between them, so a match lies inside one *cluster* (a digit, then
+# digits and marks): a text is scanned once for its clusters, and the triggers read only those.
 TRIGGERS = {
     "card": re.compile(r"\d(?:[ -]?\d){12}"),  # 13+ digits, at most one space or dash between two
     "phone": re.compile(r"\d(?:[ .()+-]{0,3}\d){8}"),  # 9+ digits, at most two marks between two
     "ssn": re.compile(r"\d{3}-\d{2}-\d{4}"),
     "ipv4": re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d"),
-    "ipv6": re.compile(r":[0-9A-Fa-f]{0,4}:"),
-    "iban": re.compile(r"[A-Z]{2}\d{2}"),
-    "github": re.compile(r"gh[pousr]_"),
 }
+_CLUSTER = re.compile(r"\d[\d .()+-]*")
+_TWO_DIGITS = re.compile(r"\d\d")
+_IPV6_TRIGGER = re.compile(r":[0-9A-Fa-f]{0,4}:")
+_GITHUB_TRIGGER = re.compile(r"gh[pousr]_")
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _triggers(text: str) -> dict[str, bool]:
+    """Which patterns can match in `text`: the cheap part of `mask_pii`."""
+    digits = _digits(text)
+    needs = {"card": 13, "phone": MIN_PHONE_DIGITS, "ssn": 9, "ipv4": 4}  # digits in any match
+    found = dict.fromkeys(["card", "phone", "ssn", "ipv4", "iban"], False)
+    if digits >= 2:
+        clusters = list(_CLUSTER.finditer(text))
+        for kind, trigger in TRIGGERS.items():
+            found[kind] = digits >= needs[kind] and any(trigger.search(m.group()) for m in clusters)
+        # An IBAN opens with two capitals then two digits: the digits open a cluster.
+        found["iban"] = any(
+            m.start() >= 2
+            and text[m.start() - 1] in _UPPER
+            and text[m.start() - 2] in _UPPER
+            and _TWO_DIGITS.match(m.group())
+            for m in clusters
+        )
+    found["ipv6"] = text.count(":") >= 2 and _IPV6_TRIGGER.search(text) is not None
+    found["github"] = "_" in text and _GITHUB_TRIGGER.search(text) is not None
+    return found
 
 
 def mask_pii(text: str) -> tuple[str, Counter[str]]:
     """Returns the masked text and how many of each kind (see `PLACEHOLDERS`) were masked.
 
-    Each pattern runs only on a text holding what any of its matches must hold (`TRIGGERS`, an @
+    Each pattern runs only on a text holding what any of its matches must hold (`_triggers`, an @
     for an address, "sk-" for a key...): most rows hold no trigger for most patterns, and a
     pattern's scan costs far more than its trigger's. The triggers are read from the unmasked
     text, which is safe because a placeholder holds no digit, @, colon, dash or key prefix:
     masking only takes away what a trigger looks for.
     """
     counts: Counter[str] = Counter()
-    digits = _digits(text)
-    needs = {"card": 13, "phone": MIN_PHONE_DIGITS, "ssn": 9, "ipv4": 4, "iban": 2}  # digits in any match
-    found = {
-        kind: digits >= needs.get(kind, 0) and trigger.search(text) is not None for kind, trigger in TRIGGERS.items()
-    }
+    found = _triggers(text)
     if "-----BEGIN" in text:
         text = _mask(PEM_PRIVATE_KEY, "secret", text, counts)
     if "sk-" in text:

@@ -24,12 +24,15 @@ counts, per rule, the rows its group saw and the rows it dropped; the curation s
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Callable, Iterable, Iterator
+
+import numpy as np
 
 from configs.quality import QualityConfig
 from tasks.data.minhash import batched
@@ -51,7 +54,11 @@ def _lines(text: str) -> list[str]:
 
 def _words(text: str) -> list[str]:
     """Whitespace tokens with surrounding punctuation removed; punctuation-only tokens are not words."""
-    return [w for w in (t.strip(_PUNCT) for t in text.split()) if w]
+    return _stripped(text.split())
+
+
+def _stripped(tokens: list[str]) -> list[str]:
+    return list(filter(None, map(str.strip, tokens, itertools.repeat(_PUNCT))))  # C loops, not a generator
 
 
 class TextView:
@@ -68,7 +75,13 @@ class TextView:
 
     @cached_property
     def words(self) -> list[str]:
-        return [w for w in (t.strip(_PUNCT) for t in self.tokens) if w]
+        return _stripped(self.tokens)
+
+    @cached_property
+    def lower_words(self) -> list[str]:
+        """`words`, lower-cased: the same as splitting the lower-cased text (lower-casing never makes
+        or unmakes whitespace or the punctuation words are stripped of)."""
+        return _stripped(self.lower.split())
 
     @cached_property
     def lines(self) -> list[str]:
@@ -155,14 +168,6 @@ def _grams(words: list[str], n: int) -> list[tuple[str, ...]]:
     return list(zip(*(words[i:] for i in range(n))))
 
 
-def _top_ngram_share(words: list[str], n: int, total_chars: int) -> float:
-    grams = Counter(_grams(words, n))
-    if not grams:
-        return 0.0
-    gram, count = grams.most_common(1)[0]
-    return 0.0 if count < 2 else count * sum(map(len, gram)) / total_chars
-
-
 def _dup_ngram_share(words: list[str], n: int, total_chars: int) -> float:
     grams = _grams(words, n)
     if len(set(grams)) == len(grams):  # no n-gram repeats: nothing is covered (most rows, at n = 5)
@@ -177,6 +182,76 @@ def _dup_ngram_share(words: list[str], n: int, total_chars: int) -> float:
     return sum(len(w) for w, c in zip(words, covered) if c) / total_chars
 
 
+class _Grams:
+    """A text's word n-grams, and the bounds that spare counting most of them.
+
+    Two facts bound every n-gram share by what the bigrams say. The most frequent n-gram (n >= 2)
+    occurs at most as often as the most frequent bigram (each occurrence starts with one), and holds
+    at most the characters of the longest run of n words. And the words that repeated n-grams cover
+    (n >= 2) are among those that repeated bigrams cover. Bigrams are compared by a 64-bit hash
+    here: a collision can only make two bigrams look alike, which raises a bound, never lowers it.
+    Natural text stays far below the limits, so most rows need nothing more; a row near a limit
+    gets its shares computed exactly, as before.
+    """
+
+    def __init__(self, words: list[str], total_chars: int, limit_hint: float = 0.0):
+        self.words, self.total = words, total_chars
+        self.limit_hint = limit_hint  # a bound at or under it is good enough to return
+        self._cumulative: list[int] | None = None
+        self._bigrams: tuple[int, int] | None = None
+
+    @cached_property
+    def longest_word(self) -> int:
+        return max(map(len, self.words), default=0)
+
+    def _bigram_bounds(self) -> tuple[int, int]:
+        """(most occurrences of one bigram, characters of the words that repeated bigrams cover), at least."""
+        if self._bigrams is None:
+            w = self.words
+            if len(w) < 2:
+                self._bigrams = (0, 0)
+                return self._bigrams
+            h = np.fromiter(map(hash, w), dtype=np.int64, count=len(w))
+            with np.errstate(over="ignore"):
+                keys = h[:-1] * np.int64(1000003) + h[1:]
+            order = np.argsort(keys, kind="stable")  # equal keys: the first occurrence first
+            same = keys[order[1:]] == keys[order[:-1]]
+            if not same.any():
+                self._bigrams = (1, 0)
+                return self._bigrams
+            starts = np.flatnonzero(np.concatenate(([True], ~same, [True])))
+            repeats = order[1:][same]  # every occurrence of a bigram after its first
+            lens = np.fromiter(map(len, w), dtype=np.int64, count=len(w))
+            covered = np.zeros(len(w), dtype=bool)
+            covered[repeats] = covered[repeats + 1] = True
+            self._bigrams = (int(np.diff(starts).max()), int(lens[covered].sum()))
+        return self._bigrams
+
+    def top_share(self, n: int) -> float:
+        grams = Counter(zip(*(self.words[i:] for i in range(n))))
+        if not grams:
+            return 0.0
+        gram, count = grams.most_common(1)[0]
+        return 0.0 if count < 2 else count * sum(map(len, gram)) / self.total
+
+    def top_bound(self, n: int) -> float:
+        """At least `top_share(n)`, for n >= 2."""
+        most = self._bigram_bounds()[0]
+        if most < 2:
+            return 0.0
+        longest = most * n * self.longest_word / self.total  # n words of the longest length: looser, cheaper
+        if longest <= self.limit_hint:
+            return longest
+        if self._cumulative is None:
+            self._cumulative = [0, *itertools.accumulate(map(len, self.words))]
+        c = self._cumulative
+        return most * max((c[i + n] - c[i] for i in range(len(c) - n)), default=0) / self.total
+
+    def dup_bound(self) -> float:
+        """At least every `_dup_ngram_share` for n >= 2."""
+        return self._bigram_bounds()[1] / self.total
+
+
 def repetition_reason(text: str | TextView, cfg: QualityConfig = QualityConfig()) -> str | None:
     """Gopher's repetition rules on one text; texts under `cfg.rep_min_words` words pass untested,
     since there one repeated line or phrase is a large share by accident, not a sign of degenerate
@@ -184,10 +259,11 @@ def repetition_reason(text: str | TextView, cfg: QualityConfig = QualityConfig()
 
     The duplicated n-gram shares only fall as n grows (a repeated n-gram is made of two repeated
     (n-1)-grams, so what n covers, n-1 covers too); once the smallest n's share is within every
-    limit, the larger ones cannot exceed theirs and are not computed.
+    limit, the larger ones cannot exceed theirs and are not computed. Shares that `_Grams` bounds
+    within their limits are not computed either: the decisions are those of computing them all.
     """
     v = text if isinstance(text, TextView) else TextView(text)
-    words = [w.lower() for w in v.words]
+    words = v.lower_words
     if len(words) < cfg.rep_min_words:
         return None
     text = v.text
@@ -203,14 +279,19 @@ def repetition_reason(text: str | TextView, cfg: QualityConfig = QualityConfig()
         return "rep_dup_line_chars"
     if pdup_chars / len(text) > cfg.max_dup_paragraph_char_fraction:
         return "rep_dup_paragraph_chars"
-    total_chars = sum(map(len, words))
-    for n, limit in sorted(cfg.max_top_ngram_share.items()):
-        if _top_ngram_share(words, n, total_chars) > limit:
+    top = sorted(cfg.max_top_ngram_share.items())
+    grams = _Grams(words, sum(map(len, words)), min((limit for _, limit in top), default=0.0))
+    for n, limit in top:
+        if n >= 2 and grams.top_bound(n) <= limit:
+            continue
+        if grams.top_share(n) > limit:
             return "rep_top_ngram"
     limits = sorted(cfg.max_dup_ngram_share.items())
     lowest = min((limit for _, limit in limits), default=0.0)
+    if limits and limits[0][0] >= 2 and grams.dup_bound() <= lowest:
+        return None
     for n, limit in limits:
-        share = _dup_ngram_share(words, n, total_chars)
+        share = _dup_ngram_share(words, n, grams.total)
         if share > limit:
             return "rep_dup_ngram"
         if share <= lowest:  # every larger n shares at most this much
