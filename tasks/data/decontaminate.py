@@ -15,6 +15,7 @@ that happens to contain it: indexing short items inside long rows would flag eve
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,8 +41,16 @@ class NgramIndex:
     vocab: dict[str, int] = field(default_factory=dict)
 
 
+# In ASCII text a word character (`\w`) is a letter, a digit or "_": every other character can
+# become a space, and `split` then finds the same words as the regex, several times faster.
+_ASCII_NON_WORD = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
+
+
 def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    lower = text.lower()
+    if lower.isascii():
+        return lower.translate(_ASCII_NON_WORD).split()
+    return _WORD.findall(lower)
 
 
 def ngram_keys(words: list[str], n: int, vocab: dict[str, int], grow: bool = False) -> set[tuple[int, ...]]:
@@ -55,18 +64,16 @@ def ngram_keys(words: list[str], n: int, vocab: dict[str, int], grow: bool = Fal
     if grow:
         ids = [vocab.setdefault(w, len(vocab)) for w in words]
     else:
-        ids = [vocab.get(w, -1) for w in words]
+        ids = list(map(vocab.get, words, itertools.repeat(-1)))
     if len(ids) < n:
         return {tuple(ids)} if grow or -1 not in ids else set()
     if grow or -1 not in ids:
         return set(zip(*(ids[i:] for i in range(n))))
     keys: set[tuple[int, ...]] = set()
-    start = 0  # n-grams inside each run of known words
-    for end in [*(i for i, x in enumerate(ids) if x < 0), len(ids)]:
-        if end - start >= n:
-            run = ids[start:end]
-            keys.update(zip(*(run[i:] for i in range(n))))
-        start = end + 1
+    known = bytes(map((-1).__ne__, ids))  # 1 per word in the eval vocabulary: C loops, not Python ones
+    for m in re.finditer(b"\x01{%d,}" % n, known):  # n-grams inside each run of known words
+        run = ids[m.start() : m.end()]
+        keys.update(zip(*(run[i:] for i in range(n))))
     return keys
 
 

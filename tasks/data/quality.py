@@ -194,15 +194,17 @@ class _Grams:
     gets its shares computed exactly, as before.
     """
 
-    def __init__(self, words: list[str], total_chars: int, limit_hint: float = 0.0):
+    def __init__(self, words: list[str], total_chars: int):
         self.words, self.total = words, total_chars
-        self.limit_hint = limit_hint  # a bound at or under it is good enough to return
-        self._cumulative: list[int] | None = None
         self._bigrams: tuple[int, int] | None = None
 
     @cached_property
-    def longest_word(self) -> int:
-        return max(map(len, self.words), default=0)
+    def lengths(self) -> np.ndarray:
+        return np.fromiter(map(len, self.words), dtype=np.int64, count=len(self.words))
+
+    @cached_property
+    def cumulative(self) -> np.ndarray:
+        return np.concatenate(([0], np.cumsum(self.lengths)))
 
     def _bigram_bounds(self) -> tuple[int, int]:
         """(most occurrences of one bigram, characters of the words that repeated bigrams cover), at least."""
@@ -221,10 +223,9 @@ class _Grams:
                 return self._bigrams
             starts = np.flatnonzero(np.concatenate(([True], ~same, [True])))
             repeats = order[1:][same]  # every occurrence of a bigram after its first
-            lens = np.fromiter(map(len, w), dtype=np.int64, count=len(w))
             covered = np.zeros(len(w), dtype=bool)
             covered[repeats] = covered[repeats + 1] = True
-            self._bigrams = (int(np.diff(starts).max()), int(lens[covered].sum()))
+            self._bigrams = (int(np.diff(starts).max()), int(self.lengths[covered].sum()))
         return self._bigrams
 
     def top_share(self, n: int) -> float:
@@ -239,13 +240,10 @@ class _Grams:
         most = self._bigram_bounds()[0]
         if most < 2:
             return 0.0
-        longest = most * n * self.longest_word / self.total  # n words of the longest length: looser, cheaper
-        if longest <= self.limit_hint:
-            return longest
-        if self._cumulative is None:
-            self._cumulative = [0, *itertools.accumulate(map(len, self.words))]
-        c = self._cumulative
-        return most * max((c[i + n] - c[i] for i in range(len(c) - n)), default=0) / self.total
+        if len(self.words) < n:
+            return 0.0
+        c = self.cumulative  # the most characters n consecutive words hold
+        return most * int((c[n:] - c[:-n]).max()) / self.total
 
     def dup_bound(self) -> float:
         """At least every `_dup_ngram_share` for n >= 2."""
@@ -279,9 +277,8 @@ def repetition_reason(text: str | TextView, cfg: QualityConfig = QualityConfig()
         return "rep_dup_line_chars"
     if pdup_chars / len(text) > cfg.max_dup_paragraph_char_fraction:
         return "rep_dup_paragraph_chars"
-    top = sorted(cfg.max_top_ngram_share.items())
-    grams = _Grams(words, sum(map(len, words)), min((limit for _, limit in top), default=0.0))
-    for n, limit in top:
+    grams = _Grams(words, sum(map(len, words)))
+    for n, limit in sorted(cfg.max_top_ngram_share.items()):
         if n >= 2 and grams.top_bound(n) <= limit:
             continue
         if grams.top_share(n) > limit:
