@@ -156,6 +156,22 @@ def test_cli_parquet_with_unknown_columns(home, tmp_path):
     assert "['body', 'label']" in line and "--format" in line
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["curate.processes=2", "curate.shards=2"], ids=["processes2", "shards2"])
+def test_cli_unreadable_input_beside_good_ones_at_any_split(home, tmp_path, split):
+    """A bad input among good ones, curated on two worker processes or in two shards: the good rows
+    are curated and accounted for, then one `error:` line names the bad input, exit 2."""
+    good = _jsonl(tmp_path / "good.jsonl", [{"text": _sentence(i)} for i in range(2500)] + [{"text": _sentence(7)}])
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"\x00\x01\x02")
+    out = _curate(home, "--input", str(good), "--input", str(bad), "--output", str(tmp_path / "out"), "--set", split)
+    line = _one_error(out, str(bad))
+    assert "allow_unreadable" in line
+    report = _report(tmp_path / "out")
+    assert report["read"] == 2501 and report["kept"] == 2500 and report["dropped"] == {"exact_duplicate": 1}
+    assert report["processes" if "processes" in split else "shards"] == 2
+
+
 @pytest.fixture(scope="module")
 def allowed_run(home, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, dict[str, Path]]:
     """The three cases curation lets through (exit 0), in one CLI run: each run of the CLI starts
