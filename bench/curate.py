@@ -197,6 +197,7 @@ def _spawn(argv: list[str], python: str = sys.executable) -> dict:
     out = subprocess.run([python, *argv], capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:3])} failed:\n{out.stderr[-3000:]}")
+    print(out.stdout.strip().splitlines()[-1], file=sys.stderr, flush=True)  # each run as it ends
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
