@@ -37,12 +37,16 @@ from tasks.data.records import Ledger, Row
 from tasks.data.validate import normalize_text
 
 
+def _normalized(row: Row) -> str:
+    """The row's text, normalised. A validated row's text already is: each field was normalised,
+    and joining normalised fields with newlines leaves nothing for `normalize_text` to change."""
+    return row.text() if row.normalized else normalize_text(row.text())
+
+
 def exact_keys(rows: Sequence[Row]) -> np.ndarray:
     """64 bits of the sha1 of each row's kind and normalised, lower-cased text: what makes two
     rows exact duplicates. Pure and per row, so worker processes or shards compute them."""
-    keys = [
-        hashlib.sha1(f"{row.kind}\0{normalize_text(row.text()).lower()}".encode("utf-8")).digest()[:8] for row in rows
-    ]
+    keys = [hashlib.sha1(f"{row.kind}\0{_normalized(row).lower()}".encode("utf-8")).digest()[:8] for row in rows]
     return np.frombuffer(b"".join(keys), dtype="<u8").copy() if keys else np.empty(0, dtype=np.uint64)
 
 

@@ -46,20 +46,26 @@ class _Model(NamedTuple):
     pc: np.ndarray
     classes: list[str]
     alias_pairs: list[tuple[int, int]]
+    two: np.ndarray  # the state after bytes (a, b) from the start state, at a * 256 + b: two steps in one
 
 
 @lru_cache(maxsize=1)
 def _model() -> _Model:
     # Loaded when first needed: about half a second, which `llmops --help` should not pay.
     ident = _identifier()
+    nextmove = np.asarray(ident.tk_nextmove, dtype=np.int32)
+    rowbase = np.asarray(ident._rowbase, dtype=np.int32)
+    pairs = np.arange(65536, dtype=np.int32)
+    after_first = nextmove[rowbase[0] + (pairs >> 8)]
     return _Model(
-        np.asarray(ident.tk_nextmove, dtype=np.int32),
-        np.asarray(ident._rowbase, dtype=np.int32),
+        nextmove,
+        rowbase,
         np.asarray(ident.tk_output, dtype=np.int32),
         np.ascontiguousarray(ident.nb_ptc, dtype=np.float32),
         ident.nb_pc,
         list(ident.nb_classes),
         list(ident._alias_pairs),
+        nextmove[rowbase[after_first] + (pairs & 255)],
     )
 
 
@@ -76,8 +82,8 @@ def _features(encoded: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     lens = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
     buf = np.frombuffer(_PAD + _PAD.join(encoded), dtype=np.uint8)
     n = len(buf) - len(_PAD)
-    state = np.zeros(n, dtype=np.int32)
-    for k in range(_WINDOW):  # position i ends up in the state the walk reaches over bytes i-5..i
+    state = m.two[(buf[:n].astype(np.int32) << 8) | buf[1 : n + 1]]  # the first two bytes of each window
+    for k in range(2, _WINDOW):  # position i ends up in the state the walk reaches over bytes i-5..i
         state = m.nextmove[m.rowbase[state] + buf[k : k + n]]
     emitted = m.output[state]
     doc = np.repeat(np.arange(len(encoded), dtype=np.int64), lens + len(_PAD))[:n]

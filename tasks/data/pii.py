@@ -267,4 +267,4 @@ def mask_rows(rows: Iterable[Row], counts: Counter[str]) -> Iterator[Row]:
             for key in ("text",) if row.kind == "text" else ("prompt", "chosen", "rejected"):
                 data[key], c = mask_pii(data[key])
                 counts.update(c)
-        yield replace(row, data=data)
+        yield replace(row, data=data, normalized=False)  # a mask may sit where spaces were

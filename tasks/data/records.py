@@ -26,6 +26,7 @@ class Row:
     data: dict[str, Any]
     source: str = ""
     pos: int = 0  # position in the run's input: the quarantine lists drops in this order
+    normalized: bool = False  # every text field as `validate.normalize_text` leaves it (set by validate)
 
     def text(self) -> str:
         """All human-readable text of the row, in a stable order: what dedup and filters look at."""

@@ -114,4 +114,4 @@ def validate_rows(rows: Iterable[Row], ledger: Ledger) -> Iterator[Row]:
         except _Invalid as bad:
             ledger.drop(row, row.id, bad.reason, bad.detail)
             continue
-        yield replace(row, data=data)
+        yield replace(row, data=data, normalized=True)

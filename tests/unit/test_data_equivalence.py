@@ -319,6 +319,7 @@ def test_decontamination_hits_the_same_eval_items(shared_rows, n):
 
 
 def test_exact_dedup_keeps_the_same_first_copies(shared_rows):
+    assert all(r.normalized and normalize_text(r.text()) == r.text() for r in shared_rows)  # what it skips
     rows = list(shared_rows)
     rng = random.Random(4)
     for i in rng.sample(range(len(shared_rows)), 300):  # copies with other case, spacing, composition
