@@ -156,7 +156,10 @@ def load_lexicon(path: Path = WORDLIST) -> Lexicon:
         for spelling in _spellings(term, table):
             spelled.setdefault(spelling, set()).add(i)
     keys = sorted(spelled)
-    screen = ahocorasick_rs.BytesAhoCorasick([k.encode("ascii") for k in keys])
+    # A DFA: built once (milliseconds), it scans about 3x faster than the default NFA.
+    screen = ahocorasick_rs.BytesAhoCorasick(
+        [k.encode("ascii") for k in keys], implementation=ahocorasick_rs.Implementation.DFA
+    )
     return Lexicon(
         tuple(entries),
         re.compile("|".join(groups), re.IGNORECASE),
