@@ -177,7 +177,11 @@ TRIGGERS = {
 }
 _CLUSTER = re.compile(r"\d[\d .()+-]*")
 _TWO_DIGITS = re.compile(r"\d\d")
-_IPV6_TRIGGER = re.compile(r":[0-9A-Fa-f]{0,4}:")
+# A kept IPv6 match has three written groups, so one of them lies between two colons ("::" alone,
+# as in reStructuredText, is no address).
+_IPV6_TRIGGER = re.compile(r":[0-9A-Fa-f]{1,4}:")
+# After an IBAN's country and check digits: 11+ letters or digits (compact), or two groups of four.
+_IBAN_TAIL = re.compile(r"[A-Z0-9]{11}| [A-Z0-9]{4} [A-Z0-9]{4}")
 _GITHUB_TRIGGER = re.compile(r"gh[pousr]_")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -191,12 +195,13 @@ def _triggers(text: str) -> dict[str, bool]:
         clusters = list(_CLUSTER.finditer(text))
         for kind, trigger in TRIGGERS.items():
             found[kind] = digits >= needs[kind] and any(trigger.search(m.group()) for m in clusters)
-        # An IBAN opens with two capitals then two digits: the digits open a cluster.
+        # An IBAN opens with two capitals then two digits (which open a cluster), then its tail.
         found["iban"] = any(
             m.start() >= 2
             and text[m.start() - 1] in _UPPER
             and text[m.start() - 2] in _UPPER
             and _TWO_DIGITS.match(m.group())
+            and _IBAN_TAIL.match(text, m.start() + 2)
             for m in clusters
         )
     found["ipv6"] = text.count(":") >= 2 and _IPV6_TRIGGER.search(text) is not None
