@@ -10,7 +10,7 @@ what is kept. Language ID is off (its fastText model is a download), and so is C
 list (also a download). Prints one JSON line: documents in and kept, CPU seconds, wall seconds,
 peak RSS. Make the venv with:
 
-    python3.11 -m venv .venv-datatrove && .venv-datatrove/bin/pip install datatrove==0.10.1 spacy==3.8.18
+    python3.11 -m venv .venv-datatrove && .venv-datatrove/bin/pip install datatrove==0.10.1 spacy==3.8.18 orjson==3.13.0
 """
 
 from __future__ import annotations
