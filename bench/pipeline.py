@@ -52,8 +52,8 @@ def main() -> None:
         **{f"{k}_s": round(v, 1) for k, v in stages.items()},
         "sft_s": round(result["train"].metrics.get("sft/seconds", 0.0), 1),
         "dpo_s": round(result["train"].metrics.get("dpo/seconds", 0.0), 1),
-        "rows_read": result["curate"]["read"],
-        "rows_kept": result["curate"]["kept"],
+        "rows_read": result["curate"].read,
+        "rows_kept": result["curate"].kept,
         "exact_match_base": result["base_score"],  # on gate.primary
         "exact_match_candidate": result["candidate_score"],
         "gain_over_base": round(result["gain_over_base"], 3),

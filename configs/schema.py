@@ -80,7 +80,11 @@ class CurateConfig(Strict):
         "chosen from the threshold (bands x rows <= minhash_num_perm)",
     )
     minhash_rows: int | None = Field(None, ge=1, description="rows (permutations) per LSH band")
-    dedup_processes: int = Field(1, ge=1, le=64, description="worker processes computing MinHash signatures")
+    processes: Literal["auto"] | int = Field(
+        "auto",
+        description="worker processes for the per-row steps and MinHash keys; auto = every core (one for "
+        "inputs under 16 MB). Any number gives the same dataset, quarantine and report counts",
+    )
     shingle_words: int = Field(5, ge=1, le=20, description="word n-gram size of MinHash shingles")
     mask_pii: bool = Field(True, description="false skips the pii step even when `steps` lists it")
     shards: int = Field(
@@ -147,6 +151,13 @@ class CurateConfig(Strict):
                 "(before the dedup and filter steps, so the variants pass them too)"
             )
         return self
+
+    @field_validator("processes")
+    @classmethod
+    def _processes(cls, value: str | int) -> str | int:
+        if value != "auto" and not 1 <= int(value) <= 256:
+            raise ValueError(f"processes must be 'auto' or 1..256, got {value}")
+        return value
 
     @model_validator(mode="after")
     def _range(self) -> "CurateConfig":

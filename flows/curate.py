@@ -12,34 +12,47 @@ code again reuses the finished dataset instead of redoing the work (a re-run aft
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task, unmapped
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
 
 from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
 from core.paths import llmops_home
-from registry import tracking
+from registry import datasets, tracking
 from registry.prompts import register_synthetic_templates
 from tasks.data import curate as library
-from tasks.data.curate import plan_shards
+from tasks.data import shards as sharded
 from tasks.data.demo import write_demo_data
+from tasks.data.pipeline import segments
+from tasks.data.progress import Progress, watched
+from tasks.data.report import CurateResult
 
 generate_demo_data = task(write_demo_data, name="generate-demo-data")
 curate_dataset = task(library.curate_dataset, name="curate-dataset")
-curate_shard = task(library.curate_shard, name="curate-shard")
-merge_shards = task(library.merge_shards, name="merge-shards")
+read_shard = task(sharded.read_shard, name="curate-read-shard")
+shard_rows = task(sharded.shard_rows, name="curate-shard-rows")
+shards_ordered = task(sharded.shards_ordered, name="curate-shards-ordered")
+merge_shards = task(sharded.merge_shards, name="curate-merge-shards")
+
+LOG_EVERY_S = 10  # a plain progress line in the run's log at most this often
+TRACK_EVERY_S = 10  # rows/s to MLflow
+ARTIFACT_EVERY_S = 2  # the Prefect progress artifact
 
 
 def curate_key(config: RunConfig, inputs: list[str], eval_path: str) -> str:
     """Same inputs (by content), same settings and same curation code: the same dataset. An input
-    that cannot be read gets no key, so nothing is reused and curation reports it."""
+    that cannot be read gets no key, so nothing is reused and curation reports it. How many
+    processes or shards ran it is not part of the key: they give the same dataset."""
     try:
+        settings = config.curate.model_dump(exclude={"processes", "shards", "task_runner", "dask_address"})
         parts = {
             "inputs": [tracking.path_hash(p) for p in inputs],
             "eval": tracking.path_hash(eval_path),
-            "curate": config.curate.model_dump(),
+            "curate": settings,
             "code": tracking.source_hash("tasks/data"),
         }
     except OSError:
@@ -47,8 +60,29 @@ def curate_key(config: RunConfig, inputs: list[str], eval_path: str) -> str:
     return tracking.config_hash(parts)
 
 
+def progress_listeners(run_id: str) -> list:
+    """What a running curation reports to: a log line (kept off a terminal that draws a live bar),
+    a Prefect progress artifact, rows/s in the MLflow run."""
+    logger = get_run_logger()
+    artifact = create_progress_artifact(0.0, key="curation-progress", description="Curation: share of the input read")
+
+    def log(p: Progress) -> None:
+        logger.info(p.line(), extra={"llmops_progress": True} if watched() else {})
+
+    def show(p: Progress) -> None:
+        from prefect.artifacts import update_progress_artifact
+
+        if p.fraction is not None:
+            update_progress_artifact(artifact, progress=100 * p.fraction, description=p.line())
+
+    def track(p: Progress) -> None:
+        datasets.log_progress(run_id, p.rows, p.rows_per_s, p.kept, p.dropped)
+
+    return [(log, LOG_EVERY_S), (show, ARTIFACT_EVERY_S), (track, TRACK_EVERY_S)]
+
+
 @flow(name="curate")
-def curate_flow(config: RunConfig = default_config(), parent_run_id: str | None = None) -> dict:
+def curate_flow(config: RunConfig = default_config(), parent_run_id: str | None = None) -> CurateResult:
     """Curate the config's inputs (or the demo data) into a dataset named by its content hash.
 
     Args:
@@ -70,133 +104,94 @@ def curate_flow(config: RunConfig = default_config(), parent_run_id: str | None 
         inputs, eval_path = [demo["train"], demo["pref"]], demo["eval"]
     key = curate_key(config, inputs, eval_path)
     tags = {"llmops.config_name": config.name, "llmops.curate_key": key}
+    logger = get_run_logger()
     with tracking.stage_run(config.registry.experiment, "curate", parent_run_id, tags) as run_id:
         tracking.log_params(run_id, {"data": data.model_dump(), "curate": config.curate.model_dump()})
-        earlier = finished_curation(config.registry.experiment, key) if key != "unreadable-input" else None
+        earlier = datasets.finished_curation(config.registry.experiment, key) if key != "unreadable-input" else None
         if earlier is not None:
-            return reuse_curation(run_id, earlier, eval_path)
+            result = datasets.reuse_curation(run_id, earlier, eval_path)
+            logger.info(
+                f"same inputs, settings and code as curate run {earlier.info.run_id}: "
+                f"reusing dataset {result.dataset_hash[:12]}"
+            )
+            logger.info(f"dataset {result.dataset_hash}")
+            return replace(result, run_id=run_id, eval_path=eval_path)
         out_dir = llmops_home() / "data" / "curated" / run_id
         synthetic = config.curate.synthetic
         versions = register_synthetic_templates(synthetic.operations) if synthetic.enabled else None
+        eval_paths = list(dict.fromkeys([eval_path, *config.curate.decontaminate_paths]))
+        listeners = progress_listeners(run_id)
         if config.curate.shards > 1:
-            eval_paths = list(dict.fromkeys([eval_path, *config.curate.decontaminate_paths]))
-            specs = plan_shards(inputs, config.curate.shards, config.curate.format)
-            shards = curate_shard.map(
-                specs,
-                unmapped(config.curate),
-                unmapped(eval_paths),
-                unmapped(str(out_dir / "shards")),
-                unmapped(versions),
-            )
-            report = merge_shards([f.result() for f in shards], str(out_dir), config.curate)
+            result = run_shards(config, inputs, eval_paths, out_dir, versions, listeners)
         else:
-            report = curate_dataset(
-                inputs, str(out_dir), config.curate, eval_paths=[eval_path], template_versions=versions
+            result = curate_dataset(
+                inputs, str(out_dir), config.curate, [eval_path], template_versions=versions, progress=listeners
             )
-
-        metrics = {
-            "rows_read": report["read"],
-            "rows_kept": report["kept"],
-            "rows_dropped": sum(report["dropped"].values()),
-        }
-        metrics |= {f"rows_{kind}": report[f"{kind}_rows"] for kind in ("sft", "pref", "text")}
-        metrics |= {f"dropped.{reason}": n for reason, n in report["dropped"].items()}
-        metrics |= {f"pii.{kind}": n for kind, n in report["pii"].items()}
-        metrics |= {f"language.{lang}": n for lang, n in report["languages"].items()}
-        metrics["near_duplicate_clusters"] = report["near_duplicate_clusters"]
-        metrics["rows_unreadable"] = report["unreadable_rows"]
-        tracking.log_metrics(run_id, metrics)
-        for key in ("report_path", "quarantine_path", "card_path", "clusters_path"):
-            tracking.client().log_artifact(run_id, report[key], "curation")
-        tracking.client().log_artifacts(run_id, report["dataset_dir"], "dataset")
-        tracking.client().log_artifact(run_id, eval_path, "eval")
-        tracking.log_dataset(run_id, report["dataset_dir"], "curated-parquet", report["dataset_hash"], "training")
-        tracking.log_dataset(run_id, report["sft_path"], "curated-sft", report["dataset_hash"], "training")
-        if Path(report["pref_path"]).stat().st_size:
-            tracking.log_dataset(run_id, report["pref_path"], "curated-pref", report["dataset_hash"], "training")
-        eval_hash = tracking.file_hash(eval_path)
-        tracking.log_dataset(run_id, eval_path, "eval", eval_hash, "evaluation")
-        record_dataset(run_id, report, eval_path, eval_hash)
-
-        table = [{"outcome": "kept", "step": "", "rows": report["kept"]}]
-        table += [
-            {"outcome": f"dropped: {reason}", "step": step, "rows": n}
-            for step, reasons in report["dropped_by_step"].items()
-            for reason, n in sorted(reasons.items())
-        ]
-        create_table_artifact(
-            table=table,
-            key="curation-report",
-            description=f"Curation of {report['read']} rows (dataset {report['dataset_hash'][:12]})",
-        )
-        create_markdown_artifact(
-            Path(report["card_path"]).read_text(encoding="utf-8"),
-            key="data-card",
-            description=f"Data card of dataset-{report['dataset_hash_short']}",
-        )
-        get_run_logger().info(f"curated {report['read']} rows: kept {report['kept']}, dropped {report['dropped']}")
-        for warning in report["warnings"]:  # an empty input; inputs skipped under curate.allow_unreadable
-            get_run_logger().warning(warning)
-        return {**report, "run_id": run_id, "eval_path": eval_path, "eval_hash": eval_hash}
+        eval_hash = datasets.log_curation(run_id, result, eval_path)
+        publish_artifacts(result)
+        logger.info(f"curated {result.read} rows: kept {result.kept}, dropped {result.dropped}")
+        for warning in result.report["warnings"]:  # an empty input; inputs skipped under curate.allow_unreadable
+            logger.warning(warning)
+        logger.info(f"dataset {result.dataset_hash}")
+        return replace(result, run_id=run_id, eval_path=eval_path, eval_hash=eval_hash)
 
 
-def record_dataset(run_id: str, report: dict, eval_path: str, eval_hash: str) -> None:
-    """The tags `registry.datasets` finds a dataset by, set last: a run that failed is never found."""
-    tags = {
-        "llmops.dataset_hash": report["dataset_hash"],
-        "llmops.dataset_dir": report["dataset_dir"],
-        "llmops.eval_path": str(Path(eval_path).resolve()),
-        "llmops.eval_hash": eval_hash,
-    }
-    for key, value in tags.items():
-        tracking.client().set_tag(run_id, key, value)
+def run_shards(config: RunConfig, inputs, eval_paths, out_dir: Path, versions, listeners) -> CurateResult:
+    """Each row segment mapped over the shards, each ordered step (dedup) one task over all of
+    them in input order: the configured step order, on whatever runs the mapped tasks."""
+    settings = config.curate
+    work = str(out_dir / "shards")
+    specs = sharded.plan_shards(inputs, settings.shards, settings.format)
+    states = [f.result() for f in read_shard.map(specs, unmapped(settings), unmapped(eval_paths), unmapped(work))]
+    for index, (kind, _) in enumerate(segments(list(settings.steps))):
+        if index == 0:
+            continue
+        if kind == "ordered":
+            states = shards_ordered(states, index, settings, versions)
+        else:
+            mapped = shard_rows.map(states, unmapped(index), unmapped(settings), unmapped(eval_paths))
+            states = [f.result() for f in mapped]
+    return merge_shards(states, str(out_dir), settings, listeners)
 
 
-def finished_curation(experiment: str, key: str):
-    """A finished curate run of the same key whose dataset is still on this machine, or None."""
-    from registry.datasets import curate_runs
-
-    for run in curate_runs(experiment, f"tags.`llmops.curate_key` = '{key}'", max_results=5):
-        folder = run.data.tags.get("llmops.dataset_dir", "")
-        if folder and (Path(folder) / "sft.jsonl").exists() and (Path(folder).parent / "report.json").exists():
-            return run
-    return None
-
-
-def reuse_curation(run_id: str, earlier, eval_path: str) -> dict:
-    """Records that this run's dataset is the one an identical earlier run made, without redoing it."""
-    import json
-
-    folder = Path(earlier.data.tags["llmops.dataset_dir"])
-    report = json.loads((folder.parent / "report.json").read_text())
-    report |= {
-        "report_path": str(folder.parent / "report.json"),
-        "dataset_dir": str(folder),
-        "sft_path": str(folder / "sft.jsonl"),
-        "pref_path": str(folder / "pref.jsonl"),
-        "quarantine_path": str(folder.parent / "quarantine.jsonl"),
-        "card_path": str(folder / "DATACARD.md"),
-        "clusters_path": str(folder.parent / "clusters.json"),
-    }
-    eval_hash = earlier.data.tags.get("llmops.eval_hash", "")
-    tracking.client().set_tag(run_id, "llmops.reused_from", earlier.info.run_id)
-    tracking.log_metrics(run_id, {"rows_read": report["read"], "rows_kept": report["kept"], "reused": 1.0})
-    record_dataset(run_id, report, eval_path, eval_hash)
-    get_run_logger().info(
-        f"same inputs, settings and code as curate run {earlier.info.run_id}: "
-        f"reusing dataset {report['dataset_hash'][:12]}"
+def publish_artifacts(result: CurateResult) -> None:
+    """The curation table and the data card, in the flow run's Artifacts tab."""
+    table = [{"outcome": "kept", "step": "", "rows": result.kept}]
+    table += [
+        {"outcome": f"dropped: {reason}", "step": step, "rows": n}
+        for step, reasons in result.report["dropped_by_step"].items()
+        for reason, n in sorted(reasons.items())
+    ]
+    create_table_artifact(
+        table=table,
+        key="curation-report",
+        description=f"Curation of {result.read} rows: dataset {result.dataset_hash}",
     )
-    return {
-        **report,
-        "run_id": run_id,
-        "eval_path": eval_path,
-        "eval_hash": eval_hash,
-        "reused_from": earlier.info.run_id,
-    }
+    create_table_artifact(
+        table=result.report["step_figures"],
+        key="curation-steps",
+        description="Rows in and out, CPU seconds and rows per CPU-second of each step",
+    )
+    create_markdown_artifact(
+        Path(result.card_path).read_text(encoding="utf-8"),
+        key="data-card",
+        description=f"Data card of dataset-{result.dataset_hash_short}",
+    )
 
 
-def run_curate(config: RunConfig, parent_run_id: str | None = None) -> dict:
+def run_curate(config: RunConfig, parent_run_id: str | None = None) -> CurateResult:
     """The curate flow on the task runner the config names (threads, or a Dask cluster)."""
     from flows.runners import with_runner
 
     return with_runner(curate_flow, config.curate)(config, parent_run_id=parent_run_id)
+
+
+def progress_filter() -> logging.Filter:
+    """For the CLI's terminal: a filter that keeps the flow's plain progress lines off the console
+    while the live bar shows the same figures (the run's log in Prefect keeps them)."""
+
+    class NoProgress(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not getattr(record, "llmops_progress", False)
+
+    return NoProgress()

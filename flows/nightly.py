@@ -42,12 +42,12 @@ def nightly_flow(config: RunConfig = default_config()) -> dict:
         challenger_before = (
             models.aliases_of(reg.model_name).get("challenger") if reg.model_name in models.registered_names() else None
         )
-        trained = train_flow(config=config, dataset=curated["dataset_hash"], parent_run_id=run_id)
+        trained = train_flow(config=config, dataset=curated.dataset_hash, parent_run_id=run_id)
         try:
             evaluated = evaluate_flow(
                 config=config,
                 model=f"{reg.model_name}/{trained.version}",
-                dataset=curated["dataset_hash"],
+                dataset=curated.dataset_hash,
                 parent_run_id=run_id,
             )
             promoted = promote_flow(

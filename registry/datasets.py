@@ -134,3 +134,93 @@ def resolve_dataset(ref: str, experiment: str, config_name: str) -> CuratedDatas
         f"no finished curation with that hash in experiment {experiment!r}",
         "use 'latest', or a hash that `llmops curate` printed (see the curate runs in the MLflow UI)",
     )
+
+
+# --------------------------------------------------------------------------- a curate run's records
+
+
+def log_curation(run_id: str, result: Any, eval_path: str) -> str:
+    """Everything a curate run records, then the tags it is found by (set last: a run that failed
+    is never found). `result` is a `tasks.data.report.CurateResult`; returns the eval split's hash."""
+    from registry import tracking
+
+    r = result.report
+    metrics = {"rows_read": result.read, "rows_kept": result.kept, "rows_dropped": sum(result.dropped.values())}
+    metrics |= {f"rows_{kind}": r[f"{kind}_rows"] for kind in ("sft", "pref", "text")}
+    metrics |= {f"dropped.{reason}": n for reason, n in result.dropped.items()}
+    metrics |= {f"pii.{kind}": n for kind, n in r["pii"].items()}
+    metrics |= {f"language.{lang}": n for lang, n in r["languages"].items()}
+    for step in r.get("step_figures", []):  # rows in, rows out, CPU seconds and rows/s of every step
+        for key in ("rows_in", "rows_out", "cpu_s", "rows_per_s"):
+            if step[key] is not None:
+                metrics[f"step.{step['step']}.{key}"] = step[key]
+    metrics["near_duplicate_clusters"] = r["near_duplicate_clusters"]
+    metrics["rows_unreadable"] = r["unreadable_rows"]
+    tracking.log_metrics(run_id, metrics)
+    c = client()
+    for path in (result.report_path, result.quarantine_path, result.card_path, result.clusters_path):
+        c.log_artifact(run_id, path, "curation")
+    c.log_artifacts(run_id, result.dataset_dir, "dataset")
+    c.log_artifact(run_id, eval_path, "eval")
+    tracking.log_dataset(run_id, result.dataset_dir, "curated-parquet", result.dataset_hash, "training")
+    tracking.log_dataset(run_id, result.sft_path, "curated-sft", result.dataset_hash, "training")
+    if Path(result.pref_path).stat().st_size:
+        tracking.log_dataset(run_id, result.pref_path, "curated-pref", result.dataset_hash, "training")
+    eval_hash = tracking.file_hash(eval_path)
+    tracking.log_dataset(run_id, eval_path, "eval", eval_hash, "evaluation")
+    record_dataset(run_id, result.dataset_hash, result.dataset_dir, eval_path, eval_hash)
+    return eval_hash
+
+
+def record_dataset(run_id: str, dataset_hash: str, dataset_dir: str, eval_path: str, eval_hash: str) -> None:
+    """The tags `resolve_dataset` finds a dataset by."""
+    tags = {
+        "llmops.dataset_hash": dataset_hash,
+        "llmops.dataset_dir": dataset_dir,
+        "llmops.eval_path": str(Path(eval_path).resolve()),
+        "llmops.eval_hash": eval_hash,
+    }
+    for key, value in tags.items():
+        client().set_tag(run_id, key, value)
+
+
+def finished_curation(experiment: str, key: str):
+    """A finished curate run of the same key whose dataset is still on this machine, or None."""
+    for run in curate_runs(experiment, f"tags.`llmops.curate_key` = '{key}'", max_results=5):
+        folder = run.data.tags.get("llmops.dataset_dir", "")
+        if folder and (Path(folder) / "sft.jsonl").exists() and (Path(folder).parent / "report.json").exists():
+            return run
+    return None
+
+
+def reuse_curation(run_id: str, earlier, eval_path: str):
+    """Records that this run's dataset is the one an identical earlier run made; returns its
+    `CurateResult`, read back from the earlier run's report."""
+    from registry import tracking
+    from tasks.data.report import CurateResult
+
+    folder = Path(earlier.data.tags["llmops.dataset_dir"])
+    report = json.loads((folder.parent / "report.json").read_text())
+    result = CurateResult.from_report(report, folder.parent, folder)
+    eval_hash = earlier.data.tags.get("llmops.eval_hash", "")
+    client().set_tag(run_id, "llmops.reused_from", earlier.info.run_id)
+    tracking.log_metrics(run_id, {"rows_read": result.read, "rows_kept": result.kept, "reused": 1.0})
+    record_dataset(run_id, result.dataset_hash, result.dataset_dir, eval_path, eval_hash)
+    result.eval_hash, result.reused_from = eval_hash, earlier.info.run_id
+    return result
+
+
+def log_progress(run_id: str, rows: int, rows_per_s: float, kept: int, dropped: int) -> None:
+    """Rows/s over time in the curate run (step = rows done), so the MLflow UI draws the rate."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    values = {
+        "progress.rows_per_s": rows_per_s,
+        "progress.rows": rows,
+        "progress.kept": kept,
+        "progress.dropped": dropped,
+    }
+    client().log_batch(run_id, metrics=[Metric(k, float(v), now, rows) for k, v in values.items()])

@@ -91,15 +91,67 @@ def run(args) -> int:
     from tasks.data.faults import CurationStopped
 
     try:
-        r = run_curate(config)
+        with _live_progress():
+            r = run_curate(config)
     except CurationStopped as stop:  # outputs were written: show and copy them, then fail
-        where = _show(args, stop.report, config, stopped=True)
+        where = _show(args, stop.result, config, stopped=True)
         fix = stop.fix
         for name in ("report", "quarantine"):  # name the copies under --output, if any
-            fix = fix.replace(stop.report[f"{name}_path"], str(where[name]))
+            fix = fix.replace(getattr(stop.result, f"{name}_path"), str(where[name]))
         raise UserError(stop.subject, stop.problem, fix) from None
     _show(args, r, config)
     return 0
+
+
+class _Bar:
+    """The live line on a terminal: rows, rows/s, kept, dropped, a bar and the ETA from bytes read."""
+
+    def __init__(self, stream):
+        self.stream, self.shown = stream, False
+
+    def __call__(self, p) -> None:
+        width = 24
+        f = p.fraction
+        bar = ("#" * int(width * f)).ljust(width, ".") if f is not None else "?" * width
+        self.stream.write("\r\033[K" + f"[{bar}] " + p.line().removeprefix("curate: "))
+        if p.done:
+            self.stream.write("\n")
+        self.stream.flush()
+        self.shown = not p.done
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _live_progress():
+    """On a terminal, a live bar while curation runs, and the flow's plain progress lines kept off
+    it; elsewhere (a log file, CI, a worker) the plain lines, every 10 s, are the progress."""
+    import contextlib
+    import logging
+    import sys
+
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    from flows.curate import progress_filter
+    from tasks.data.progress import watch
+
+    @contextlib.contextmanager
+    def live():
+        bar, quiet = _Bar(sys.stderr), progress_filter()
+        handlers = [h for h in logging.getLogger("prefect").handlers if isinstance(h, logging.StreamHandler)]
+        for h in handlers:
+            h.addFilter(quiet)
+        try:
+            with watch(bar):
+                yield
+        finally:
+            bar.close()
+            for h in handlers:
+                h.removeFilter(quiet)
+
+    return live()
 
 
 def _check_inputs(inputs: list[str], fmt: str) -> None:
@@ -127,37 +179,39 @@ def _check_inputs(inputs: list[str], fmt: str) -> None:
         )
 
 
-def _show(args, r: dict, config, stopped: bool = False) -> dict:
-    """Prints the summary, after copying the outputs to --output; returns where each output is."""
+def _show(args, r, config, stopped: bool = False) -> dict:
+    """Prints the summary, after copying the outputs to --output; returns where each output is.
+    `r` is the run's `CurateResult`."""
     where = {
-        "dataset": r["dataset_dir"],
-        "report": r["report_path"],
-        "quarantine": r["quarantine_path"],
-        "data card": r["card_path"],
+        "dataset": r.dataset_dir,
+        "report": r.report_path,
+        "quarantine": r.quarantine_path,
+        "data card": r.card_path,
     }
     if args.output:
         import shutil
 
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
-        dataset = out / Path(r["dataset_dir"]).name
-        shutil.copytree(r["dataset_dir"], dataset, dirs_exist_ok=True)
+        dataset = out / Path(r.dataset_dir).name
+        shutil.copytree(r.dataset_dir, dataset, dirs_exist_ok=True)
         where = {
             "dataset": str(dataset),
-            "report": shutil.copy2(r["report_path"], out / "report.json"),
-            "quarantine": shutil.copy2(r["quarantine_path"], out / "quarantine.jsonl"),
+            "report": shutil.copy2(r.report_path, out / "report.json"),
+            "quarantine": shutil.copy2(r.quarantine_path, out / "quarantine.jsonl"),
             "data card": str(dataset / "DATACARD.md"),
         }
     print(_curate_summary(r, config.curate.format, where, stopped))
     return where
 
 
-def _curate_summary(r: dict, fmt: str, where: dict, stopped: bool = False) -> str:
-    dropped = sum(r["dropped"].values())
+def _curate_summary(result, fmt: str, where: dict, stopped: bool = False) -> str:
+    r = result.report
+    dropped = sum(result.dropped.values())
     lines = [
         "",
         f"== curate {'stopped (see the error below)' if stopped else 'finished'} ==",
-        f"read {r['read']} rows: kept {r['kept']}, dropped {dropped}"
+        f"read {result.read} rows: kept {result.kept}, dropped {dropped}"
         + (f", cut off {r['unreadable_rows']}" if r.get("unreadable_rows") else ""),
         "",
     ]
@@ -173,20 +227,29 @@ def _curate_summary(r: dict, fmt: str, where: dict, stopped: bool = False) -> st
     for u in r.get("unreadable", []):
         lines += [f"unreadable {u['path']}", f"  {u['reason']}"]
     step_of = {reason: step for step, reasons in r["dropped_by_step"].items() for reason in reasons}
-    if r["dropped"]:
-        width = max(len(k) for k in r["dropped"])
+    if result.dropped:
+        width = max(len(k) for k in result.dropped)
         lines += ["", f"  {'dropped':<{width}}  {'rows':>6}  step"]
         lines += [
             f"  {reason:<{width}}  {n:>6}  {step_of.get(reason, '')}"
-            for reason, n in sorted(r["dropped"].items(), key=lambda kv: (-kv[1], kv[0]))
+            for reason, n in sorted(result.dropped.items(), key=lambda kv: (-kv[1], kv[0]))
         ]
     lines += ["", f"steps: {' -> '.join(r['steps'])}"]
+    figures = r.get("step_figures", [])
+    if figures:
+        lines += ["", f"  {'step':<14} {'rows in':>9} {'rows out':>9} {'CPU s':>8} {'rows/s':>9}"]
+        lines += [
+            f"  {f['step']:<14} {f['rows_in']:>9} {f['rows_out']:>9} {f['cpu_s']:>8.2f} {f['rows_per_s'] or '':>9}"
+            for f in figures
+        ]
     if r["decontamination"]:
         lines.append(f"eval items leaked into training rows: {len(r['decontamination'])} (see report.json)")
     lines += [f"warning: {w}" for w in r.get("warnings", [])]
     kinds = ", ".join(f"{kind} {r[f'{kind}_rows']}" for kind in ("sft", "pref", "text"))
-    lines += ["", f"{'dataset':<11} {where['dataset']}  ({kinds} rows; hash {r['dataset_hash'][:16]})"]
+    lines += ["", f"{'dataset':<11} {where['dataset']}  ({kinds} rows; hash {result.dataset_hash[:16]})"]
     lines += [f"{name:<11} {where[name]}" for name in ("report", "quarantine", "data card")]
-    if r.get("run_id"):
-        lines.append(f"{'MLflow run':<11} {r['run_id']}  (tracking: {tracking_uri()})")
+    if result.run_id:
+        lines.append(f"{'MLflow run':<11} {result.run_id}  (tracking: {tracking_uri()})")
+    if not stopped:
+        lines.append(f"dataset {result.dataset_hash}")  # last: what `llmops train --dataset` takes
     return "\n".join(lines)

@@ -3,8 +3,9 @@
 An eval score means little if the model trained on the test answers. Following Brown et al. 2020
 (GPT-3, Appendix C) we index every 13-gram of every eval item and drop any training row that
 contains one. Words are lower-cased runs of letters and digits (`\\w+`), so punctuation, case and
-spacing do not hide a copy. Each n-gram is stored as a 64-bit xxh3 hash: a corpus of eval sets
-fits in a few MB, and a false hit needs a 64-bit collision.
+spacing do not hide a copy. Each n-gram is stored as the tuple of its words' numbers in the eval
+sets' vocabulary, so a hit is never a collision, and a training row is only cut into n-grams
+along runs of words the eval sets hold.
 
 A text shorter than n words becomes one n-gram of all its words, on both sides. So a short eval
 item ("What is 2 + 2?") only catches a training row that is exactly that text, never a long row
@@ -14,12 +15,11 @@ that happens to contain it: indexing short items inside long rows would flag eve
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
-
-import xxhash
 
 from tasks.data.records import Ledger, Row
 
@@ -28,38 +28,67 @@ _WORD = re.compile(r"\w+")
 
 @dataclass
 class NgramIndex:
-    """Hashed eval n-grams -> the ids of the eval items that contain them."""
+    """Eval n-grams -> the ids of the eval items that contain them.
+
+    An n-gram is kept as the tuple of its words' numbers in `vocab`, the eval sets' own words:
+    exact (no hash to collide), and a training row's n-gram can only be an eval n-gram when all
+    its words are in `vocab`, which rules out most rows before any n-gram is built.
+    """
 
     n: int
-    table: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    table: dict[tuple[int, ...], tuple[str, ...]] = field(default_factory=dict)
     items: int = 0
+    vocab: dict[str, int] = field(default_factory=dict)
 
 
-def _hash(words: list[str]) -> int:
-    return xxhash.xxh3_64_intdigest(" ".join(words).encode("utf-8"))
+# In ASCII text a word character (`\w`) is a letter, a digit or "_": every other character can
+# become a space, and `split` then finds the same words as the regex, several times faster.
+_ASCII_NON_WORD = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
 
 
-def ngram_hashes(text: str, n: int) -> set[int]:
-    """64-bit hashes of the text's lower-cased word n-grams (the whole text if shorter than n)."""
-    words = _WORD.findall(text.lower())
+def _words(text: str) -> list[str]:
+    lower = text.lower()
+    if lower.isascii():
+        return lower.translate(_ASCII_NON_WORD).split()
+    return _WORD.findall(lower)
+
+
+def ngram_keys(words: list[str], n: int, vocab: dict[str, int], grow: bool = False) -> set[tuple[int, ...]]:
+    """The text's word n-grams (the whole text if shorter than n) as tuples of word numbers.
+
+    With `grow`, unknown words are numbered (building the index); otherwise an n-gram holding a
+    word outside `vocab` cannot be an eval n-gram and is left out.
+    """
     if not words:
         return set()
-    if len(words) < n:
-        return {_hash(words)}
-    return {_hash(words[i : i + n]) for i in range(len(words) - n + 1)}
+    if grow:
+        ids = [vocab.setdefault(w, len(vocab)) for w in words]
+    else:
+        ids = list(map(vocab.get, words, itertools.repeat(-1)))
+    if len(ids) < n:
+        return {tuple(ids)} if grow or -1 not in ids else set()
+    if grow or -1 not in ids:
+        return set(zip(*(ids[i:] for i in range(n))))
+    keys: set[tuple[int, ...]] = set()
+    known = bytes(map((-1).__ne__, ids))  # 1 per word in the eval vocabulary: C loops, not Python ones
+    for m in re.finditer(b"\x01{%d,}" % n, known):  # n-grams inside each run of known words
+        run = ids[m.start() : m.end()]
+        keys.update(zip(*(run[i:] for i in range(n))))
+    return keys
 
 
 def build_ngram_index(eval_texts: Iterable[tuple[str, str]], n: int = 13) -> NgramIndex:
     """Indexes `(eval item id, text)` pairs; an n-gram shared by several items keeps every id."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    table: dict[int, set[str]] = {}
+    vocab: dict[str, int] = {}
+    table: dict[tuple[int, ...], set[str]] = {}
     items = 0
     for item_id, text in eval_texts:
         items += 1
-        for h in ngram_hashes(text, n):
-            table.setdefault(h, set()).add(item_id)
-    return NgramIndex(n=n, table={h: tuple(sorted(ids)) for h, ids in table.items()}, items=items)
+        for key in ngram_keys(_words(text), n, vocab, grow=True):
+            table.setdefault(key, set()).add(item_id)
+    return NgramIndex(n=n, table={k: tuple(sorted(ids)) for k, ids in table.items()}, items=items, vocab=vocab)
 
 
 def decontaminate(
@@ -74,8 +103,8 @@ def decontaminate(
         raise ValueError(f"decontaminate(n={n}) does not match the index built with n={index.n}; pass n={index.n}")
     for row in rows:
         found: set[str] = set()
-        for h in ngram_hashes(row.text(), n):
-            found.update(index.table.get(h, ()))
+        for key in ngram_keys(_words(row.text()), n, index.vocab):
+            found.update(index.table.get(key, ()))
         if not found:
             yield row
             continue

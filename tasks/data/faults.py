@@ -70,15 +70,15 @@ def rule_over_limit(stats: QualityStats, cfg: QualityConfig) -> tuple[str, dict[
 
 
 class CurationStopped(UserError):
-    """A run that wrote its outputs and then stopped; `report` is what it wrote (with its paths),
+    """A run that wrote its outputs and then stopped; `result` is what it wrote (with its paths),
     so that a caller can still copy the outputs where the user asked for them."""
 
-    def __init__(self, subject: str, problem: str, fix: str, report: dict[str, Any]):
+    def __init__(self, subject: str, problem: str, fix: str, result: Any):
         super().__init__(subject, problem, fix)
-        self.report = report
+        self.result = result
 
     def __reduce__(self):  # rebuilt from its parts when Prefect or Dask moves it between processes
-        return type(self), (self.subject, self.problem, self.fix, self.report)
+        return type(self), (self.subject, self.problem, self.fix, self.result)
 
 
 def input_warnings(report: dict[str, Any], settings: CurateConfig) -> list[str]:
@@ -96,10 +96,12 @@ def input_warnings(report: dict[str, Any], settings: CurateConfig) -> list[str]:
     return warnings
 
 
-def check_finished_run(report: dict[str, Any], settings: CurateConfig, stats: QualityStats) -> None:
-    """Raises `CurationStopped` for unreadable inputs (unless allowed), then for a rule over its limit."""
+def check_finished_run(result: Any, settings: CurateConfig, stats: QualityStats) -> None:
+    """Raises `CurationStopped` (carrying `result`, a `CurateResult`) for unreadable inputs (unless
+    allowed), then for a rule over its limit."""
+    report = result.report
     unreadable = report["unreadable"]
-    where = f"report: {report['report_path']}"
+    where = f"report: {result.report_path}"
     if unreadable and not settings.allow_unreadable:
         if len(unreadable) == 1:
             u = unreadable[0]
@@ -117,14 +119,14 @@ def check_finished_run(report: dict[str, Any], settings: CurateConfig, stats: Qu
                         ],
                     )
                 ),
-                report,
+                result,
             )
         listing = "; ".join(f"{u['path']}: {u['reason']}" for u in unreadable)
         raise CurationStopped(
             f"{len(unreadable)} inputs",
             f"cannot be read: {listing}",
             f"fix or remove them, or set curate.allow_unreadable=true to accept what could be read; {where}",
-            report,
+            result,
         )
     over = rule_over_limit(stats, settings.quality)
     if over is None:
@@ -140,8 +142,8 @@ def check_finished_run(report: dict[str, Any], settings: CurateConfig, stats: Qu
         f"more than curate.quality.max_drop_fraction={q.max_drop_fraction}; examples: {examples}",
         f"if such rows are wanted, relax it with --set curate.quality.{field}=... (now {getattr(q, field)}) or "
         f"turn the group off with curate.quality.{rule_group(reason)}_enabled=false; every dropped row is in "
-        f"{report['quarantine_path']}; {where}",
-        report,
+        f"{result.quarantine_path}; {where}",
+        result,
     )
 
 

@@ -345,36 +345,44 @@ class BandIndex:
 
     Eight bytes per band per document, in a few sorted runs merged as they grow (a log-structured
     merge), so lookups are vectorised `searchsorted` calls and there is no per-entry Python object.
+    Each band of a run is an array of its own, and two runs merge one band at a time, each band's
+    old arrays let go as soon as its merged one exists: a merge needs about a band's worth of
+    memory beyond the index, where merging whole runs at once needed twice the index (at 10 M
+    documents and 16 bands, 2.6 GB more).
     """
 
     def __init__(self, bands: int):
         self.bands = bands
-        self.runs: list[tuple[np.ndarray, np.ndarray]] = []  # (keys [bands, m], docs [bands, m])
+        self.runs: list[tuple[list[np.ndarray], list[np.ndarray]]] = []  # per band: (sorted keys, docs)
 
     def __len__(self) -> int:
-        return sum(k.shape[1] for k, _ in self.runs)
+        return sum(len(k[0]) for k, _ in self.runs)
 
     @property
     def nbytes(self) -> int:
-        return sum(k.nbytes + d.nbytes for k, d in self.runs)
+        return sum(a.nbytes for k, d in self.runs for a in (*k, *d))
 
     def add(self, keys: np.ndarray, docs: np.ndarray) -> None:
         if not len(keys):
             return
-        docs = np.broadcast_to(docs.astype(np.int32), keys.T.shape)
-        self.runs.append(self._sorted(np.ascontiguousarray(keys.T), docs))
-        while len(self.runs) > 1 and self.runs[-2][0].shape[1] <= 2 * self.runs[-1][0].shape[1]:
+        docs = docs.astype(np.int32)
+        run: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+        for band in range(keys.shape[1]):
+            order = np.argsort(keys[:, band], kind="stable")
+            run[0].append(np.ascontiguousarray(keys[order, band], dtype=np.uint32))
+            run[1].append(docs[order])
+        self.runs.append(run)
+        while len(self.runs) > 1 and len(self.runs[-2][0][0]) <= 2 * len(self.runs[-1][0][0]):
             (k2, d2), (k1, d1) = self.runs.pop(), self.runs.pop()
-            self.runs.append(self._sorted(np.concatenate((k1, k2), axis=1), np.concatenate((d1, d2), axis=1)))
-
-    @staticmethod
-    def _sorted(keys: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each band's keys sorted (stable: earlier documents first), one band at a time to bound scratch memory."""
-        out_k, out_d = np.empty(keys.shape, np.uint32), np.empty(keys.shape, np.int32)
-        for band in range(keys.shape[0]):
-            order = np.argsort(keys[band], kind="stable")
-            out_k[band], out_d[band] = keys[band][order], docs[band][order]
-        return out_k, out_d
+            merged: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+            for band in range(self.bands):
+                k, d = np.concatenate((k1[band], k2[band])), np.concatenate((d1[band], d2[band]))
+                k1[band] = k2[band] = d1[band] = d2[band] = None  # type: ignore[call-overload]
+                order = np.argsort(k, kind="stable")  # stable: earlier documents first
+                merged[0].append(k[order])
+                merged[1].append(d[order])
+                del k, d, order
+            self.runs.append(merged)
 
     def query(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distinct (query row, document) pairs sharing at least one band key, sorted by row then document."""

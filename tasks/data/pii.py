@@ -32,6 +32,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
+from dataclasses import replace
 from typing import Callable, Iterable, Iterator
 
 from tasks.data.records import Row
@@ -155,29 +156,104 @@ def _has_digit(s: str) -> bool:
     return any(c.isdigit() for c in s)
 
 
+_DIGIT = re.compile(r"\d")
+
+
+def _digits(text: str) -> int:
+    """How many characters `\\d` matches (any script's decimal digits, not only ASCII ones)."""
+    if text.isascii():
+        return sum(map(text.count, "0123456789"))
+    return len(_DIGIT.findall(text))
+
+
+# What any match of a pattern (any that its `keep` accepts) must contain. The number triggers are
+# made of digits and the marks between them, so a match lies inside one *cluster* (a digit, then
+# digits and marks): a text is scanned once for its clusters, and the triggers read only those.
+TRIGGERS = {
+    "card": re.compile(r"\d(?:[ -]?\d){12}"),  # 13+ digits, at most one space or dash between two
+    "phone": re.compile(r"\d(?:[ .()+-]{0,3}\d){8}"),  # 9+ digits, at most two marks between two
+    "ssn": re.compile(r"\d{3}-\d{2}-\d{4}"),
+    "ipv4": re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d"),
+}
+_CLUSTER = re.compile(r"\d[\d .()+-]*")
+_TWO_DIGITS = re.compile(r"\d\d")
+# A kept IPv6 match has three written groups, so one of them lies between two colons ("::" alone,
+# as in reStructuredText, is no address).
+_IPV6_TRIGGER = re.compile(r":[0-9A-Fa-f]{1,4}:")
+# After an IBAN's country and check digits: 11+ letters or digits (compact), or two groups of four.
+_IBAN_TAIL = re.compile(r"[A-Z0-9]{11}| [A-Z0-9]{4} [A-Z0-9]{4}")
+_GITHUB_TRIGGER = re.compile(r"gh[pousr]_")
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _triggers(text: str) -> dict[str, bool]:
+    """Which patterns can match in `text`: the cheap part of `mask_pii`."""
+    digits = _digits(text)
+    needs = {"card": 13, "phone": MIN_PHONE_DIGITS, "ssn": 9, "ipv4": 4}  # digits in any match
+    found = dict.fromkeys(["card", "phone", "ssn", "ipv4", "iban"], False)
+    if digits >= 2:
+        clusters = list(_CLUSTER.finditer(text))
+        for kind, trigger in TRIGGERS.items():
+            found[kind] = digits >= needs[kind] and any(trigger.search(m.group()) for m in clusters)
+        # An IBAN opens with two capitals then two digits (which open a cluster), then its tail.
+        found["iban"] = any(
+            m.start() >= 2
+            and text[m.start() - 1] in _UPPER
+            and text[m.start() - 2] in _UPPER
+            and _TWO_DIGITS.match(m.group())
+            and _IBAN_TAIL.match(text, m.start() + 2)
+            for m in clusters
+        )
+    found["ipv6"] = text.count(":") >= 2 and _IPV6_TRIGGER.search(text) is not None
+    found["github"] = "_" in text and _GITHUB_TRIGGER.search(text) is not None
+    return found
+
+
 def mask_pii(text: str) -> tuple[str, Counter[str]]:
-    """Returns the masked text and how many of each kind (see `PLACEHOLDERS`) were masked."""
+    """Returns the masked text and how many of each kind (see `PLACEHOLDERS`) were masked.
+
+    Each pattern runs only on a text holding what any of its matches must hold (`_triggers`, an @
+    for an address, "sk-" for a key...): most rows hold no trigger for most patterns, and a
+    pattern's scan costs far more than its trigger's. The triggers are read from the unmasked
+    text, which is safe because a placeholder holds no digit, @, colon, dash or key prefix:
+    masking only takes away what a trigger looks for.
+    """
     counts: Counter[str] = Counter()
-    text = _mask(PEM_PRIVATE_KEY, "secret", text, counts)
-    text = _mask(OPENAI_KEY, "secret", text, counts, keep=lambda m: _has_digit(m.group()[3:]))
-    text = _mask(AWS_KEY_ID, "secret", text, counts)
-    text = _mask(AWS_SECRET, "secret", text, counts, group=2)
-    text = _mask(GITHUB_TOKEN, "secret", text, counts)
-    text = _mask(BEARER, "secret", text, counts, keep=lambda m: _has_digit(m.group(2)), group=2)
-    text = _mask(EMAIL, "email", text, counts)  # before numbers: an address may hold digits
-    text = IBAN_GROUPED.sub(lambda m: _iban(m, counts), text)
-    text = IBAN_COMPACT.sub(lambda m: _iban(m, counts), text)
-    text = _mask(CREDIT_CARD, "credit_card", text, counts, keep=_card_ok)
-    text = _mask(SSN, "ssn", text, counts)
-    text = _mask(IPV4, "ip_address", text, counts, keep=lambda m: _is_global_ip(m.group()))
-    text = _mask(
-        IPV6,
-        "ip_address",
-        text,
-        counts,
-        keep=lambda m: sum(bool(g) for g in m.group().split(":")) >= 3 and _is_global_ip(m.group()),
-    )
-    text = _mask(PHONE, "phone", text, counts, keep=lambda m: sum(c.isdigit() for c in m.group()) >= MIN_PHONE_DIGITS)
+    found = _triggers(text)
+    if "-----BEGIN" in text:
+        text = _mask(PEM_PRIVATE_KEY, "secret", text, counts)
+    if "sk-" in text:
+        text = _mask(OPENAI_KEY, "secret", text, counts, keep=lambda m: _has_digit(m.group()[3:]))
+    if "AKIA" in text or "ASIA" in text:
+        text = _mask(AWS_KEY_ID, "secret", text, counts)
+    if "aws_secret_access_key" in text.casefold():  # casefold folds what IGNORECASE does (ſ, K too)
+        text = _mask(AWS_SECRET, "secret", text, counts, group=2)
+    if found["github"]:
+        text = _mask(GITHUB_TOKEN, "secret", text, counts)
+    if "Bearer" in text:
+        text = _mask(BEARER, "secret", text, counts, keep=lambda m: _has_digit(m.group(2)), group=2)
+    if "@" in text:
+        text = _mask(EMAIL, "email", text, counts)  # before numbers: an address may hold digits
+    if found["iban"]:
+        text = IBAN_GROUPED.sub(lambda m: _iban(m, counts), text)
+        text = IBAN_COMPACT.sub(lambda m: _iban(m, counts), text)
+    if found["card"]:
+        text = _mask(CREDIT_CARD, "credit_card", text, counts, keep=_card_ok)
+    if found["ssn"]:
+        text = _mask(SSN, "ssn", text, counts)
+    if found["ipv4"]:
+        text = _mask(IPV4, "ip_address", text, counts, keep=lambda m: _is_global_ip(m.group()))
+    if found["ipv6"]:
+        text = _mask(
+            IPV6,
+            "ip_address",
+            text,
+            counts,
+            keep=lambda m: sum(bool(g) for g in m.group().split(":")) >= 3 and _is_global_ip(m.group()),
+        )
+    if found["phone"]:
+        keep_phone = lambda m: sum(c.isdigit() for c in m.group()) >= MIN_PHONE_DIGITS  # noqa: E731
+        text = _mask(PHONE, "phone", text, counts, keep=keep_phone)
     return text, counts
 
 
@@ -196,4 +272,4 @@ def mask_rows(rows: Iterable[Row], counts: Counter[str]) -> Iterator[Row]:
             for key in ("text",) if row.kind == "text" else ("prompt", "chosen", "rejected"):
                 data[key], c = mask_pii(data[key])
                 counts.update(c)
-        yield Row(id=row.id, kind=row.kind, data=data, source=row.source)
+        yield replace(row, data=data, normalized=False)  # a mask may sit where spaces were

@@ -1,7 +1,8 @@
 """Heuristic quality filters from the web-corpus papers, as small checks usable with `apply_filter`.
 
-Each check is `check(row, *, thresholds) -> None | reason`: None keeps the row, a reason string
-drops it under that name in the ledger. Defaults are the published values:
+Each check is `check(row, cfg, view=None) -> None | reason`: None keeps the row, a reason string
+drops it under that name in the ledger. Every threshold is read from the `QualityConfig` it is
+given (configs/quality.py writes each one once); its defaults are the published values:
 
 - Gopher: Rae et al. 2021, "Scaling Language Models" (MassiveText quality and repetition rules,
   Appendix A and Table A1); FineWeb (Penedo et al. 2024) re-implements them in datatrove.
@@ -23,17 +24,21 @@ counts, per rule, the rows its group saw and the rows it dropped; the curation s
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from typing import Callable, Iterable, Iterator
 
-from configs.quality import DUP_NGRAM_MAX, TOP_NGRAM_MAX, QualityConfig
-from tasks.data.records import Ledger, Row, apply_filter
+import numpy as np
 
-Check = Callable[[Row], str | None]
+from configs.quality import QualityConfig
+from tasks.data.minhash import batched
+from tasks.data.records import Ledger, Row
+
+Check = Callable[..., str | None]  # check(row, view=None) -> None (keep) or the drop reason
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})  # Gopher's list
 BULLETS = ("•", "‣", "◦", "⁃", "●", "▪", "-", "*")
@@ -49,48 +54,86 @@ def _lines(text: str) -> list[str]:
 
 def _words(text: str) -> list[str]:
     """Whitespace tokens with surrounding punctuation removed; punctuation-only tokens are not words."""
-    return [w for w in (t.strip(_PUNCT) for t in text.split()) if w]
+    return _stripped(text.split())
+
+
+def _stripped(tokens: list[str]) -> list[str]:
+    return list(filter(None, map(str.strip, tokens, itertools.repeat(_PUNCT))))  # C loops, not a generator
+
+
+class TextView:
+    """One text and what the rules compute from it, each at most once (the rules used to split,
+    strip and lower-case the same row three or four times)."""
+
+    def __init__(self, text: str, language: tuple[str, float] | None = None):
+        self.text = text
+        self._language = language
+
+    @cached_property
+    def tokens(self) -> list[str]:
+        return self.text.split()
+
+    @cached_property
+    def words(self) -> list[str]:
+        return _stripped(self.tokens)
+
+    @cached_property
+    def lower_words(self) -> list[str]:
+        """`words`, lower-cased: the same as splitting the lower-cased text (lower-casing never makes
+        or unmakes whitespace or the punctuation words are stripped of)."""
+        return _stripped(self.lower.split())
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return _lines(self.text)
+
+    @cached_property
+    def lower(self) -> str:
+        return self.text.lower()
+
+    @cached_property
+    def lower_lines(self) -> list[str]:
+        return _lines(self.lower)
+
+    @property
+    def language(self) -> tuple[str, float]:
+        if self._language is None:
+            from tasks.data.language import detect_language
+
+            self._language = detect_language(self.text)
+        return self._language
+
+
+def _view(row: Row, view: TextView | None) -> TextView:
+    return view if view is not None else TextView(row.text())
 
 
 # ---------------------------------------------------------------- Gopher quality (Rae et al. 2021)
 
 
-def gopher_quality(
-    row: Row,
-    *,
-    min_words: int = 50,
-    max_words: int = 100_000,
-    min_mean_word_length: float = 3.0,
-    max_mean_word_length: float = 10.0,
-    max_symbol_word_ratio: float = 0.1,
-    max_bullet_lines_ratio: float = 0.9,
-    max_ellipsis_lines_ratio: float = 0.3,
-    min_alpha_words_ratio: float = 0.8,
-    min_stop_words: int = 2,
-) -> str | None:
+def gopher_quality(row: Row, cfg: QualityConfig = QualityConfig(), view: TextView | None = None) -> str | None:
     """Gopher's document rules. Stop words count distinct words, as the paper phrases it."""
-    text = row.text()
-    tokens = text.split()
-    words = _words(text)
+    v = _view(row, view)
+    text, tokens, words = v.text, v.tokens, v.words
     n = len(words)
-    if n < min_words:
+    if n < cfg.min_words:
         return "gopher_too_few_words"
-    if n > max_words:
+    if n > cfg.max_words:
         return "gopher_too_many_words"
     mean_len = sum(map(len, words)) / n if n else 0.0
-    if not min_mean_word_length <= mean_len <= max_mean_word_length:
+    if not cfg.min_mean_word_length <= mean_len <= cfg.max_mean_word_length:
         return "gopher_mean_word_length"
     symbols = text.count("#") + text.count("...") + text.count("…")
-    if symbols / max(n, 1) > max_symbol_word_ratio:
+    if symbols / max(n, 1) > cfg.max_symbol_word_ratio:
         return "gopher_symbol_ratio"
-    lines = _lines(text)
-    if lines and sum(line.startswith(BULLETS) for line in lines) / len(lines) > max_bullet_lines_ratio:
+    lines = v.lines
+    if lines and sum(line.startswith(BULLETS) for line in lines) / len(lines) > cfg.max_bullet_lines_ratio:
         return "gopher_bullet_lines"
-    if lines and sum(line.endswith(ELLIPSES) for line in lines) / len(lines) > max_ellipsis_lines_ratio:
+    if lines and sum(line.endswith(ELLIPSES) for line in lines) / len(lines) > cfg.max_ellipsis_lines_ratio:
         return "gopher_ellipsis_lines"
-    if tokens and sum(any(c.isalpha() for c in t) for t in tokens) / len(tokens) < min_alpha_words_ratio:
+    if tokens and sum(any(c.isalpha() for c in t) for t in tokens) / len(tokens) < cfg.min_alpha_words_ratio:
         return "gopher_alpha_words"
-    if len(STOP_WORDS.intersection(w.lower() for w in words)) < min_stop_words:
+    if len(STOP_WORDS.intersection(w.lower() for w in words)) < cfg.min_stop_words:
         return "gopher_stop_words"
     return None
 
@@ -121,19 +164,17 @@ def _duplicates(items: list[str]) -> tuple[int, int]:
     return count, chars
 
 
-def _top_ngram_share(words: list[str], n: int, total_chars: int) -> float:
-    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
-    if not grams:
-        return 0.0
-    gram, count = grams.most_common(1)[0]
-    return 0.0 if count < 2 else count * sum(map(len, gram)) / total_chars
+def _grams(words: list[str], n: int) -> list[tuple[str, ...]]:
+    return list(zip(*(words[i:] for i in range(n))))
 
 
 def _dup_ngram_share(words: list[str], n: int, total_chars: int) -> float:
+    grams = _grams(words, n)
+    if len(set(grams)) == len(grams):  # no n-gram repeats: nothing is covered (most rows, at n = 5)
+        return 0.0
     seen: set[tuple[str, ...]] = set()
     covered = [False] * len(words)
-    for i in range(len(words) - n + 1):
-        gram = tuple(words[i : i + n])
+    for i, gram in enumerate(grams):
         if gram in seen:
             covered[i : i + n] = [True] * n  # overlapping repeats count each word once
         else:
@@ -141,48 +182,125 @@ def _dup_ngram_share(words: list[str], n: int, total_chars: int) -> float:
     return sum(len(w) for w, c in zip(words, covered) if c) / total_chars
 
 
-def repetition_reason(
-    text: str,
-    *,
-    min_words: int = 50,
-    max_dup_line_fraction: float = 0.30,
-    max_dup_paragraph_fraction: float = 0.30,
-    max_dup_line_char_fraction: float = 0.20,
-    max_dup_paragraph_char_fraction: float = 0.20,
-    max_top_ngram_share: dict[int, float] | None = None,
-    max_dup_ngram_share: dict[int, float] | None = None,
-) -> str | None:
-    """Gopher's repetition rules on one text; texts under `min_words` words pass untested, since
-    there one repeated line or phrase is a large share by accident, not a sign of degenerate text."""
-    words = [w.lower() for w in _words(text)]
-    if len(words) < min_words:
+class _Grams:
+    """A text's word n-grams, and the bounds that spare counting most of them.
+
+    Two facts bound every n-gram share by what the bigrams say. The most frequent n-gram (n >= 2)
+    occurs at most as often as the most frequent bigram (each occurrence starts with one), and holds
+    at most the characters of the longest run of n words. And the words that repeated n-grams cover
+    (n >= 2) are among those that repeated bigrams cover. Bigrams are compared by a 64-bit hash
+    here: a collision can only make two bigrams look alike, which raises a bound, never lowers it.
+    Natural text stays far below the limits, so most rows need nothing more; a row near a limit
+    gets its shares computed exactly, as before.
+    """
+
+    def __init__(self, words: list[str], total_chars: int):
+        self.words, self.total = words, total_chars
+        self._bigrams: tuple[int, int] | None = None
+
+    @cached_property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter(map(len, self.words), dtype=np.int64, count=len(self.words))
+
+    @cached_property
+    def cumulative(self) -> np.ndarray:
+        return np.concatenate(([0], np.cumsum(self.lengths)))
+
+    def _bigram_bounds(self) -> tuple[int, int]:
+        """(most occurrences of one bigram, characters of the words that repeated bigrams cover), at least."""
+        if self._bigrams is None:
+            w = self.words
+            if len(w) < 2:
+                self._bigrams = (0, 0)
+                return self._bigrams
+            h = np.fromiter(map(hash, w), dtype=np.int64, count=len(w))
+            with np.errstate(over="ignore"):
+                keys = h[:-1] * np.int64(1000003) + h[1:]
+            order = np.argsort(keys, kind="stable")  # equal keys: the first occurrence first
+            same = keys[order[1:]] == keys[order[:-1]]
+            if not same.any():
+                self._bigrams = (1, 0)
+                return self._bigrams
+            starts = np.flatnonzero(np.concatenate(([True], ~same, [True])))
+            repeats = order[1:][same]  # every occurrence of a bigram after its first
+            covered = np.zeros(len(w), dtype=bool)
+            covered[repeats] = covered[repeats + 1] = True
+            self._bigrams = (int(np.diff(starts).max()), int(self.lengths[covered].sum()))
+        return self._bigrams
+
+    def top_share(self, n: int) -> float:
+        grams = Counter(zip(*(self.words[i:] for i in range(n))))
+        if not grams:
+            return 0.0
+        gram, count = grams.most_common(1)[0]
+        return 0.0 if count < 2 else count * sum(map(len, gram)) / self.total
+
+    def top_bound(self, n: int) -> float:
+        """At least `top_share(n)`, for n >= 2."""
+        most = self._bigram_bounds()[0]
+        if most < 2:
+            return 0.0
+        if len(self.words) < n:
+            return 0.0
+        c = self.cumulative  # the most characters n consecutive words hold
+        return most * int((c[n:] - c[:-n]).max()) / self.total
+
+    def dup_bound(self) -> float:
+        """At least every `_dup_ngram_share` for n >= 2."""
+        return self._bigram_bounds()[1] / self.total
+
+
+def repetition_reason(text: str | TextView, cfg: QualityConfig = QualityConfig()) -> str | None:
+    """Gopher's repetition rules on one text; texts under `cfg.rep_min_words` words pass untested,
+    since there one repeated line or phrase is a large share by accident, not a sign of degenerate
+    text.
+
+    The duplicated n-gram shares only fall as n grows (a repeated n-gram is made of two repeated
+    (n-1)-grams, so what n covers, n-1 covers too); once the smallest n's share is within every
+    limit, the larger ones cannot exceed theirs and are not computed. Shares that `_Grams` bounds
+    within their limits are not computed either: the decisions are those of computing them all.
+    """
+    v = text if isinstance(text, TextView) else TextView(text)
+    words = v.lower_words
+    if len(words) < cfg.rep_min_words:
         return None
-    lines = _lines(text)
+    text = v.text
+    lines = v.lines
     dup, dup_chars = _duplicates(lines)
-    if dup / len(lines) > max_dup_line_fraction:
+    if dup / len(lines) > cfg.max_dup_line_fraction:
         return "rep_dup_lines"
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
     pdup, pdup_chars = _duplicates(paragraphs)
-    if pdup / len(paragraphs) > max_dup_paragraph_fraction:
+    if pdup / len(paragraphs) > cfg.max_dup_paragraph_fraction:
         return "rep_dup_paragraphs"
-    if dup_chars / len(text) > max_dup_line_char_fraction:
+    if dup_chars / len(text) > cfg.max_dup_line_char_fraction:
         return "rep_dup_line_chars"
-    if pdup_chars / len(text) > max_dup_paragraph_char_fraction:
+    if pdup_chars / len(text) > cfg.max_dup_paragraph_char_fraction:
         return "rep_dup_paragraph_chars"
-    total_chars = sum(map(len, words))
-    for n, limit in sorted((max_top_ngram_share or TOP_NGRAM_MAX).items()):
-        if _top_ngram_share(words, n, total_chars) > limit:
+    grams = _Grams(words, sum(map(len, words)))
+    for n, limit in sorted(cfg.max_top_ngram_share.items()):
+        if n >= 2 and grams.top_bound(n) <= limit:
+            continue
+        if grams.top_share(n) > limit:
             return "rep_top_ngram"
-    for n, limit in sorted((max_dup_ngram_share or DUP_NGRAM_MAX).items()):
-        if _dup_ngram_share(words, n, total_chars) > limit:
+    limits = sorted(cfg.max_dup_ngram_share.items())
+    lowest = min((limit for _, limit in limits), default=0.0)
+    if limits and limits[0][0] >= 2 and grams.dup_bound() <= lowest:
+        return None
+    for n, limit in limits:
+        share = _dup_ngram_share(words, n, grams.total)
+        if share > limit:
             return "rep_dup_ngram"
+        if share <= lowest:  # every larger n shares at most this much
+            break
     return None
 
 
-def gopher_repetition(row: Row, **thresholds: object) -> str | None:
+def gopher_repetition(row: Row, cfg: QualityConfig = QualityConfig(), view: TextView | None = None) -> str | None:
     """`repetition_reason` on each message (sft) or field (pref); the first failing one decides."""
     for segment in _segments(row):
-        reason = repetition_reason(segment, **thresholds)  # type: ignore[arg-type]
+        seg = view if view is not None and row.kind == "text" else TextView(segment)
+        reason = repetition_reason(seg, cfg)
         if reason is not None:
             return reason
     return None
@@ -191,20 +309,7 @@ def gopher_repetition(row: Row, **thresholds: object) -> str | None:
 # --------------------------------------------------------------------- C4 rules (Raffel et al.)
 
 
-def c4_quality(
-    row: Row,
-    *,
-    lorem_ipsum: bool = True,
-    javascript: bool = True,
-    curly_brace: bool = False,
-    policy: bool = True,
-    max_policy_lines_ratio: float = 0.5,
-    terminal_punct: bool = True,
-    terminal_punct_on_chat: bool = False,
-    min_terminal_punct_ratio: float = 0.5,
-    terminal_punct_min_lines: int = 3,
-    terminal_punct_numbers: bool = False,
-) -> str | None:
+def c4_quality(row: Row, cfg: QualityConfig = QualityConfig(), view: TextView | None = None) -> str | None:
     """C4's page rules, applied to whole rows.
 
     C4 removes single lines that mention "javascript" (cookie/JS warnings); a training row has no
@@ -214,92 +319,59 @@ def c4_quality(
     ("24 + 12 = <<24+12=36>>36"), an answer line ("#### 72") or an item of a list of numbers is a
     finished statement, not the menu or button text the rule was written to catch.
     """
-    text = row.text()
-    lower = text.lower()
-    if lorem_ipsum and "lorem ipsum" in lower:
+    v = _view(row, view)
+    lower = v.lower
+    if cfg.c4_lorem_ipsum and "lorem ipsum" in lower:
         return "c4_lorem_ipsum"
-    if javascript and "javascript" in lower:
+    if cfg.c4_javascript and "javascript" in lower:
         return "c4_javascript"
-    if curly_brace and "{" in text:
+    if cfg.c4_curly_brace and "{" in v.text:
         return "c4_curly_brace"
-    lines = _lines(lower)
-    if policy and lines:
+    lines = v.lower_lines
+    if cfg.c4_policy and lines:
         boiler = sum(any(p in line for p in POLICY_PHRASES) for line in lines)
-        if boiler / len(lines) > max_policy_lines_ratio:
+        if boiler / len(lines) > cfg.max_policy_lines_ratio:
             return "c4_policy"
-    if terminal_punct and (terminal_punct_on_chat or row.kind == "text") and len(lines) >= terminal_punct_min_lines:
-        ended = sum(line.endswith(TERMINAL_PUNCT) or (terminal_punct_numbers and line[-1].isdigit()) for line in lines)
-        if ended / len(lines) < min_terminal_punct_ratio:
+    if (
+        cfg.c4_terminal_punct
+        and (cfg.terminal_punct_on_chat or row.kind == "text")
+        and len(lines) >= cfg.terminal_punct_min_lines
+    ):
+        numbers = cfg.terminal_punct_numbers
+        ended = sum(line.endswith(TERMINAL_PUNCT) or (numbers and line[-1].isdigit()) for line in lines)
+        if ended / len(lines) < cfg.min_terminal_punct_ratio:
             return "c4_terminal_punct"
     return None
+
+
+def _toxicity(row: Row, cfg: QualityConfig, view: TextView | None = None) -> str | None:
+    from tasks.data.toxicity import toxic_words
+
+    return toxic_words(row, cfg, text=_view(row, view).text)
+
+
+def _language(cfg: QualityConfig, counts: Counter[str] | None) -> Check:
+    from tasks.data.language import language_check
+
+    check = language_check(cfg.allowed_languages, cfg.min_language_score, counts)
+    return lambda row, view=None: check(row, _view(row, view).language)
 
 
 def named_checks(cfg: QualityConfig, language_counts: Counter[str] | None = None) -> list[tuple[str, Check]]:
     """(group, check) for the enabled groups, most telling reason first: a French page drops as
     `language_not_allowed`, not as `gopher_stop_words`. `language_counts` receives the detected
-    language of each row seen."""
+    language of each row seen. A check is `check(row, view=None)`, `view` the row's `TextView`."""
     checks: list[tuple[str, Check]] = []
     if cfg.language_enabled:
-        from tasks.data.language import language_check
-
-        checks.append(("language", language_check(cfg.allowed_languages, cfg.min_language_score, language_counts)))
-    if cfg.gopher_enabled:
-        checks.append(
-            (
-                "gopher",
-                partial(
-                    gopher_quality,
-                    min_words=cfg.min_words,
-                    max_words=cfg.max_words,
-                    min_mean_word_length=cfg.min_mean_word_length,
-                    max_mean_word_length=cfg.max_mean_word_length,
-                    max_symbol_word_ratio=cfg.max_symbol_word_ratio,
-                    max_bullet_lines_ratio=cfg.max_bullet_lines_ratio,
-                    max_ellipsis_lines_ratio=cfg.max_ellipsis_lines_ratio,
-                    min_alpha_words_ratio=cfg.min_alpha_words_ratio,
-                    min_stop_words=cfg.min_stop_words,
-                ),
-            )
-        )
-    if cfg.repetition_enabled:
-        checks.append(
-            (
-                "repetition",
-                partial(
-                    gopher_repetition,
-                    min_words=cfg.rep_min_words,
-                    max_dup_line_fraction=cfg.max_dup_line_fraction,
-                    max_dup_paragraph_fraction=cfg.max_dup_paragraph_fraction,
-                    max_dup_line_char_fraction=cfg.max_dup_line_char_fraction,
-                    max_dup_paragraph_char_fraction=cfg.max_dup_paragraph_char_fraction,
-                    max_top_ngram_share=cfg.max_top_ngram_share,
-                    max_dup_ngram_share=cfg.max_dup_ngram_share,
-                ),
-            )
-        )
-    if cfg.c4_enabled:
-        checks.append(
-            (
-                "c4",
-                partial(
-                    c4_quality,
-                    lorem_ipsum=cfg.c4_lorem_ipsum,
-                    javascript=cfg.c4_javascript,
-                    curly_brace=cfg.c4_curly_brace,
-                    policy=cfg.c4_policy,
-                    max_policy_lines_ratio=cfg.max_policy_lines_ratio,
-                    terminal_punct=cfg.c4_terminal_punct,
-                    terminal_punct_on_chat=cfg.terminal_punct_on_chat,
-                    min_terminal_punct_ratio=cfg.min_terminal_punct_ratio,
-                    terminal_punct_min_lines=cfg.terminal_punct_min_lines,
-                    terminal_punct_numbers=cfg.terminal_punct_numbers,
-                ),
-            )
-        )
-    if cfg.toxicity_enabled:
-        from tasks.data.toxicity import toxic_words
-
-        checks.append(("toxicity", partial(toxic_words, max_share=cfg.max_toxic_share)))
+        checks.append(("language", _language(cfg, language_counts)))
+    for group, enabled, check in (
+        ("gopher", cfg.gopher_enabled, gopher_quality),
+        ("repetition", cfg.repetition_enabled, gopher_repetition),
+        ("c4", cfg.c4_enabled, c4_quality),
+        ("toxicity", cfg.toxicity_enabled, _toxicity),
+    ):
+        if enabled:
+            checks.append((group, partial(check, cfg=cfg)))
     return checks
 
 
@@ -327,6 +399,9 @@ class QualityStats:
             examples.append({"id": row.id, "source": row.source, "text": " ".join(row.text().split())[:80]})
 
 
+LANGUAGE_BATCH = 256  # rows whose language is found in one vectorised pass
+
+
 def filter_quality(
     rows: Iterable[Row],
     ledger: Ledger,
@@ -335,17 +410,25 @@ def filter_quality(
     stats: QualityStats | None = None,
 ) -> Iterator[Row]:
     """Keeps rows that pass every enabled check; drops at the first failure under its reason.
-    `stats`, when given, counts what each group saw and each rule dropped."""
+    `stats`, when given, counts what each group saw and each rule dropped. Rows are taken a batch
+    at a time, so that their languages are found in one pass."""
     checks = named_checks(cfg, language_counts)
     stats = stats if stats is not None else QualityStats()
+    for block in batched(rows, LANGUAGE_BATCH):
+        texts = [row.text() for row in block]
+        languages: list = [None] * len(block)
+        if cfg.language_enabled:
+            from tasks.data.language import detect_languages
 
-    def check(row: Row) -> str | None:
-        for group, c in checks:
-            stats.seen[group] += 1
-            reason = c(row)
-            if reason is not None:
-                stats.count_drop(reason, row)
-                return reason
-        return None
-
-    return apply_filter(rows, check, ledger, detail="quality")
+            languages = detect_languages(texts, cfg.min_language_score)
+        for row, text, language in zip(block, texts, languages):
+            view = TextView(text, language)
+            for group, c in checks:
+                stats.seen[group] += 1
+                reason = c(row, view=view)
+                if reason is not None:
+                    stats.count_drop(reason, row)
+                    ledger.drop(row, row.id, reason, "quality")
+                    break
+            else:
+                yield row

@@ -147,6 +147,7 @@ def _jsonl_objects(
             if stop is not None and index >= stop:
                 return
             ledger.read += 1
+            ledger.bytes_read += size
             fallback_id = f"{path.name}:{lineno}"
             if len(line) < size:
                 text = line.decode("utf-8", errors="replace")
@@ -368,6 +369,23 @@ def read_objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     yield from _objects_reader(path)(path, scratch)
     if scratch.unreadable:
         raise UnreadableInput(path, scratch.unreadable[0]["reason"], "re-create or re-download the file")
+
+
+def input_bytes(path: Path) -> int:
+    """Bytes of JSON Lines a reader will go through (a .gz's uncompressed size, from its trailer);
+    0 for other layouts, whose progress is told in rows only."""
+    path = Path(path)
+    name = path.name.lower()
+    try:
+        if name.endswith((".jsonl.gz", ".json.gz")):
+            with open(path, "rb") as f:
+                f.seek(-4, 2)
+                return int.from_bytes(f.read(4), "little")  # ISIZE: the size modulo 4 GiB, enough for an ETA
+        if name.endswith((".jsonl", ".json")):
+            return path.stat().st_size
+    except OSError:
+        pass
+    return 0
 
 
 def count_records(path: Path) -> int:

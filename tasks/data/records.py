@@ -25,6 +25,8 @@ class Row:
     kind: str  # "sft" (chat messages), "pref" (preference pair) or "text" (plain text, pre-training)
     data: dict[str, Any]
     source: str = ""
+    pos: int = 0  # position in the run's input: the quarantine lists drops in this order
+    normalized: bool = False  # every text field as `validate.normalize_text` leaves it (set by validate)
 
     def text(self) -> str:
         """All human-readable text of the row, in a stable order: what dedup and filters look at."""
@@ -43,23 +45,36 @@ class Ledger:
 
     def __init__(self, quarantine_path: Path | None = None):
         self.read = 0
+        self.bytes_read = 0  # of JSONL input (uncompressed): what the progress ETA is measured in
         self.kept = 0
         self.dropped: Counter[str] = Counter()
         self.formats: dict[str, Counter[str]] = {}  # input path -> rows per format they were read as
         self.unreadable: list[dict[str, Any]] = []  # {"path", "reason", "fix", "rows"} per input or broken tail
         self._path = quarantine_path
         self._file = None
+        self.pending: list[tuple[int, str, str]] | None = None  # when a list: drops wait here (see `drop`)
         if quarantine_path is not None:
             quarantine_path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(quarantine_path, "w", encoding="utf-8")
 
     def drop(self, row: Row | dict[str, Any] | str, row_id: str, reason: str, detail: str = "") -> None:
-        self.dropped[reason] += 1
-        if self._file is not None:
+        """Counts the drop and writes its quarantine line, or, while `pending` is a list, leaves
+        both to the pipeline: (position of the row just read, reason, line) waits there."""
+        if self._file is not None or self.pending is not None:
             payload = row.to_json() if isinstance(row, Row) else row
             record = {"id": row_id, "reason": reason, "detail": detail, "row": payload}
             # default=str: rows from Parquet or Arrow can hold values JSON has no type for (bytes, dates).
-            self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+            if self.pending is not None:
+                self.pending.append((self.read - 1, reason, line))
+                return
+            self._file.write(line)
+        self.dropped[reason] += 1
+
+    def write_drops(self, drops: list[tuple[int, str]]) -> None:
+        """Quarantine lines of drops counted elsewhere (by a step's `StepStats`), in input order."""
+        if self._file is not None:
+            self._file.writelines(line for _, line in sorted(drops, key=lambda d: d[0]))
 
     def mark_unreadable(self, path: str, reason: str, fix: str = "", rows: int = 0) -> None:
         """`rows`: records already counted as read that the break swallowed (the one cut off at it)."""

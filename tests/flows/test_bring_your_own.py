@@ -72,7 +72,11 @@ def night(prefect_harness, chat_overrides) -> dict:
 def test_hh_trains_without_the_demo_prompt_and_the_card_names_its_prompt(night, llmops_home):
     from registry.tracking import client
 
-    assert night["curate"]["format"] and night["curate"]["pref_rows"] > 800 and night["curate"]["sft_rows"] == 0
+    assert (
+        night["curate"].report["format"]
+        and night["curate"].report["pref_rows"] > 800
+        and night["curate"].report["sft_rows"] == 0
+    )
     trained = night["train"]
     assert trained.prompt.startswith("chat-prompt/")
     examples = Path(llmops_home) / "runs" / trained.run_id / "dpo_examples.jsonl"
@@ -85,7 +89,7 @@ def test_hh_trains_without_the_demo_prompt_and_the_card_names_its_prompt(night, 
     assert f"Prompt version `{trained.prompt}`" in card and "no preference tuning" not in card
     assert client().get_model_version(MODEL, str(trained.version)).tags["lineage.stages"] == "dpo"
     m = trained.metrics
-    assert 0 < m["dpo/dropped_prompt_fills_max_length"] < m["dpo/rows"] == night["curate"]["pref_rows"]
+    assert 0 < m["dpo/dropped_prompt_fills_max_length"] < m["dpo/rows"] == night["curate"].report["pref_rows"]
     dropped = Path(llmops_home) / "runs" / trained.run_id / "dpo_dropped.jsonl"
     assert len(dropped.read_text().splitlines()) == m["dpo/dropped_prompt_fills_max_length"]
     assert "examples/dpo_dropped.jsonl" in [a.path for a in client().list_artifacts(trained.run_id, "examples")]
@@ -97,7 +101,7 @@ def test_orpo_and_kto_on_hh_register_a_version(night, chat_overrides, method):
     from registry.models import get_version
 
     config = load_config("configs/chat.yaml", chat_overrides + [f"train.preference.method={method}"])
-    trained = train_flow(config=config, dataset=night["curate"]["dataset_hash"])
+    trained = train_flow(config=config, dataset=night["curate"].dataset_hash)
     version = get_version(MODEL, trained.version)
     assert version.tags["lineage.stages"] == method and "challenger" in version.aliases
     assert trained.metrics[f"{method}/train_loss"] == trained.metrics[f"{method}/train_loss"]  # a number, not NaN

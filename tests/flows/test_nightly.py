@@ -58,11 +58,11 @@ def test_first_run_promotes_and_records_everything(first):
     assert len(prefect_runs) == 5 and "" not in prefect_runs
 
     curate = first["curate"]
-    assert curate["kept"] + sum(curate["dropped"].values()) == curate["read"]
-    assert {"exact_duplicate", "near_duplicate", "bad_json", "too_short"} <= set(curate["dropped"])
-    curate_run = c.get_run(curate["run_id"])
-    assert curate_run.data.metrics["rows_read"] == curate["read"]
-    assert curate_run.data.metrics["dropped.exact_duplicate"] == curate["dropped"]["exact_duplicate"]
+    assert curate.kept + sum(curate.dropped.values()) == curate.read
+    assert {"exact_duplicate", "near_duplicate", "bad_json", "too_short"} <= set(curate.dropped)
+    curate_run = c.get_run(curate.run_id)
+    assert curate_run.data.metrics["rows_read"] == curate.read
+    assert curate_run.data.metrics["dropped.exact_duplicate"] == curate.dropped["exact_duplicate"]
     assert {d.dataset.name for d in curate_run.inputs.dataset_inputs} >= {"curated-sft", "eval"}
 
     train_run = c.get_run(first["train"].run_id)
@@ -89,7 +89,7 @@ def test_first_run_promotes_and_records_everything(first):
     assert version.source.endswith("/adapter") and "llmops.merged_model_uri" not in version.tags  # lean by default
     assert version.tags["lineage.prompt"] == first["train"].prompt
     assert f"Prompt version `{first['train'].prompt}`" in version.description
-    assert version.tags["lineage.dataset_hash"] == curate["dataset_hash"]
+    assert version.tags["lineage.dataset_hash"] == curate.dataset_hash
     assert version.tags["lineage.train_run_id"] == first["train"].run_id
     assert len(version.tags["lineage.config_hash"]) == 64
     assert version.tags["gate.decision"] == "promote"
@@ -121,7 +121,7 @@ def test_crashed_evaluation_leaves_registry_as_it_was(first, run_nightly, tmp_pa
     assert before  # the earlier tests registered versions
     bad_eval = tmp_path / "eval.jsonl"
     bad_eval.write_text(json.dumps({"id": "x", "prompt": "no question field"}) + "\n")
-    train = first["curate"]["sft_path"]
+    train = first["curate"].sft_path
     from core.errors import UserError
 
     with pytest.raises(UserError, match="eval items"):

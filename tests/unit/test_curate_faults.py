@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from configs.schema import CurateConfig
-from tasks.data.curate import curate_dataset, curate_shard, merge_shards, plan_shards
+from tasks.data.curate import curate_dataset
 from tasks.data.faults import CurationStopped
 from tasks.data.formats import misfit_detail, row_format
 from tasks.data.read import UnreadableInput, count_records, probe_input, read_rows
 from tasks.data.records import Ledger
+from tasks.data.shards import run_all_shards
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = [
@@ -155,6 +156,22 @@ def test_cli_parquet_with_unknown_columns(home, tmp_path):
     assert "['body', 'label']" in line and "--format" in line
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["curate.processes=2", "curate.shards=2"], ids=["processes2", "shards2"])
+def test_cli_unreadable_input_beside_good_ones_at_any_split(home, tmp_path, split):
+    """A bad input among good ones, curated on two worker processes or in two shards: the good rows
+    are curated and accounted for, then one `error:` line names the bad input, exit 2."""
+    good = _jsonl(tmp_path / "good.jsonl", [{"text": _sentence(i)} for i in range(2500)] + [{"text": _sentence(7)}])
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"\x00\x01\x02")
+    out = _curate(home, "--input", str(good), "--input", str(bad), "--output", str(tmp_path / "out"), "--set", split)
+    line = _one_error(out, str(bad))
+    assert "allow_unreadable" in line
+    report = _report(tmp_path / "out")
+    assert report["read"] == 2501 and report["kept"] == 2500 and report["dropped"] == {"exact_duplicate": 1}
+    assert report["processes" if "processes" in split else "shards"] == 2
+
+
 @pytest.fixture(scope="module")
 def allowed_run(home, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, dict[str, Path]]:
     """The three cases curation lets through (exit 0), in one CLI run: each run of the CLI starts
@@ -253,7 +270,7 @@ def test_peak_memory_on_a_50_mb_line_stays_bounded(tmp_path):
     code = (
         "import json, sys\nfrom configs.schema import CurateConfig\nfrom tasks.data.curate import curate_dataset\n"
         "r = curate_dataset([sys.argv[1]], sys.argv[2], CurateConfig())\n"
-        "print(json.dumps({'dropped': r['dropped'], 'kept': r['kept']}))"
+        "print(json.dumps({'dropped': r.dropped, 'kept': r.kept}))"
     )
     out = subprocess.run(
         [sys.executable, "-c", LAUNCHER, code, str(src), str(tmp_path / "out")],
@@ -341,19 +358,17 @@ def test_unreadable_inputs_are_reported_the_rest_curated_then_the_run_stops(tmp_
     with pytest.raises(CurationStopped, match=r"model\.bin: is a \.bin file") as err:
         curate_dataset(inputs, str(tmp_path / "a"), CurateConfig())
     report = json.loads((tmp_path / "a" / "report.json").read_text())
-    assert report == {k: v for k, v in err.value.report.items() if not k.endswith(("_path", "_dir"))}
+    assert report == err.value.result.report
     assert report["kept"] == 3 and report["unreadable"][0]["path"] == str(bad)
     allowed = curate_dataset(inputs, str(tmp_path / "b"), CurateConfig(allow_unreadable=True))
-    assert allowed["kept"] == 3 and allowed["warnings"] == [
+    assert allowed.kept == 3 and allowed.report["warnings"] == [
         f"{empty}: holds no rows (an empty file?); nothing was curated from it",
         f"{bad}: is a .bin file, which curate cannot read (skipped: curate.allow_unreadable is true)",
     ]
     # Sharded, the same inputs give the same accounting.
-    specs = plan_shards(inputs, 2, "auto")
-    shards = [curate_shard(spec, CurateConfig(allow_unreadable=True), [], str(tmp_path / "work")) for spec in specs]
-    merged = merge_shards(shards, str(tmp_path / "c"), CurateConfig(allow_unreadable=True))
-    assert {k: merged[k] for k in ("read", "kept", "unreadable", "warnings", "formats")} == {
-        k: allowed[k] for k in ("read", "kept", "unreadable", "warnings", "formats")
+    merged = run_all_shards(inputs, 2, CurateConfig(allow_unreadable=True), [], str(tmp_path / "c"))
+    assert {k: merged.report[k] for k in ("read", "kept", "unreadable", "warnings", "formats")} == {
+        k: allowed.report[k] for k in ("read", "kept", "unreadable", "warnings", "formats")
     }
 
 
@@ -370,12 +385,12 @@ def test_a_rule_over_its_drop_share_stops_with_the_rule_examples_and_key(tmp_pat
     assert message.startswith("quality rule c4_javascript: dropped 20 of the 80 rows it saw in site.jsonl (25.0%)")
     assert "[site.jsonl js0] 'Please enable JavaScript" in message and "[site.jsonl js2]" in message
     assert "js3" not in message and "curate.quality.c4_javascript=... (now True)" in message
-    assert "\n" not in message and err.value.report["quality"]["rules"]["c4_javascript"]["fraction"] == 0.25
-    assert curate_dataset([str(src)], str(tmp_path / "b"), CurateConfig(quality={"max_drop_fraction": 0.3}))[
+    assert "\n" not in message and err.value.result.report["quality"]["rules"]["c4_javascript"]["fraction"] == 0.25
+    assert curate_dataset([str(src)], str(tmp_path / "b"), CurateConfig(quality={"max_drop_fraction": 0.3})).report[
         "dropped"
     ] == {"c4_javascript": 20}
     few = _jsonl(tmp_path / "few.jsonl", rows[55:65])  # 5 of 10: too few rows to judge a rule by
-    assert curate_dataset([str(few)], str(tmp_path / "c"), CurateConfig())["dropped"] == {"c4_javascript": 5}
+    assert curate_dataset([str(few)], str(tmp_path / "c"), CurateConfig()).dropped == {"c4_javascript": 5}
 
 
 def test_prefect_reports_of_user_errors_are_filtered_and_others_kept():

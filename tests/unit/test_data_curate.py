@@ -67,8 +67,8 @@ def test_curate_end_to_end(tmp_path: Path) -> None:
     inputs = _write_inputs(tmp_path)
     out = curate_dataset(inputs, str(tmp_path / "out"), CurateConfig(min_chars=20))
 
-    assert out["read"] == 11
-    assert out["dropped"] == {
+    assert out.read == 11
+    assert out.dropped == {
         "bad_json": 1,
         "bad_role": 1,
         "exact_duplicate": 1,
@@ -77,18 +77,18 @@ def test_curate_end_to_end(tmp_path: Path) -> None:
         "too_short": 1,
         "format_unknown": 1,  # read_rows: a row no format fits
     }
-    assert out["kept"] == out["sft_rows"] + out["pref_rows"] == 4
-    assert out["read"] == out["kept"] + sum(out["dropped"].values())  # the balance invariant
-    assert out["pii"] == {"email": 1, "phone": 1}
+    assert out.kept == out.report["sft_rows"] + out.report["pref_rows"] == 4
+    assert out.read == out.kept + sum(out.dropped.values())  # the balance invariant
+    assert out.report["pii"] == {"email": 1, "phone": 1}
 
-    sft = [json.loads(line) for line in Path(out["sft_path"]).read_text().splitlines()]
-    pref = [json.loads(line) for line in Path(out["pref_path"]).read_text().splitlines()]
+    sft = [json.loads(line) for line in Path(out.sft_path).read_text().splitlines()]
+    pref = [json.loads(line) for line in Path(out.pref_path).read_text().splitlines()]
     assert [r["id"] for r in sft] == ["t1", "t2", "pii"]  # stream order
     assert [r["id"] for r in pref] == ["p1"]
     assert sft[2]["messages"][0]["content"] == "Reach me at [EMAIL] or [PHONE]. What is 9 - 4?"
     assert sft[2]["messages"][1]["content"] == "9 - 4 = 5. The answer is 5."
 
-    quarantine = [json.loads(line) for line in Path(out["quarantine_path"]).read_text().splitlines()]
+    quarantine = [json.loads(line) for line in Path(out.quarantine_path).read_text().splitlines()]
     assert all(q["id"] and q["reason"] for q in quarantine)
     assert {(q["id"], q["reason"]) for q in quarantine} == {
         ("dup", "exact_duplicate"),
@@ -102,11 +102,9 @@ def test_curate_end_to_end(tmp_path: Path) -> None:
     near = next(q for q in quarantine if q["reason"] == "near_duplicate")
     assert near["detail"].startswith("t1 jaccard=")
 
-    report = json.loads(Path(out["report_path"]).read_text())
-    assert report == {k: v for k, v in out.items() if not k.endswith("_path") and k != "dataset_dir"}
-    digest = hashlib.sha256(
-        Path(out["sft_path"]).read_bytes() + b"\0" + Path(out["pref_path"]).read_bytes()
-    ).hexdigest()
+    report = json.loads(Path(out.report_path).read_text())
+    assert report == out.report
+    digest = hashlib.sha256(Path(out.sft_path).read_bytes() + b"\0" + Path(out.pref_path).read_bytes()).hexdigest()
     assert report["dataset_hash"] == digest and report["dataset_hash_short"] == digest[:16]
 
 
@@ -114,11 +112,11 @@ def test_curate_is_deterministic_and_pii_optional(tmp_path: Path) -> None:
     inputs = _write_inputs(tmp_path)
     a = curate_dataset(inputs, str(tmp_path / "a"), CurateConfig(min_chars=20))
     b = curate_dataset(inputs, str(tmp_path / "b"), CurateConfig(min_chars=20))
-    assert a["dataset_hash"] == b["dataset_hash"]
+    assert a.dataset_hash == b.dataset_hash
     c = curate_dataset(inputs, str(tmp_path / "c"), CurateConfig(min_chars=20, mask_pii=False))
-    assert c["pii"] == {"email": 0, "phone": 0}
-    assert c["dataset_hash"] != a["dataset_hash"]
-    assert "sam@example.com" in Path(c["sft_path"]).read_text()
+    assert c.report["pii"] == {"email": 0, "phone": 0}
+    assert c.dataset_hash != a.dataset_hash
+    assert "sam@example.com" in Path(c.sft_path).read_text()
 
 
 # ------------------------------------------------------------- every step, in the config's order
@@ -220,11 +218,11 @@ def test_every_reason_by_name_and_the_balance(tmp_path: Path) -> None:
     inputs, eval_path = _write_all_reasons(tmp_path)
     out = curate_dataset(inputs, str(tmp_path / "out"), CurateConfig(min_chars=20, max_chars=600), [eval_path])
 
-    assert out["dropped"] == EVERY_REASON
-    assert out["read"] == 21 and out["kept"] == 4
-    assert out["kept"] + sum(out["dropped"].values()) == out["read"]
-    assert (out["sft_rows"], out["pref_rows"], out["text_rows"]) == (2, 1, 1)
-    assert out["dropped_by_step"] == {
+    assert out.dropped == EVERY_REASON
+    assert out.read == 21 and out.kept == 4
+    assert out.kept + sum(out.dropped.values()) == out.read
+    assert (out.report["sft_rows"], out.report["pref_rows"], out.report["text_rows"]) == (2, 1, 1)
+    assert out.report["dropped_by_step"] == {
         "read": {
             "bad_json": 1,
             "bad_utf8": 1,
@@ -240,14 +238,14 @@ def test_every_reason_by_name_and_the_balance(tmp_path: Path) -> None:
         "quality": {"c4_lorem_ipsum": 1, "language_not_allowed": 1},
         "decontaminate": {"eval_contamination": 1},
     }
-    assert out["format"] == {inputs[0]: "messages", inputs[1]: "pref", inputs[2]: "text"}
-    assert out["sources"][inputs[2]] == {"format": "text", "formats": {"text": 3}, "read": 3, "kept": 1}
-    assert out["decontamination"] == {"gsm-17": 1} and out["eval_items"] == {eval_path: 1}
-    assert out["languages"]["fr"] == 1 and out["pii"]["email"] == 1
-    assert out["steps"] == ["validate", "exact_dedup", "near_dedup", "length", "quality", "pii", "decontaminate"]
+    assert out.report["format"] == {inputs[0]: "messages", inputs[1]: "pref", inputs[2]: "text"}
+    assert out.report["sources"][inputs[2]] == {"format": "text", "formats": {"text": 3}, "read": 3, "kept": 1}
+    assert out.report["decontamination"] == {"gsm-17": 1} and out.report["eval_items"] == {eval_path: 1}
+    assert out.report["languages"]["fr"] == 1 and out.report["pii"]["email"] == 1
+    assert out.report["steps"] == ["validate", "exact_dedup", "near_dedup", "length", "quality", "pii", "decontaminate"]
 
-    quarantine = [json.loads(line) for line in Path(out["quarantine_path"]).read_text().splitlines()]
-    assert len(quarantine) == sum(out["dropped"].values())
+    quarantine = [json.loads(line) for line in Path(out.quarantine_path).read_text().splitlines()]
+    assert len(quarantine) == sum(out.dropped.values())
     assert all(q["id"] and q["reason"] and "row" in q for q in quarantine)
     by_id = {q["id"]: q["reason"] for q in quarantine}
     assert {k: by_id[k] for k in ("role", "turn", "blank", "x2", "french", "lorem", "leak", "long")} == {
@@ -261,7 +259,7 @@ def test_every_reason_by_name_and_the_balance(tmp_path: Path) -> None:
         "long": "too_long",
     }
     assert next(q for q in quarantine if q["id"] == "leak")["detail"] == "gsm-17"
-    assert json.loads(Path(out["report_path"]).read_text())["read"] == 21
+    assert json.loads(Path(out.report_path).read_text())["read"] == 21
 
 
 def test_parquet_per_kind_matches_the_report_and_text_rows_are_cleaned(tmp_path: Path) -> None:
@@ -269,17 +267,17 @@ def test_parquet_per_kind_matches_the_report_and_text_rows_are_cleaned(tmp_path:
 
     inputs, eval_path = _write_all_reasons(tmp_path)
     out = curate_dataset(inputs, str(tmp_path / "out"), CurateConfig(min_chars=20, max_chars=600), [eval_path])
-    folder = Path(out["dataset_dir"])
-    assert folder.name == f"dataset-{out['dataset_hash'][:16]}" and folder.parent == tmp_path / "out"
-    assert Path(out["sft_path"]).parent == folder and Path(out["pref_path"]).parent == folder
+    folder = Path(out.dataset_dir)
+    assert folder.name == f"dataset-{out.dataset_hash[:16]}" and folder.parent == tmp_path / "out"
+    assert Path(out.sft_path).parent == folder and Path(out.pref_path).parent == folder
     for kind in ("sft", "pref", "text"):
         table = pq.read_table(folder / f"{kind}.parquet")
-        assert table.num_rows == out[f"{kind}_rows"]
+        assert table.num_rows == out.report[f"{kind}_rows"]
     assert pq.read_table(folder / "sft.parquet").column("id").to_pylist() == ["keep", "story"]
     assert pq.read_table(folder / "text.parquet").to_pylist() == [
         {"id": "x1", "text": "Plain prose for pre-training, written by hand. Write to [EMAIL] for more."}
     ]
-    jsonl = [json.loads(line) for line in Path(out["sft_path"]).read_text().splitlines()]
+    jsonl = [json.loads(line) for line in Path(out.sft_path).read_text().splitlines()]
     assert pq.read_table(folder / "sft.parquet").to_pylist() == jsonl
     # The hash covers the text rows too, after sft.jsonl and pref.jsonl.
     text_line = (
@@ -290,28 +288,28 @@ def test_parquet_per_kind_matches_the_report_and_text_rows_are_cleaned(tmp_path:
         + "\n"
     )
     digest = hashlib.sha256(
-        Path(out["sft_path"]).read_bytes() + b"\0" + Path(out["pref_path"]).read_bytes() + b"\0" + text_line.encode()
+        Path(out.sft_path).read_bytes() + b"\0" + Path(out.pref_path).read_bytes() + b"\0" + text_line.encode()
     ).hexdigest()
-    assert out["dataset_hash"] == digest
+    assert out.dataset_hash == digest
 
 
 def test_only_present_kinds_get_parquet_and_pref_jsonl_is_always_written(tmp_path: Path) -> None:
     chat = tmp_path / "qa.jsonl"
     chat.write_text(json.dumps({"question": "What is 2 + 5?", "answer": "2 + 5 = 7. The answer is 7."}) + "\n")
     out = curate_dataset([str(chat)], str(tmp_path / "out"), CurateConfig())
-    folder = Path(out["dataset_dir"])
+    folder = Path(out.dataset_dir)
     assert sorted(p.name for p in folder.iterdir()) == ["DATACARD.md", "pref.jsonl", "sft.jsonl", "sft.parquet"]
-    assert Path(out["pref_path"]).read_text() == "" and out["format"] == {str(chat): "qa"}
-    assert out["decontamination"] == {} and out["kept"] == 1
+    assert Path(out.pref_path).read_text() == "" and out.report["format"] == {str(chat): "qa"}
+    assert out.report["decontamination"] == {} and out.kept == 1
 
 
 def test_data_card_names_thresholds_counts_and_sources(tmp_path: Path) -> None:
     inputs, eval_path = _write_all_reasons(tmp_path)
     settings = CurateConfig(min_chars=20, max_chars=600, minhash_threshold=0.75)
     out = curate_dataset(inputs, str(tmp_path / "out"), settings, [eval_path])
-    card = Path(out["card_path"]).read_text()
-    assert Path(out["card_path"]) == Path(out["dataset_dir"]) / "DATACARD.md"
-    assert out["dataset_hash"] in card
+    card = Path(out.card_path).read_text()
+    assert Path(out.card_path) == Path(out.dataset_dir) / "DATACARD.md"
+    assert out.dataset_hash in card
     assert "| read | 21 |" in card and "| kept | 4 (19.0%) |" in card
     assert "20 <= characters <= 600" in card and "Jaccard >= 0.75" in card and "128 permutations" in card
     assert "13-word n-grams" in card and "| gsm-17 | 1 |" in card
@@ -337,12 +335,12 @@ def test_decontamination_drops_a_copied_13_word_span(tmp_path: Path) -> None:
         + "\n"
     )
     out = curate_dataset([str(train)], str(tmp_path / "out"), CurateConfig(), [str(eval_path)])
-    assert out["dropped"] == {"eval_contamination": 1} and out["decontamination"] == {"e1": 1}
-    assert [json.loads(line)["id"] for line in Path(out["sft_path"]).read_text().splitlines()] == ["copy12"]
+    assert out.dropped == {"eval_contamination": 1} and out.report["decontamination"] == {"e1": 1}
+    assert [json.loads(line)["id"] for line in Path(out.sft_path).read_text().splitlines()] == ["copy12"]
     # Extra eval sets come from the config; without any eval set nothing is dropped.
     extra = curate_dataset([str(train)], str(tmp_path / "o2"), CurateConfig(decontaminate_paths=[str(eval_path)]))
-    assert extra["dropped"] == {"eval_contamination": 1}
-    assert curate_dataset([str(train)], str(tmp_path / "o3"), CurateConfig())["dropped"] == {}
+    assert extra.dropped == {"eval_contamination": 1}
+    assert curate_dataset([str(train)], str(tmp_path / "o3"), CurateConfig()).dropped == {}
 
 
 def test_steps_run_in_the_configured_order(tmp_path: Path) -> None:
@@ -351,14 +349,14 @@ def test_steps_run_in_the_configured_order(tmp_path: Path) -> None:
     dedup_first = curate_dataset(
         [str(train)], str(tmp_path / "a"), CurateConfig(steps=["validate", "exact_dedup", "length"])
     )
-    assert dedup_first["dropped"] == {"exact_duplicate": 1, "too_short": 1}
+    assert dedup_first.dropped == {"exact_duplicate": 1, "too_short": 1}
     length_first = curate_dataset(
         [str(train)], str(tmp_path / "b"), CurateConfig(steps=["validate", "length", "exact_dedup"])
     )
-    assert length_first["dropped"] == {"too_short": 2}
-    assert length_first["steps"] == ["validate", "length", "exact_dedup"]
+    assert length_first.dropped == {"too_short": 2}
+    assert length_first.report["steps"] == ["validate", "length", "exact_dedup"]
     only_validate = curate_dataset([str(train)], str(tmp_path / "c"), CurateConfig(steps=["validate"]))
-    assert only_validate["kept"] == 2 and only_validate["languages"] == {}
+    assert only_validate.kept == 2 and only_validate.report["languages"] == {}
 
 
 def test_validate_must_come_first_and_the_error_names_the_field() -> None:
@@ -386,8 +384,8 @@ def test_default_quality_keeps_short_instruction_rows(tmp_path: Path) -> None:
 
     demo = write_demo_data(tmp_path / "demo", 0, 160, 48, 24)
     out = curate_dataset([demo["train"], demo["pref"]], str(tmp_path / "out"), CurateConfig(), [demo["eval"]])
-    assert not any(r.startswith(("gopher_", "language_", "c4_", "rep_", "toxic")) for r in out["dropped"])
-    assert out["kept"] >= 0.85 * out["read"] and out["languages"] == {"en": out["kept"]}
+    assert not any(r.startswith(("gopher_", "language_", "c4_", "rep_", "toxic")) for r in out.dropped)
+    assert out.kept >= 0.85 * out.read and out.report["languages"] == {"en": out.kept}
 
 
 def test_an_eval_set_in_any_shape_is_indexed_by_all_its_text(tmp_path: Path) -> None:
@@ -397,8 +395,8 @@ def test_an_eval_set_in_any_shape_is_indexed_by_all_its_text(tmp_path: Path) -> 
     train = tmp_path / "train.jsonl"
     train.write_text(_sft("leak", EVAL_ITEM, "72") + "\n" + _sft("ok", "What is 7 + 8?", "The answer is 15.") + "\n")
     out = curate_dataset([str(train)], str(tmp_path / "out"), CurateConfig(), [str(eval_path)])
-    assert out["decontamination"] == {"odd-1": 1} and out["eval_items"] == {str(eval_path): 1}
-    assert out["kept"] == 1
+    assert out.report["decontamination"] == {"odd-1": 1} and out.report["eval_items"] == {str(eval_path): 1}
+    assert out.kept == 1
 
 
 def test_synthetic_variants_pass_the_same_steps_and_are_accounted_for(tmp_path: Path) -> None:
@@ -437,14 +435,14 @@ def test_synthetic_variants_pass_the_same_steps_and_are_accounted_for(tmp_path: 
         }
     )
     report = curate_dataset([str(path)], str(tmp_path / "out"), settings)
-    assert report["read"] == 4 + 8  # four input rows, two variants of each
-    assert report["kept"] + sum(report["dropped"].values()) == report["read"]
-    assert report["synthetic"]["generated"] == 8
-    quarantined = [json.loads(line) for line in Path(report["quarantine_path"]).read_text().splitlines()]
+    assert report.read == 4 + 8  # four input rows, two variants of each
+    assert report.kept + sum(report.dropped.values()) == report.read
+    assert report.report["synthetic"]["generated"] == 8
+    quarantined = [json.loads(line) for line in Path(report.quarantine_path).read_text().splitlines()]
     synthetic_drops = [q for q in quarantined if q["id"].startswith("syn-rephrase-")]
-    kept = [json.loads(line) for line in Path(report["sft_path"]).read_text().splitlines()]
+    kept = [json.loads(line) for line in Path(report.sft_path).read_text().splitlines()]
     variants = [r for r in kept if r["id"].startswith("syn-")]
-    assert len(variants) + len(synthetic_drops) == 8 and report["synthetic_rows"] == len(variants)
+    assert len(variants) + len(synthetic_drops) == 8 and report.report["synthetic_rows"] == len(variants)
     for row in variants:
         assert row["synthetic"]["teacher"] == f"local:{teacher}" and row["synthetic"]["seed_id"] in {
             "s0",
@@ -475,9 +473,10 @@ def test_near_duplicate_cluster_report_is_written(tmp_path: Path) -> None:
     ]
     path.write_text("\n".join(lines) + "\n")
     report = curate_dataset([str(path)], str(tmp_path / "out"), CurateConfig())
-    clusters = json.loads(Path(report["clusters_path"]).read_text())
+    clusters = json.loads(Path(report.clusters_path).read_text())
     assert (
-        report["dropped"].get("near_duplicate") == 1 and report["near_duplicate_clusters"] == clusters["clusters"] == 1
+        report.dropped.get("near_duplicate") == 1
+        and report.report["near_duplicate_clusters"] == clusters["clusters"] == 1
     )
     assert json.dumps(clusters["examples"]).count('"b"') == 1 and clusters["largest_clusters"]
 
@@ -493,12 +492,12 @@ def test_explicit_lsh_banding_is_used_and_checked(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     path.write_text(_sft("a", "one two three four five six seven eight nine ten", "eleven twelve thirteen.") + "\n")
     report = curate_dataset([str(path)], str(tmp_path / "out"), CurateConfig(minhash_bands=32, minhash_rows=4))
-    clusters = json.loads(Path(report["clusters_path"]).read_text())
+    clusters = json.loads(Path(report.clusters_path).read_text())
     assert (clusters["bands"], clusters["rows"]) == (32, 4)
 
 
 def test_parallel_signature_workers_give_the_same_dataset(tmp_path: Path) -> None:
     inputs, _ = _write_all_reasons(tmp_path)
     one = curate_dataset(inputs, str(tmp_path / "one"), CurateConfig())
-    two = curate_dataset(inputs, str(tmp_path / "two"), CurateConfig(dedup_processes=2))
-    assert one["dataset_hash"] == two["dataset_hash"] and one["dropped"] == two["dropped"]
+    two = curate_dataset(inputs, str(tmp_path / "two"), CurateConfig(processes=2))
+    assert one.dataset_hash == two.dataset_hash and one.dropped == two.dropped

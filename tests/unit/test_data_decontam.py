@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from tasks.data.decontaminate import build_ngram_index, decontaminate, ngram_hashes
+from tasks.data.decontaminate import build_ngram_index, decontaminate, ngram_keys
 from tasks.data.records import Ledger, Row
 
 EVAL = [
@@ -57,8 +57,11 @@ def test_drop_detail_names_the_eval_items(tmp_path) -> None:
     assert record["reason"] == "eval_contamination" and record["detail"] == "a/1,b/2"
 
 
-def test_ngram_hashes_and_mismatched_n() -> None:
-    assert len(ngram_hashes("one two three four", 2)) == 3
-    assert len(ngram_hashes("one two", 13)) == 1 and ngram_hashes("", 13) == set()
+def test_ngram_keys_and_mismatched_n() -> None:
+    vocab: dict[str, int] = {}
+    assert len(ngram_keys("one two three four".split(), 2, vocab, grow=True)) == 3
+    assert len(ngram_keys(["one", "two"], 13, vocab)) == 1 and ngram_keys([], 13, vocab) == set()
+    # a row's n-grams are only those made of words the eval sets hold: "five" cuts the runs
+    assert ngram_keys("one two five three four".split(), 2, vocab) == {(0, 1), (2, 3)}
     with pytest.raises(ValueError, match="pass n=13"):
         list(decontaminate([], Ledger(), build_ngram_index(EVAL), n=8))

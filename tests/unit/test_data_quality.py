@@ -38,6 +38,9 @@ FRENCH = (
 GERMAN = "Der Hund läuft schnell durch den Park und spielt mit dem roten Ball, während die Sonne scheint."
 UNIQUE = [f"w{i}x" for i in range(200)]  # distinct filler words for the repetition rules
 
+_REP = {"min_words": "rep_min_words"}  # repetition_reason's old keyword names, as QualityConfig fields
+_C4 = {"curly_brace": "c4_curly_brace", "terminal_punct": "c4_terminal_punct"}
+
 
 def _sft(text: str, row_id: str = "r") -> Row:
     return Row(row_id, "sft", {"messages": [{"role": "assistant", "content": text}]})
@@ -57,7 +60,7 @@ def test_clean_prose_passes_every_default_check() -> None:
     ("text", "kwargs", "reason"),
     [
         ("Hello there, how are you?", {}, "gopher_too_few_words"),
-        (CLEAN, {"max_words": 10}, "gopher_too_many_words"),
+        (CLEAN, {"min_words": 5, "max_words": 10}, "gopher_too_many_words"),
         ("it is a cat and a dog " * 10, {}, "gopher_mean_word_length"),
         ("internationalization notwithstanding " * 30, {}, "gopher_mean_word_length"),
         (CLEAN + " ##########", {}, "gopher_symbol_ratio"),
@@ -68,13 +71,13 @@ def test_clean_prose_passes_every_default_check() -> None:
     ],
 )
 def test_gopher_reasons(text: str, kwargs: dict, reason: str) -> None:
-    assert gopher_quality(_sft(text), **kwargs) == reason
+    assert gopher_quality(_sft(text), QualityConfig(**kwargs)) == reason
 
 
 def test_gopher_min_words_is_configurable_for_short_instruction_rows() -> None:
     row = _sft("What is the capital of France? The capital of France is Paris.")
     assert gopher_quality(row) == "gopher_too_few_words"
-    assert gopher_quality(row, min_words=5) is None
+    assert gopher_quality(row, QualityConfig(min_words=5)) is None
 
 
 def _lines(*parts: str) -> str:
@@ -105,7 +108,7 @@ E, F = (" ".join(UNIQUE[i * 10 : i * 10 + 10]) for i in range(4, 6))
     ],
 )
 def test_repetition_reasons(text: str, kwargs: dict, reason: str) -> None:
-    assert repetition_reason(text, **kwargs) == reason
+    assert repetition_reason(text, QualityConfig(**{_REP.get(k, k): v for k, v in kwargs.items()})) == reason
     if not kwargs:
         assert gopher_repetition(_sft(text)) == reason
 
@@ -131,7 +134,7 @@ def test_repetition_skips_short_texts_and_looks_inside_each_field() -> None:
     ],
 )
 def test_c4_reasons(row: Row, kwargs: dict, reason: str) -> None:
-    assert c4_quality(row, **kwargs) == reason
+    assert c4_quality(row, QualityConfig(**{_C4.get(k, k): v for k, v in kwargs.items()})) == reason
 
 
 def test_c4_defaults_spare_code_and_chat_lists() -> None:
@@ -147,28 +150,28 @@ def test_language_detection_and_check() -> None:
     assert detect_language(GERMAN)[0] == "de"
     counts: Counter[str] = Counter()
     check = language_check(["en"], min_score=0.5, counts=counts)
-    assert check(_sft(CLEAN)) is None
-    assert check(_sft(FRENCH)) == "language_not_allowed"
-    assert check(_sft(GERMAN)) == "language_not_allowed"
-    assert check(_sft("Hi")) == "language_low_confidence"
+    assert check(_sft(CLEAN), detect_language(CLEAN)) is None
+    assert check(_sft(FRENCH), detect_language(FRENCH)) == "language_not_allowed"
+    assert check(_sft(GERMAN), detect_language(GERMAN)) == "language_not_allowed"
+    assert check(_sft("Hi"), detect_language("Hi")) == "language_low_confidence"
     assert counts["en"] == 1 and counts["fr"] == 1 and counts["de"] == 1 and sum(counts.values()) == 4
-    assert language_check(["en", "fr"])(_sft(FRENCH)) is None
+    assert language_check(["en", "fr"])(_sft(FRENCH), detect_language(FRENCH)) is None
 
 
 def test_toxicity_word_list() -> None:
     assert toxic_counts("What the f**k, this is sh1t and fuuuck") == (3, 0)
     assert toxic_counts("Scunthorpe, spiced rice, prickly pear, classic assessment, shiitake") == (0, 0)
-    assert toxic_words(_sft(CLEAN)) is None
-    assert toxic_words(_sft(CLEAN + " Damn, that is shit.")) is None  # 1 mild word in 85: under 2%
-    assert toxic_words(_sft(CLEAN + " Shit, shit, that is shit.")) == "toxic_words"  # 3 in 85
-    assert toxic_words(_sft(CLEAN + " Go kill yourself.")) == "toxic_words"  # severe: any occurrence
+    assert toxic_words(_sft(CLEAN), QualityConfig()) is None
+    assert toxic_words(_sft(CLEAN + " Damn, that is shit."), QualityConfig()) is None  # 1 mild word in 85: under 2%
+    assert toxic_words(_sft(CLEAN + " Shit, shit, that is shit."), QualityConfig()) == "toxic_words"  # 3 in 85
+    assert toxic_words(_sft(CLEAN + " Go kill yourself."), QualityConfig()) == "toxic_words"  # severe: any occurrence
 
 
 def test_toxicity_rejects_a_malformed_word_list(tmp_path: Path) -> None:
     bad = tmp_path / "list.txt"
     bad.write_text("awful stuff\n", encoding="utf-8")
     with pytest.raises(ValueError, match="expected '<mild|severe> <term>'"):
-        toxic_words(_sft("x"), path=bad)
+        toxic_words(_sft("x"), QualityConfig(), path=bad)
 
 
 def test_filter_quality_drops_at_first_failing_rule_and_balances() -> None:
@@ -291,11 +294,7 @@ def test_the_curate_defaults_keep_gsm8k_and_hh_and_still_catch_degenerate_text(s
     list(filter_quality(hh, Ledger(), cfg, stats=stats))
     assert rule_over_limit(stats, cfg) is None and not any(r.startswith(("rep_", "c4_")) for r in stats.dropped)
     # What the repetition rules are for still goes: a loop, and an answer said twice.
-    repetition = dict(
-        min_words=cfg.rep_min_words,
-        max_top_ngram_share=cfg.max_top_ngram_share,
-        max_dup_ngram_share=cfg.max_dup_ngram_share,
-    )
+    repetition = {"cfg": cfg}
     assert gopher_repetition(_sft("I'm sorry, I can't help with that. " * 10), **repetition) == "rep_top_ngram"
     twice = " ".join(SENTENCES) + " " + " ".join(SENTENCES)
     assert gopher_repetition(_sft(twice), **repetition) == "rep_dup_ngram"
