@@ -23,12 +23,15 @@ from prefect.input import RunInput
 from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
 from core.errors import UserError
-from flows.evaluate import evaluate_flow, load_suites, mean_with_ci, stored_results, suites_signature
+from flows.evaluate import evaluate_flow
 from registry import models, tracking
 from registry.card import render_model_card
-from registry.gate import GateResult, decide
+from registry.evaluation import stored_results
+from registry.gate import GateDecision, decide
 from registry.promotion import apply_decision
 from registry.prompts import load_prompt
+from tasks.evaluate.intervals import metric_interval
+from tasks.evaluate.run import load_suites, suites_signature
 
 
 class Approval(RunInput):
@@ -48,7 +51,7 @@ def server_in_use() -> bool:
     return bool(url) and "ephemeral" not in str(url) and str(url) != os.environ.get("LLMOPS_HOME_PREFECT_URL")
 
 
-def ask_release_manager(name: str, version: int, gate: GateResult, timeout_s: int) -> Approval | None:
+def ask_release_manager(name: str, version: int, gate: GateDecision, timeout_s: int) -> Approval | None:
     from prefect.flow_runs import pause_flow_run
 
     logger = get_run_logger()
@@ -82,7 +85,7 @@ def trained_version(config: RunConfig, train_run: str) -> models.VersionInfo:
 def fitting_evaluation(config: RunConfig, version: models.VersionInfo, evaluation: str) -> str | None:
     """The newest finished evaluation of `version` that still fits: same suites and items, same champion."""
     champion = models.version_by_alias(version.name, "champion")
-    expected = suites_signature(load_suites(config, _eval_path_of(config, version)))
+    expected = suites_signature(load_suites(config.eval, _eval_path_of(config, version)))
     query = (
         f"tags.`llmops.stage` = 'evaluate' and attributes.status = 'FINISHED' and "
         f"tags.`llmops.model_name` = '{version.name}' and tags.`llmops.model_version` = '{version.version}'"
@@ -106,7 +109,7 @@ def fitting_evaluation(config: RunConfig, version: models.VersionInfo, evaluatio
 
 
 def _eval_path_of(config: RunConfig, version: models.VersionInfo) -> str:
-    from flows.evaluate import eval_split
+    from registry.contenders import eval_split
 
     return eval_split("", version, config)
 
@@ -132,17 +135,15 @@ def promote_flow(
             logger.warning(
                 f"evaluation {evaluation} does not fit (other suites, or the champion changed): evaluating again"
             )
-        eval_run = evaluate_flow(model=f"{version.name}/{version.version}", config=config, parent_run_id=parent_run_id)[
-            "run_id"
-        ]
+        eval_run = evaluate_flow(
+            model=f"{version.name}/{version.version}", config=config, parent_run_id=parent_run_id
+        ).run_id
     results = stored_results(eval_run)
     if "candidate" not in results:
         raise UserError(
             f"evaluation {eval_run}", "holds no candidate scores", "evaluate the version before promoting it"
         )
-    summary = {
-        who: {f"{s}/{m}": v for s, r in per.items() for m, v in r["means"].items()} for who, per in results.items()
-    }
+    summary = results.summary()
     gate = decide(config.gate, results)
     with tracking.stage_run(
         reg.experiment, "promote", parent_run_id, {"llmops.model_version": str(version.version)}
@@ -159,7 +160,11 @@ def promote_flow(
             summary,
             gate.to_dict(),
             prompt.template if prompt else "",
-            {f"{s}/{m}": mean_with_ci(v, m) for s, r in results["candidate"].items() for m, v in r["scores"].items()},
+            {
+                f"{s}/{m}": metric_interval(v, m)
+                for s, r in results.of("candidate").items()
+                for m, v in r.scores.items()
+            },
         )
         tracking.client().log_text(run_id, card, "model_card.md")
         tracking.log_json(run_id, gate.to_dict(), "gate.json")
@@ -171,10 +176,7 @@ def promote_flow(
                 decision = "promote" if answer.approve else "reject"
                 by, why = f"user:{answer.approver or 'release-manager'}", answer.reason or "(no reason given)"
                 tags |= {"gate.approval": decision, "gate.decided_by": by, "gate.reason": why}
-        metrics = {
-            k: {"delta": c["delta"], "ci_low": c["ci_low"], "ci_high": c["ci_high"], "p_value": c["p_value"]}
-            for k, c in gate.comparisons.items()
-        }
+        metrics = gate.evidence()
         replaced = apply_decision(
             reg.model_name,
             version.version,

@@ -26,7 +26,7 @@ from core.errors import UserError
 from core.locks import home_lock
 from registry import models, prompts
 from registry.audit import record_decision, remove_decision
-from registry.gate import GateResult
+from registry.gate import GateDecision
 from registry.tracking import client
 
 log = logging.getLogger(__name__)
@@ -358,7 +358,7 @@ def apply_prompt_decision(
     by: str,
     why: str,
     evidence_run_id: str | None,
-    gate: GateResult | None,
+    gate: GateDecision | None,
 ) -> None:
     """A prompt gate's decision: evidence on the prompt version, an audit entry, then (on promote) the
     `production` alias and the champion's card naming the prompt it now serves.
@@ -385,10 +385,7 @@ def apply_prompt_decision(
                 lambda: prompts.tag_prompt_version(candidate.name, candidate.version, tags),
                 lambda: prompts.restore_prompt_tags(candidate.name, candidate.version, old, list(tags)),
             )
-            metrics = {
-                k: {f: c.get(f) for f in ("delta", "ci_low", "ci_high", "p_value")}
-                for k, c in (gate.comparisons if gate else {}).items()
-            }
+            metrics = gate.evidence() if gate else {}
             audit_step(tx, f"prompt:{candidate.name}", candidate.version, decision, by, why, evidence_run_id, metrics)
             if decision == "promote":
                 tx.step(
