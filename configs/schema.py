@@ -349,6 +349,13 @@ class MetricRule(Strict):
     )
 
 
+def _as_fields(rule) -> dict:
+    """A rule given as a MetricRule, a mapping of its fields, or nothing (every default)."""
+    if isinstance(rule, MetricRule):
+        return rule.model_dump(exclude={"metric"})
+    return dict(rule or {})
+
+
 class GateConfig(Strict):
     """When a candidate may replace the champion, and what happens when the evidence is unclear.
 
@@ -395,7 +402,7 @@ class GateConfig(Strict):
     def _rules_from_mapping(cls, value):
         """YAML configs write rules as a mapping `{suite/metric: {max_regression: ...}}`; a form writes a list."""
         if isinstance(value, dict):
-            return [{"metric": key, **(rule or {})} for key, rule in value.items()]
+            return [{**_as_fields(rule), "metric": key} for key, rule in value.items()]
         return value
 
     @model_validator(mode="after")

@@ -296,6 +296,8 @@ def test_rules_are_a_list_of_form_fields_and_the_yaml_mapping_still_reads():
         ("arithmetic/chrf", 0.05),
     ]
     assert GateConfig.model_validate(from_yaml.model_dump()) == from_yaml  # what a form posts back
+    typed = GateConfig(rules={"arithmetic/exact_match": MetricRule(max_regression=0.01)})
+    assert [(r.metric, r.max_regression) for r in typed.rules] == [("arithmetic/exact_match", 0.01)]
     with pytest.raises(ValueError, match="more than once"):
         gate(rules=[MetricRule(), MetricRule()])
     with pytest.raises(ValueError, match="needs an entry in rules"):
