@@ -63,7 +63,7 @@ def evaluate_flow(
         tags |= {"llmops.model_name": candidate.version.name, "llmops.model_version": str(candidate.version.version)}
     if against in who:
         tags["llmops.compared_version"] = str(who[against].version.version)
-    split = eval_split(dataset, candidate.version, config) if library.needs_eval_split(config.eval.suites) else None
+    split = eval_split(dataset, candidate.version, config) if library.needs_eval_split(config.eval) else None
     return run_evaluation(config, who, split, tags, parent_run_id, fresh)
 
 

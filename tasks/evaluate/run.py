@@ -31,8 +31,9 @@ from tasks.prompts import render_prompt
 MIN_NEW_TOKENS = {"json-format": 64, "safety": 32}
 
 
-def needs_eval_split(suites: list[str]) -> bool:
-    return any(name in TASK_SUITES for name in suites)
+def needs_eval_split(cfg: EvalConfig) -> bool:
+    """Whether any configured suite or project lm-eval task (`llmops_*`) reads the run's eval split."""
+    return any(name in TASK_SUITES for name in cfg.suites) or any(t.startswith("llmops_") for t in cfg.harness_tasks)
 
 
 def load_suites(cfg: EvalConfig, eval_path: str | None) -> list[Suite]:
