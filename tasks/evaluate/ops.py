@@ -9,9 +9,10 @@ Time to first token is measured separately: for each batch, a `generate` of exac
 (prefill plus one decoding step) is timed before the full generation. It is the time a batch of
 this size takes to produce its first token, not a streaming client's TTFT, and the extra pass is
 not counted in throughput or cost. An untimed warm-up runs first: one prompt, generated to the full
-`max_new_tokens`, so one-time costs do not land on the first batch. A one-token warm-up was not
-enough: on the tiny model on this CPU the first batch of 30 JSON prompts still took 6.7 s, later
-ones 0.15-0.22 s, so the model evaluated first looked 20 times slower than the next.
+`max_new_tokens`, so one-time costs land on it rather than on the first timed batch. With the old
+one-token warm-up, the first batch a process generated was seen many times slower than the same
+batch generated again, so whichever model an evaluation timed first looked slower than the next
+(bench/eval_timing.py measures it; on a busy 2-core CPU the noise of two threads can hide it).
 """
 
 from __future__ import annotations
