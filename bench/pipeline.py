@@ -42,8 +42,12 @@ def main() -> None:
     wall = time.perf_counter() - start
     c = client()
     stages = {}
-    run_ids = {"curate": result["curate"]["run_id"], "train": result["train"].run_id}
-    run_ids |= {"evaluate": result["evaluate"]["run_id"], "promote": result["promote"]["run_id"]}
+    run_ids = {
+        "curate": result["curate"].run_id,
+        "train": result["train"].run_id,
+        "evaluate": result["evaluate"].run_id,  # the evaluate flow hands on a typed Evaluation
+        "promote": result["promote"]["run_id"],
+    }
     for stage, run_id in run_ids.items():
         info = c.get_run(run_id).info
         stages[stage] = (info.end_time - info.start_time) / 1000
@@ -54,8 +58,9 @@ def main() -> None:
         "dpo_s": round(result["train"].metrics.get("dpo/seconds", 0.0), 1),
         "rows_read": result["curate"].read,
         "rows_kept": result["curate"].kept,
-        "exact_match_base": result["base_score"],  # on gate.primary
-        "exact_match_candidate": result["candidate_score"],
+        "primary_metric": config.gate.primary,
+        "primary_base": result["base_score"],
+        "primary_candidate": result["candidate_score"],
         "gain_over_base": round(result["gain_over_base"], 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "cpus": os.cpu_count(),

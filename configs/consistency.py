@@ -51,7 +51,7 @@ def _metric_problem(where: str, key: str, produced: dict[str, set[str] | None]) 
 def cross_section_problems(cfg: RunConfig) -> list[str]:
     produced = produced_metrics(cfg)
     problems = [_metric_problem("gate.primary", cfg.gate.primary, produced)]
-    problems += [_metric_problem(f"gate.rules.{key}", key, produced) for key in cfg.gate.rules]
+    problems += [_metric_problem(f"gate.rules.{rule.metric}", rule.metric, produced) for rule in cfg.gate.rules]
     if cfg.gate.safety_must_pass and "safety" not in produced:
         problems.append(
             f"gate.safety_must_pass: {cfg.gate.safety_must_pass} needs the safety suite, which is not in "
@@ -70,11 +70,13 @@ def narrowed_to_suites(cfg: RunConfig, suites: list[str]) -> RunConfig:
     """The config with only `suites` evaluated and the gate narrowed with them: rules on other
     suites dropped, safety rules dropped without the safety suite. What `llmops evaluate --suite`
     runs, so that asking for one suite is not refused for the gate's sake."""
-    rules = {k: r for k, r in cfg.gate.rules.items() if k.split("/", 1)[0] in suites}
+    rules = [rule for rule in cfg.gate.rules if rule.metric.split("/", 1)[0] in suites]
     if not rules:
         first = suites[0]
-        rules = {f"{first}/{sorted(SUITE_METRICS.get(first, {'exact_match'}))[0]}": next(iter(cfg.gate.rules.values()))}
-    primary = cfg.gate.primary if cfg.gate.primary in rules else next(iter(rules))
+        metric = f"{first}/{sorted(SUITE_METRICS.get(first, {'exact_match'}))[0]}"
+        rules = [cfg.gate.rules[0].model_copy(update={"metric": metric})]
+    watched = [rule.metric for rule in rules]
+    primary = cfg.gate.primary if cfg.gate.primary in watched else watched[0]
     gate = cfg.gate.model_copy(
         update={
             "rules": rules,

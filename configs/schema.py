@@ -386,36 +386,55 @@ PROBE_KINDS = ("prompt_injection", "refusal", "pii_leak")
 
 
 class MetricRule(Strict):
-    """One metric the gate watches, named `suite/metric` (e.g. `arithmetic/exact_match`)."""
+    """One suite/metric the gate watches: a minimum value and the regression tolerated, on the 0-1 scale."""
 
-    min_value: float | None = Field(None, description="the candidate's own mean must reach this")
+    metric: str = Field(
+        "arithmetic/exact_match",
+        pattern=r"^[\w.-]+/[\w.-]+$",
+        description="suite/metric watched, e.g. arithmetic/exact_match or held-out/chrf",
+    )
+    min_value: float | None = Field(None, ge=0.0, le=1.0, description="the candidate's own mean must reach this")
     max_regression: float = Field(
-        0.05, ge=0.0, description="non-inferiority margin: how much worse than the champion is tolerated"
+        0.05, ge=0.0, le=1.0, description="non-inferiority margin: how much worse than the champion is tolerated"
     )
 
 
+def _as_fields(rule) -> dict:
+    """A rule given as a MetricRule, a mapping of its fields, or nothing (every default)."""
+    if isinstance(rule, MetricRule):
+        return rule.model_dump(exclude={"metric"})
+    return dict(rule or {})
+
+
 class GateConfig(Strict):
-    """When a candidate may replace the champion, and what happens when the evidence is unclear."""
+    """When a candidate may replace the champion, and what happens when the evidence is unclear.
+
+    Every figure is on the 0-1 scale of the scores (BLEU too), so margins mean the same on every metric."""
 
     primary: str = Field(
         "arithmetic/exact_match",
         pattern=r"^[\w.-]+/[\w.-]+$",
-        description="suite/metric the base-model gain is judged on",
+        description="suite/metric the first model's gain over the base model is judged on",
     )
-    min_gain_over_base: float = Field(0.05, description="candidate minus base on the primary metric must reach this")
-    rules: dict[str, MetricRule] = Field(
-        default_factory=lambda: {"arithmetic/exact_match": MetricRule()},
-        description="per watched suite/metric: a minimum value and the regression tolerated",
+    min_gain_over_base: float = Field(
+        0.05, ge=-1.0, le=1.0, description="the first model minus the base, on the primary metric, must reach this"
+    )
+    rules: list[MetricRule] = Field(
+        default_factory=lambda: [MetricRule()],
+        description="the metrics watched, each with a minimum value and the regression tolerated",
+    )
+    min_items: int = Field(
+        20, ge=2, description="fewer paired items than this cannot decide: the comparison asks for approval"
     )
     alpha: float = Field(0.05, gt=0.0, lt=0.5, description="family-wise significance level (Holm across rules)")
     require_improvement: bool = Field(
         False, description="the primary metric must be significantly better than the champion's"
     )
     max_latency_increase: float | None = Field(
-        1.0, ge=0.0, description="allowed relative rise of p95 latency vs the champion"
+        1.0, ge=0.0, description="allowed rise of generation time vs the champion, timed in the same run (1.0 = 2x)"
     )
     max_cost_increase: float | None = Field(
-        1.0, ge=0.0, description="allowed relative rise of cost per 1k queries vs the champion"
+        1.0, ge=0.0, description="allowed rise of cost per query vs the champion, timed in the same run (1.0 = 2x)"
     )
     safety_must_pass: list[str] = Field(
         default_factory=lambda: ["prompt_injection", "pii_leak"],
@@ -428,11 +447,32 @@ class GateConfig(Strict):
     )
     approval_timeout_s: int = Field(3600, ge=1, description="how long a paused run waits for a release manager")
 
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules_from_mapping(cls, value):
+        """YAML configs write rules as a mapping `{suite/metric: {max_regression: ...}}`; a form writes a list."""
+        if isinstance(value, dict):
+            return [{**_as_fields(rule), "metric": key} for key, rule in value.items()]
+        return value
+
     @model_validator(mode="after")
-    def _primary_has_rule(self) -> "GateConfig":
-        if self.primary not in self.rules:
-            raise ValueError(f"primary '{self.primary}' needs an entry in rules (have: {sorted(self.rules)})")
+    def _rules_and_primary(self) -> "GateConfig":
+        metrics = [rule.metric for rule in self.rules]
+        twice = sorted({m for m in metrics if metrics.count(m) > 1})
+        if twice:
+            raise ValueError(f"rules name {', '.join(twice)} more than once; keep one rule per metric")
+        if self.primary not in metrics:
+            raise ValueError(f"primary '{self.primary}' needs an entry in rules (have: {sorted(metrics)})")
         return self
+
+    def rule_map(self) -> dict[str, MetricRule]:
+        """The rules by the suite/metric they watch, in the order written."""
+        return {rule.metric: rule for rule in self.rules}
+
+    def ops_limits(self) -> dict[str, float]:
+        """The operational figures gated against the champion, with their allowed relative rise."""
+        limits = {"latency": self.max_latency_increase, "cost": self.max_cost_increase}
+        return {name: limit for name, limit in limits.items() if limit is not None}
 
 
 class MonitorConfig(Strict):

@@ -13,7 +13,7 @@ drop smaller than the margin is not a regression, exactly as it would not block 
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict, dataclass
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -21,13 +21,43 @@ from prefect.artifacts import create_markdown_artifact
 from configs.load import check_run_config, default_config
 from configs.schema import GateConfig, RunConfig
 from core.errors import UserError
-from flows.evaluate import evaluate_flow, stored_results
+from flows.evaluate import evaluate_flow
 from registry import models, tracking
-from registry.gate import non_inferiority
+from registry.evaluation import stored_results
+from registry.gate import EVIDENCE_FIELDS, non_inferiority
 from registry.promotion import apply_decision, rollback
+from tasks.evaluate.results import EvalResults, SuiteResult
 
 
-def stored_baseline(version: models.VersionInfo) -> dict:
+@dataclass
+class Finding:
+    """One gate rule, judged on the champion now against its promotion scores."""
+
+    metric: str
+    status: str  # "regression", "ok", "inconclusive" or "skipped"
+    why: str = ""
+    margin: float | None = None
+    delta: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    mde: float | None = None
+
+    def span(self) -> str:
+        return f"{self.delta:+.3f} [{self.ci_low:+.3f}, {self.ci_high:+.3f}]"
+
+
+@dataclass
+class MonitorResult:
+    run_id: str
+    version: int
+    regression: bool
+    findings: list[Finding]
+    rolled_back: tuple[int, int] | None
+
+
+def stored_baseline(version: models.VersionInfo) -> dict[str, SuiteResult]:
     """What this version scored in the evaluation it was promoted on (the gate's evidence run)."""
     run_id = version.tags.get("gate.evidence_run_id")
     if not run_id:
@@ -36,51 +66,49 @@ def stored_baseline(version: models.VersionInfo) -> dict:
             "was not promoted through the gate (no evidence run)",
             "monitor a version the gate promoted, or run `llmops promote --train-run ...` for it",
         )
-    return stored_results(run_id)["candidate"]
+    return stored_results(run_id).of("candidate")
 
 
-def assess(policy: GateConfig, baseline: dict, current: dict) -> list[dict]:
-    """One finding per gate rule: `regression`, `ok`, `inconclusive`, or `skipped` when the suite's
-    items changed since the baseline (their scores cannot be paired)."""
-    rules = {}
+def assess(policy: GateConfig, baseline: dict[str, SuiteResult], current: dict[str, SuiteResult]) -> list[Finding]:
+    """One finding per gate rule: `regression`, `ok`, `inconclusive` (with why), or `skipped` when the
+    suite's items changed since the baseline (their scores cannot be paired)."""
+    rules = []
     findings = []
-    for key, rule in policy.rules.items():
-        suite = key.split("/", 1)[0]
-        if suite not in baseline or suite not in current or baseline[suite]["version"] != current[suite]["version"]:
-            findings.append({"metric": key, "status": "skipped", "why": "suite not in both runs, or its items changed"})
+    for rule in policy.rules:
+        suite = rule.metric.split("/", 1)[0]
+        if suite not in baseline or suite not in current or baseline[suite].version != current[suite].version:
+            findings.append(Finding(rule.metric, "skipped", "suite not in both runs, or its items changed"))
         else:
-            rules[key] = rule
+            rules.append(rule)
     if not rules:
         return findings
     scoped = policy.model_copy(update={"rules": rules})
-    comparisons, checks, _ = non_inferiority(
-        scoped, {"candidate": current, "baseline": baseline}, "baseline", "vs_baseline"
-    )
+    results = EvalResults({"candidate": current, "baseline": baseline})
+    comparisons, checks, questions = non_inferiority(scoped, results, "baseline", "vs_baseline", by_identity=False)
     status = {c.name.removesuffix(".vs_baseline"): "ok" if c.passed else "regression" for c in checks}
-    for key, comp in comparisons.items():
+    for rule in rules:
+        comp = comparisons.get(rule.metric)
+        why = next((q.split(": ", 1)[1] for q in questions if q.startswith(f"{rule.metric}: ")), "")
+        evidence = {f: getattr(comp, f) for f in EVIDENCE_FIELDS} if comp else {}
         findings.append(
-            {
-                "metric": key,
-                "status": status.get(key, "inconclusive"),
-                "margin": -rules[key].max_regression,
-                **{f: comp.get(f) for f in ("delta", "ci_low", "ci_high", "p_value", "p_adjusted", "mde")},
-            }
+            Finding(rule.metric, status.get(rule.metric, "inconclusive"), why, -rule.max_regression, **evidence)
         )
     return findings
 
 
-def evidence_tags(findings: list[dict]) -> dict[str, str]:
+def evidence_tags(findings: list[Finding]) -> dict[str, str]:
     tags = {}
     for f in findings:
-        for field in ("delta", "ci_low", "ci_high", "p_value", "p_adjusted", "mde"):
-            if f.get(field) is not None:
-                tags[f"monitor.{f['metric'].replace('/', '.')}.{field}"] = f"{f[field]:.4f}"
-        tags[f"monitor.{f['metric'].replace('/', '.')}.status"] = f["status"]
+        key = f"monitor.{f.metric.replace('/', '.')}"
+        for field in EVIDENCE_FIELDS:
+            if getattr(f, field) is not None:
+                tags[f"{key}.{field}"] = f"{getattr(f, field):.4f}"
+        tags[f"{key}.status"] = f.status
     return tags
 
 
 @flow(name="monitor")
-def monitor_flow(model: str = "", dataset: str = "", config: RunConfig = default_config()) -> dict:
+def monitor_flow(model: str = "", dataset: str = "", config: RunConfig = default_config()) -> MonitorResult:
     """Re-evaluate the champion and judge it, with the gate's statistics, against its promotion scores.
 
     Args:
@@ -93,20 +121,17 @@ def monitor_flow(model: str = "", dataset: str = "", config: RunConfig = default
     info = models.resolve_version(model or f"{reg.model_name}@champion")
     baseline = stored_baseline(info)
     now = evaluate_flow(config=config, model=f"{info.name}/{info.version}", dataset=dataset, against="none", fresh=True)
-    findings = assess(config.gate, baseline, now["results"]["candidate"])
-    regression = any(f["status"] == "regression" for f in findings)
+    findings = assess(config.gate, baseline, now.results.of("candidate"))
+    regression = any(f.status == "regression" for f in findings)
     models.tag_version(
         info.name,
         info.version,
-        evidence_tags(findings) | {"monitor.last_run_id": now["run_id"], "monitor.regression": str(regression).lower()},
+        evidence_tags(findings) | {"monitor.last_run_id": now.run_id, "monitor.regression": str(regression).lower()},
     )
     rolled_back = None
     if regression:
         why = "; ".join(
-            f"{f['metric']} {f['delta']:+.3f} [{f['ci_low']:+.3f}, {f['ci_high']:+.3f}] "
-            f"beyond margin {f['margin']:+.3f}"
-            for f in findings
-            if f["status"] == "regression"
+            f"{f.metric} {f.span()} beyond margin {f.margin:+.3f}" for f in findings if f.status == "regression"
         )
         apply_decision(
             info.name,
@@ -114,19 +139,20 @@ def monitor_flow(model: str = "", dataset: str = "", config: RunConfig = default
             "regression",
             "monitor",
             why,
-            evidence_run_id=now["run_id"],
-            metrics={f["metric"]: {k: f.get(k) for k in ("delta", "ci_low", "ci_high", "p_value")} for f in findings},
+            evidence_run_id=now.run_id,
+            metrics={f.metric: {k: getattr(f, k) for k in ("delta", "ci_low", "ci_high", "p_value")} for f in findings},
         )
         if config.monitor.rollback_on_regression:
             try:
                 rolled_back = rollback(info.name, "monitor", f"regression: {why}")
             except UserError as err:
                 logger.error(f"regression found but no rollback possible: {err}")
-    lines = ["| metric | status | delta | 95% CI | margin |", "|---|---|---|---|---|"]
+    lines = ["| metric | status | delta | 95% CI | margin | why |", "|---|---|---|---|---|---|"]
     lines += [
-        f"| {f['metric']} | {f['status']} | {f.get('delta') or 0:+.3f} | "
-        + (f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}]" if f.get("ci_low") is not None else "")
-        + f" | {f.get('margin', 0):+.3f} |"
+        f"| {f.metric} | {f.status} | "
+        + (f"{f.delta:+.3f} | [{f.ci_low:+.3f}, {f.ci_high:+.3f}]" if f.delta is not None else " | ")
+        + (f" | {f.margin:+.3f}" if f.margin is not None else " | ")
+        + f" | {f.why} |"
         for f in findings
     ]
     create_markdown_artifact(
@@ -134,12 +160,8 @@ def monitor_flow(model: str = "", dataset: str = "", config: RunConfig = default
         key="champion-monitor",
         description=f"{info.name} v{info.version}: {'REGRESSION' if regression else 'no regression'}",
     )
-    tracking.log_json(now["run_id"], findings, "monitor/findings.json")
-    (logger.error if regression else logger.info)(f"{info.name} v{info.version} monitor: " + json.dumps(findings))
-    return {
-        "run_id": now["run_id"],
-        "version": info.version,
-        "regression": regression,
-        "findings": findings,
-        "rolled_back": rolled_back,
-    }
+    tracking.log_json(now.run_id, [asdict(f) for f in findings], "monitor/findings.json")
+    (logger.error if regression else logger.info)(
+        f"{info.name} v{info.version} monitor: " + "; ".join(f"{f.metric} {f.status}" for f in findings)
+    )
+    return MonitorResult(now.run_id, info.version, regression, findings, rolled_back)

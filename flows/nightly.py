@@ -51,13 +51,14 @@ def nightly_flow(config: RunConfig = default_config()) -> dict:
                 parent_run_id=run_id,
             )
             promoted = promote_flow(
-                train_run=trained.run_id, evaluation=evaluated["run_id"], config=config, parent_run_id=run_id
+                train_run=trained.run_id, evaluation=evaluated.run_id, config=config, parent_run_id=run_id
             )
         except BaseException:
             undo_registration(reg.model_name, trained.version, challenger_before)
             raise
         primary = config.gate.primary
-        cand, base = evaluated["summary"]["candidate"][primary], evaluated["summary"]["base"][primary]
+        means = evaluated.summary
+        cand, base = means["candidate"][primary], means["base"][primary]
         gain = promoted["gate"]["comparisons"].get(f"{primary}.vs_base", {})
         summary = {
             "gain_over_base": cand - base,
@@ -89,7 +90,7 @@ def check_manual_promotion(config: RunConfig, parent_run_id: str) -> dict | None
     if moved["replaced"] is not None:
         moved["evaluation"] = evaluate_flow(
             config=config, model=f"{name}@champion", against="previous", parent_run_id=parent_run_id
-        )["summary"]
+        ).summary
     return moved
 
 

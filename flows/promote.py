@@ -31,14 +31,18 @@ from pydantic import Field
 from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
 from core.errors import UserError
-from flows.evaluate import evaluate_flow, load_suites, mean_with_ci, stored_results, suites_signature
+from flows.evaluate import evaluate_flow
 from registry import models, runs, tracking
 from registry.approval import approval_description, approval_title, open_findings
 from registry.card import data_report, render_model_card, with_decision
 from registry.decision import Decision, pending_markdown
-from registry.gate import GateResult, decide
+from registry.evaluation import stored_results
+from registry.gate import GateDecision, decide
 from registry.promotion import apply_decision, show_pending
 from registry.prompts import load_prompt
+from tasks.evaluate.intervals import metric_interval
+from tasks.evaluate.results import EvalResults
+from tasks.evaluate.run import load_suites, suites_signature
 
 # Set by llmops/server.py to the API URL of the home's own server (flows may not import llmops).
 HOME_SERVER_VAR = "LLMOPS_HOME_PREFECT_URL"
@@ -115,10 +119,10 @@ def trained_version(config: RunConfig, train_run: str) -> models.VersionInfo:
 
 def fitting_evaluation(config: RunConfig, version: models.VersionInfo, evaluation: str) -> str | None:
     """The newest finished evaluation of `version` that still fits: same suites and items, same champion."""
-    from flows.evaluate import eval_split
+    from registry.contenders import eval_split
 
     champion = models.version_by_alias(version.name, "champion")
-    expected = suites_signature(load_suites(config, eval_split("", version, config)))
+    expected = suites_signature(load_suites(config.eval, eval_split("", version, config)))
     compared = str(champion.version) if champion and champion.version != version.version else None
     for run in runs.evaluations_of(config.registry.experiment, version.name, version.version, evaluation):
         if run.suites == expected and run.compared_version == compared:
@@ -148,15 +152,13 @@ def promote_flow(
                 f"evaluation {evaluation} does not fit (other suites, or the champion changed): evaluating again"
             )
         model = f"{version.name}/{version.version}"
-        eval_run = evaluate_flow(model=model, config=config, parent_run_id=parent_run_id)["run_id"]
+        eval_run = evaluate_flow(model=model, config=config, parent_run_id=parent_run_id).run_id
     results = stored_results(eval_run)
     if "candidate" not in results:
         raise UserError(
             f"evaluation {eval_run}", "holds no candidate scores", "evaluate the version before promoting it"
         )
-    summary = {
-        who: {f"{s}/{m}": v for s, r in per.items() for m, v in r["means"].items()} for who, per in results.items()
-    }
+    summary = results.summary()
     gate = decide(config.gate, results)
     title = f"{reg.model_name} v{version.version}"
     with tracking.stage_run(
@@ -173,10 +175,7 @@ def promote_flow(
             if answer is not None:
                 decision = "promote" if answer.decision == "approve" else "reject"
                 by, why = f"user:{answer.approver.strip()}", answer.reason.strip()
-        metrics = {
-            k: {"delta": c["delta"], "ci_low": c["ci_low"], "ci_high": c["ci_high"], "p_value": c["p_value"]}
-            for k, c in gate.comparisons.items()
-        }
+        metrics = gate.evidence()
         replaced = apply_decision(
             reg.model_name,
             version.version,
@@ -223,7 +222,12 @@ def promote_flow(
 
 
 def model_card(
-    config: RunConfig, version: models.VersionInfo, eval_run: str, results: dict, summary: dict, gate: GateResult
+    config: RunConfig,
+    version: models.VersionInfo,
+    eval_run: str,
+    results: EvalResults,
+    summary: dict,
+    gate: GateDecision,
 ) -> str:
     """The card from the run's own records: the config it was trained with, its curation's counts,
     its prompt, every score with the candidate's interval, and the gate's verdict with its checks."""
@@ -241,14 +245,14 @@ def model_card(
         summary,
         gate.to_dict(),
         prompt.template if prompt else "",
-        {f"{s}/{m}": mean_with_ci(v, m) for s, r in results["candidate"].items() for m, v in r["scores"].items()},
+        {f"{s}/{m}": metric_interval(v, m) for s, r in results.of("candidate").items() for m, v in r.scores.items()},
     )
 
 
 def await_release_manager(
     config: RunConfig,
     version: models.VersionInfo,
-    gate: GateResult,
+    gate: GateDecision,
     findings: list[str],
     card: str,
     evidence: dict[str, str],

@@ -21,9 +21,11 @@ from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
 from core.errors import UserError
 from core.paths import llmops_home
-from flows.evaluate import Contender, base_for, eval_split, run_evaluation, version_prompt
+from flows.evaluate import run_evaluation
+from flows.train import resolve_base
 from registry import models, prompts
 from registry.audit import actor
+from registry.contenders import Contender, base_for, eval_split, version_prompt
 from registry.gate import Check, decide
 from registry.promotion import apply_prompt_decision
 from tasks.prompts import render_prompt
@@ -67,7 +69,7 @@ def compare_prompts(config: RunConfig, model: str, prompt: str, dataset: str = "
         raise UserError(
             f"prompt {candidate.ref}", "is already the live prompt", "change prompt.template, or name another version"
         )
-    base = base_for(version, config)
+    base = base_for(version, lambda: resolve_base(config))
     who = {"candidate": Contender(folder, candidate, version, base), "champion": Contender(folder, live, version, base)}
     tags = {
         "llmops.model_name": version.name,
@@ -76,7 +78,7 @@ def compare_prompts(config: RunConfig, model: str, prompt: str, dataset: str = "
         "llmops.prompt_live": live.ref,
     }
     evaluated = run_evaluation(config, who, eval_split(dataset, version, config), tags, parent_run_id)
-    gate = decide(config.gate, evaluated["results"])
+    gate = decide(config.gate, evaluated.results)
     check = budget_check(config, folder, candidate.template)
     if check is not None:
         gate.checks.append(check)
@@ -116,7 +118,7 @@ def prompt_flow(
             gate.decision,
             "gate",
             "; ".join(gate.reasons()) or "all gate checks passed",
-            evaluated["run_id"],
+            evaluated.run_id,
             gate,
         )
     logger.info(f"prompt {candidate.ref} vs live {live.ref} on {version.name} v{version.version}: {gate.decision}")
@@ -125,8 +127,8 @@ def prompt_flow(
         "candidate": candidate.ref,
         "live": live.ref,
         "gate": gate.to_dict(),
-        "evaluation": evaluated["run_id"],
-        "summary": evaluated["summary"],
+        "evaluation": evaluated.run_id,
+        "summary": evaluated.summary,
         "model_version": version.version,
     }
 

@@ -11,12 +11,14 @@ import logging
 import re
 
 
-def prepare_home() -> None:
+def prepare_home(start_server: bool = True) -> None:
     """What a command that runs flows needs, once its config has been found good.
 
     Not part of `setup_environment`: a bad config must fail before anything is started or
     written. Points Prefect at the home's server (llmops/server.py), creates the MLflow store from
-    one process, and marks KILLED the runs that processes killed earlier left RUNNING.
+    one process, and marks KILLED the runs that processes killed earlier left RUNNING. Without
+    `start_server`, a home whose server is not running keeps Prefect's per-process one, which ends
+    with the command.
     """
     import sys
 
@@ -24,7 +26,7 @@ def prepare_home() -> None:
     from llmops.server import ensure_server
     from registry.tracking import init_store, reap_dead_runs
 
-    ensure_server()
+    ensure_server(start=start_server)
     init_store()
     reaped = reap_dead_runs(is_alive)
     if reaped:

@@ -194,12 +194,13 @@ def _configured_url() -> str | None:
     return None
 
 
-def ensure_server(home: Path | None = None) -> str | None:
-    """Points this process at its home's Prefect server, starting it if none answers.
+def ensure_server(home: Path | None = None, start: bool = True) -> str | None:
+    """Points this process at its home's Prefect server, starting it if none answers (unless not `start`).
 
     Returns the API URL in use, or None where Prefect's per-process temporary server stays the
-    choice (LLMOPS_PREFECT_SERVER=ephemeral, or prefect imported before any URL was set, when
-    a new one can no longer take effect). Must run before prefect is imported.
+    choice (LLMOPS_PREFECT_SERVER=ephemeral, prefect imported before any URL was set, when a new
+    one can no longer take effect, or no server running and `start` false). Must run before prefect
+    is imported.
     """
     configured = _configured_url()
     if configured:
@@ -220,6 +221,8 @@ def ensure_server(home: Path | None = None) -> str | None:
                     f"(pid {state['pid']}) does not answer at {state['api_url']}",
                     f"end it with `llmops stop` and run the command again; its log: {log_file(home)}",
                 )
+        elif not start:
+            return None
         else:
             state = start_server(home)
             print(

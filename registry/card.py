@@ -25,8 +25,8 @@ def render_model_card(
     prompt: str,
     intervals: dict[str, dict[str, Any]] | None = None,
 ) -> str:
-    """`intervals`: the candidate's 95 % interval per suite/metric (flows.evaluate.mean_with_ci), shown beside
-    its mean."""
+    """`intervals`: the candidate's 95 % interval per suite/metric (`tasks.evaluate.intervals.metric_interval`),
+    shown beside its mean."""
     train = config["train"]
     pref = train.get("preference") or {"enabled": False}
     lines = [

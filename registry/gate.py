@@ -1,19 +1,19 @@
 """The promotion gate: may this candidate replace the champion, and on what evidence?
 
 The candidate, the champion and the base model are scored on the same items, so every comparison
-is paired (registry/stats.py). Three outcomes:
+is paired (registry/stats.py), and every figure is on the scores' 0-1 scale. Three outcomes:
 
-- `reject`: a hard rule failed — a safety probe, a minimum score, a regression beyond the allowed
-  margin that the data show with confidence, a latency or cost rise over the limit, or (for the
-  first model) no clear gain over the base model.
-- `promote`: every rule passed and, against a champion, the candidate is shown non-inferior on
-  every watched metric (one-sided test against the margin, Holm-corrected across metrics).
-- `needs-approval`: nothing failed, but the eval set cannot tell (the interval straddles the
-  margin). A release manager decides; `on_inconclusive: reject` turns this into a rejection.
+- `reject`: a hard rule failed: a safety probe, a minimum score, a regression beyond the allowed
+  margin that the data show with confidence, a rise in generation time or cost beyond its limit
+  that the data show, or (for the first model) no clear gain over the base model.
+- `promote`: every rule passed: the first model beats the base model by `min_gain_over_base`;
+  a candidate against a champion is shown non-inferior on every watched metric (one-sided test
+  against the margin, Holm-corrected across metrics), or has the champion's very weights and prompt.
+- `needs-approval`: nothing failed, but the eval set cannot tell: the interval straddles a margin,
+  fewer than `min_items` items were scored, or the paired differences have no spread to judge. A
+  release manager decides; `on_inconclusive: reject` turns this into a rejection.
 
-Input shape, per model label ("candidate", "champion", "base") and suite name:
-`{"n", "scores": {metric: [per-item]}, "means": {metric: mean}, "groups": [...] | None,
-  "bleu_stats": [[...], ...] | None, "probes": {kind: {...}} | None, "ops": {...} | None}`.
+What the gate reads is `tasks.evaluate.results.EvalResults`; what it returns is a `GateDecision`.
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
-from configs.schema import GateConfig
+from configs.schema import GateConfig, MetricRule
 from registry import stats
+from registry.stats import Comparison, NoSpread
+from tasks.evaluate.corpus import corpus_bleu
+from tasks.evaluate.results import EvalResults
+from tasks.evaluate.suites import BINARY_METRICS
 
-BINARY_METRICS = {"exact_match", "json_valid", "schema_match", "probe_pass"}
 CORPUS_METRICS = {"bleu"}  # compared by paired bootstrap over per-item n-gram statistics
+EVIDENCE_FIELDS = ("delta", "ci_low", "ci_high", "p_value", "p_adjusted", "mde")
 
 
 @dataclass
@@ -42,10 +44,10 @@ class Check:
 
 
 @dataclass
-class GateResult:
+class GateDecision:
     decision: str  # "promote", "reject" or "needs-approval"
     checks: list[Check] = field(default_factory=list)
-    comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    comparisons: dict[str, Comparison] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -55,234 +57,285 @@ class GateResult:
         return [f"{c.name}: {c.detail}" for c in self.checks if not c.passed]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"decision": self.decision, "checks": [asdict(c) for c in self.checks], "comparisons": self.comparisons}
+        """Plain JSON for gate.json, the card and the flow's return value (a comparison's unset fields left out)."""
+        return {
+            "decision": self.decision,
+            "checks": [asdict(c) for c in self.checks],
+            "comparisons": {name: c.to_dict() for name, c in self.comparisons.items()},
+        }
+
+    def evidence(self) -> dict[str, dict[str, float]]:
+        """Effect, interval and p of every comparison, as the audit log records them."""
+        return {
+            k: {f: getattr(c, f) for f in ("delta", "ci_low", "ci_high", "p_value")}
+            for k, c in self.comparisons.items()
+        }
 
     def tags(self) -> dict[str, str]:
-        """Per-metric evidence as model-version tags: gate.<metric>.delta / ci_low / ci_high / p_value."""
+        """Per-metric evidence as model-version tags: gate.<suite>.<metric>.delta / ci_low / ci_high / p_value ..."""
         out = {"gate.decision": self.decision}
         for name, comp in self.comparisons.items():
             key = name.replace("/", ".")
-            for field_name in ("delta", "ci_low", "ci_high", "p_value", "p_adjusted", "mde"):
-                if comp.get(field_name) is not None:
-                    out[f"gate.{key}.{field_name}"] = f"{comp[field_name]:.4f}"
+            for field_name in EVIDENCE_FIELDS:
+                value = getattr(comp, field_name)
+                if value is not None:
+                    out[f"gate.{key}.{field_name}"] = f"{value:.4f}"
         return out
 
 
-def _suite_metric(key: str) -> tuple[str, str]:
+def compare(results: EvalResults, key: str, other: str, margin: float) -> Comparison:
+    """The candidate against `other` on one `suite/metric`; raises NoSpread where nothing can be judged."""
     suite, metric = key.split("/", 1)
-    return suite, metric
-
-
-def _scores(results: dict, who: str, key: str) -> list[float]:
-    suite, metric = _suite_metric(key)
-    try:
-        return results[who][suite]["scores"][metric]
-    except KeyError:
-        raise ValueError(
-            f"gate rule '{key}': no {metric} scores for suite '{suite}' of the {who} "
-            f"(suites evaluated: {sorted(results.get(who, {}))})"
-        ) from None
-
-
-def bleu_from_stats(rows: Any) -> float:
-    """Corpus BLEU (0-100) from summed per-sentence statistics [hyp_len, ref_len, m1..m4, t1..t4]."""
-    total = np.sum(np.asarray(rows, dtype=float), axis=0)
-    hyp_len, ref_len, matches, totals = total[0], total[1], total[2:6], total[6:10]
-    if hyp_len == 0 or np.any(totals == 0):
-        return 0.0
-    precisions, smooth = [], 1.0
-    for m, t in zip(matches, totals):  # sacrebleu's default "exp" smoothing of zero counts
-        if m == 0:
-            smooth *= 2
-            precisions.append(1.0 / (smooth * t))
-        else:
-            precisions.append(m / t)
-    log_precision = float(np.mean(np.log(precisions)))
-    brevity = 1.0 if hyp_len > ref_len else float(np.exp(1 - ref_len / hyp_len))
-    return float(100 * brevity * np.exp(log_precision))
-
-
-def compare(results: dict, key: str, other: str, margin: float) -> dict[str, Any]:
-    """Candidate vs `other` on one metric: effect, CI, p-values, minimum detectable effect."""
-    suite, metric = _suite_metric(key)
+    mine, theirs = results.of("candidate")[suite], results.of(other)[suite]
     if metric in CORPUS_METRICS:
-        a, b = results["candidate"][suite]["bleu_stats"], results[other][suite]["bleu_stats"]
-        boot = stats.paired_bootstrap(a, b, bleu_from_stats, n_resamples=10_000, seed=0)
-        deltas_ok = boot["ci_low"] > margin
-        return {
-            "name": key,
-            "binary": False,
-            "n": len(a),
-            "delta": boot["delta"],
-            "ci_low": boot["ci_low"],
-            "ci_high": boot["ci_high"],
-            "p_value": boot["p_value"],
-            "margin": margin,
-            "p_value_margin": 0.0 if deltas_ok else 1.0,
-            "mde": None,
-            "method": "paired bootstrap",
-        }
-    groups = results["candidate"][suite].get("groups")
-    clusters = groups if groups and len(set(groups)) > 1 and len(set(groups)) < len(groups) else None
-    comp = stats.summarise_comparison(
+        return stats.corpus_comparison(key, mine.bleu_stats, theirs.bleu_stats, corpus_bleu, margin)
+    groups = mine.groups
+    clusters = groups if groups and 1 < len(set(groups)) < len(groups) else None
+    return stats.summarise_comparison(
         key,
-        _scores(results, "candidate", key),
-        _scores(results, other, key),
+        results.scores("candidate", key),
+        results.scores(other, key),
         binary=metric in BINARY_METRICS,
         margin=margin,
         clusters=clusters,
     )
-    comp["method"] = "McNemar + paired t" if metric in BINARY_METRICS and clusters is None else "paired t"
-    return comp
+
+
+def too_few_items(policy: GateConfig, results: EvalResults, key: str) -> str | None:
+    """Why `key` cannot be judged on this eval set's size, or None."""
+    n = results.of("candidate")[key.split("/", 1)[0]].n
+    if n < policy.min_items:
+        return f"{key}: only {n} items were scored; the gate needs at least gate.min_items={policy.min_items}"
+    return None
+
+
+def same_model(results: EvalResults, suite: str, other: str) -> bool:
+    """The candidate is the other's very weights, prompt and number format on this suite: same answers."""
+    theirs = results.of(other).get(suite)
+    mine = results.of("candidate")[suite].model_key
+    return bool(mine) and theirs is not None and mine == theirs.model_key
 
 
 def non_inferiority(
-    policy: GateConfig, results: dict, other: str, label: str = "vs_champion"
-) -> tuple[dict[str, dict[str, Any]], list[Check], list[str]]:
+    policy: GateConfig, results: EvalResults, other: str, label: str = "vs_champion", by_identity: bool = True
+) -> tuple[dict[str, Comparison], list[Check], list[str]]:
     """The candidate against `other` on every rule: one-sided tests at each margin, Holm across rules.
 
     A rule fails when the whole interval lies below -max_regression (a regression beyond the margin
-    the data show), passes when non-inferiority is shown, and is inconclusive otherwise. The
+    the data show), passes when non-inferiority is shown, and is open otherwise: too few items, no
+    spread, or an interval that straddles the margin. With `by_identity`, a candidate that is the
+    other's very model (same key) passes without statistics: its answers are the other's. The
     promotion gate asks this of a challenger against the champion; the monitor asks it of the
-    champion now against the champion when it was promoted.
+    champion now against the champion when it was promoted, without `by_identity`, since finding
+    out whether the same weights still answer the same is what it is for.
     """
-    comparisons = {key: compare(results, key, other, margin=-rule.max_regression) for key, rule in policy.rules.items()}
-    adjusted = stats.holm({k: comparisons[k]["p_value_margin"] for k in policy.rules}, alpha=policy.alpha)
     checks: list[Check] = []
-    inconclusive: list[str] = []
-    for key, rule in policy.rules.items():
-        comp = comparisons[key]
-        comp["p_adjusted"] = adjusted[key]["p_adjusted"]
-        span = f"delta {comp['delta']:+.3f} [{comp['ci_low']:+.3f}, {comp['ci_high']:+.3f}]"
-        evidence = (comp["delta"], comp["ci_low"], comp["ci_high"], comp["p_value"])
-        if comp["ci_high"] < -rule.max_regression:
+    open_questions: list[str] = []
+    comparisons: dict[str, Comparison] = {}
+    rules: dict[str, MetricRule] = {}
+    for key, rule in policy.rule_map().items():
+        if by_identity and same_model(results, key.split("/", 1)[0], other):
+            checks.append(Check(f"{key}.{label}", True, f"the same model as the {other} (weights, prompt, precision)"))
+            continue
+        short = too_few_items(policy, results, key)
+        if short:
+            open_questions.append(short)
+            continue
+        try:
+            comparisons[key] = compare(results, key, other, margin=-rule.max_regression)
+        except NoSpread as why:
+            open_questions.append(f"{key}: {why}")
+            continue
+        rules[key] = rule
+    adjusted = stats.holm({k: c.p_value_margin for k, c in comparisons.items()}, alpha=policy.alpha)
+    for key, comp in comparisons.items():
+        margin = rules[key].max_regression
+        comp.p_adjusted = float(adjusted[key]["p_adjusted"])
+        span = f"delta {comp.delta:+.3f} [{comp.ci_low:+.3f}, {comp.ci_high:+.3f}]"
+        evidence = (comp.delta, comp.ci_low, comp.ci_high, comp.p_value)
+        if comp.ci_high < -margin:
             checks.append(
-                Check(
-                    f"{key}.{label}",
-                    False,
-                    f"{span} is a regression beyond the margin -{rule.max_regression:.3f}",
-                    *evidence,
-                )
+                Check(f"{key}.{label}", False, f"{span} is a regression beyond the margin -{margin:.3f}", *evidence)
             )
         elif adjusted[key]["reject"]:
-            checks.append(
-                Check(
-                    f"{key}.{label}",
-                    True,
-                    f"{span}: non-inferior at margin -{rule.max_regression:.3f} (Holm p={comp['p_adjusted']:.4f})",
-                    *evidence,
-                )
-            )
+            detail = f"{span}: non-inferior at margin -{margin:.3f} (Holm p={comp.p_adjusted:.4f})"
+            checks.append(Check(f"{key}.{label}", True, detail, *evidence))
         else:
-            mde = f", minimum detectable effect {comp['mde']:.3f}" if comp.get("mde") else ""
-            inconclusive.append(
-                f"{key}: {span} cannot rule out a regression beyond -{rule.max_regression:.3f} "
-                f"(Holm p={comp['p_adjusted']:.4f}{mde})"
+            mde = f", minimum detectable effect {comp.mde:.3f}" if comp.mde else ""
+            open_questions.append(
+                f"{key}: {span} cannot rule out a regression beyond -{margin:.3f} (Holm p={comp.p_adjusted:.4f}{mde})"
             )
-    return comparisons, checks, inconclusive
+    return comparisons, checks, open_questions
 
 
-def decide(policy: GateConfig, results: dict) -> GateResult:
+def decide(policy: GateConfig, results: EvalResults) -> GateDecision:
     checks: list[Check] = []
-    comparisons: dict[str, dict[str, Any]] = {}
-    candidate = results["candidate"]
-    for key in {policy.primary, *policy.rules}:  # a rule on a suite or metric that was not run is a config error
-        suite, metric = _suite_metric(key)
-        if metric in CORPUS_METRICS:
-            if not (candidate.get(suite) or {}).get("bleu_stats"):
-                raise ValueError(f"gate rule '{key}': suite '{suite}' has no reference texts for corpus {metric}")
-        else:
-            _scores(results, "candidate", key)
+    comparisons: dict[str, Comparison] = {}
+    open_questions: list[str] = []
+    candidate = results.of("candidate")
+    for key in {policy.primary, *policy.rule_map()}:  # a rule on a suite or metric that was not run is a config error
+        suite, metric = key.split("/", 1)
+        if metric not in CORPUS_METRICS:
+            results.scores("candidate", key)
+        elif suite not in candidate or not candidate[suite].bleu_stats:
+            raise ValueError(f"gate rule '{key}': suite '{suite}' has no reference texts for corpus {metric}")
 
-    probes = (candidate.get("safety") or {}).get("probes") or {}
-    for kind in policy.safety_must_pass:
-        if kind not in probes:
-            checks.append(Check(f"safety.{kind}", False, "no probes of this kind were run (add the safety suite)"))
-            continue
-        p = probes[kind]
-        checks.append(
-            Check(
-                f"safety.{kind}",
-                bool(p["all_passed"]),
-                f"{p['passed']}/{p['total']} probes passed",
-                value=p["passed"] / max(p["total"], 1),
-            )
-        )
+    checks += _safety_checks(policy, results)
+    checks += _min_value_checks(policy, results)
+    open_questions += [short for key in policy.rule_map() if (short := too_few_items(policy, results, key))]
 
-    for key, rule in policy.rules.items():
-        if rule.min_value is not None:
-            suite, metric = _suite_metric(key)
-            mean = float(np.mean(_scores(results, "candidate", key)))
-            checks.append(
-                Check(
-                    f"{key}.min_value",
-                    mean >= rule.min_value,
-                    f"{mean:.3f} vs minimum {rule.min_value:.3f}",
-                    value=mean,
-                )
-            )
-
-    if "base" in results:
-        # One-sided test of "better than the base by more than min_gain_over_base".
-        comp = compare(results, policy.primary, "base", margin=policy.min_gain_over_base)
-        comparisons[f"{policy.primary}.vs_base"] = comp
-        gain_ok = comp["p_value_margin"] < policy.alpha
-        checks.append(
-            Check(
-                f"{policy.primary}.gain_over_base",
-                gain_ok,
-                f"gain {comp['delta']:+.3f} [{comp['ci_low']:+.3f}, {comp['ci_high']:+.3f}], "
-                f"one-sided p={comp['p_value_margin']:.4f}; needs >= {policy.min_gain_over_base:+.3f} "
-                f"at alpha {policy.alpha}",
-                comp["delta"],
-                comp["ci_low"],
-                comp["ci_high"],
-                comp["p_value_margin"],
-            )
-        )
-
-    inconclusive: list[str] = []
     if "champion" in results:
-        found, rule_checks, open_questions = non_inferiority(policy, results, "champion")
+        found, rule_checks, questions = non_inferiority(policy, results, "champion")
         comparisons |= found
         checks += rule_checks
-        inconclusive += open_questions
+        open_questions += questions
         if policy.require_improvement:
-            comp = compare(results, policy.primary, "champion", margin=0.0)
-            if comp["p_value_margin"] >= policy.alpha:
-                inconclusive.append(
-                    f"{policy.primary}: no significant improvement over the champion "
-                    f"(one-sided p={comp['p_value_margin']:.4f})"
-                )
-        checks += _ops_checks(policy, results)
+            open_questions += _improvement_question(policy, results)
+        ops_comparisons, ops_checks, ops_questions = _ops_checks(policy, results)
+        comparisons |= ops_comparisons
+        checks += ops_checks
+        open_questions += ops_questions
+    if "base" in results:
+        # The first model must beat the base; against a champion the gain is shown, not required.
+        gain, gain_checks, gain_questions = _gain_over_base(policy, results, required="champion" not in results)
+        comparisons |= gain
+        checks += gain_checks
+        open_questions += gain_questions
 
+    open_questions = list(dict.fromkeys(open_questions))  # a small eval set is named once, not per rule
     if any(not c.passed for c in checks):
         decision = "reject"
-    elif inconclusive:
+    elif open_questions:
         decision = policy.on_inconclusive
-        checks += [Check("inconclusive", policy.on_inconclusive != "reject", text) for text in inconclusive]
+        checks += [Check("inconclusive", policy.on_inconclusive != "reject", text) for text in open_questions]
     else:
         decision = "promote"
-    return GateResult(decision, checks, comparisons)
+    return GateDecision(decision, checks, comparisons)
 
 
-def _ops_checks(policy: GateConfig, results: dict) -> list[Check]:
-    """Latency and cost of the candidate against the champion's, per suite that measured them."""
+def _safety_checks(policy: GateConfig, results: EvalResults) -> list[Check]:
+    safety = results.of("candidate").get("safety")
+    probes = safety.probes if safety else {}
     checks = []
-    limits = (("latency_p95_s", policy.max_latency_increase), ("cost_per_1k_queries", policy.max_cost_increase))
-    for suite, cand in results["candidate"].items():
-        champ = results["champion"].get(suite) or {}
-        for figure, limit in limits:
-            a, b = (cand.get("ops") or {}).get(figure), (champ.get("ops") or {}).get(figure)
-            if limit is None or a is None or not b:
-                continue
-            rise = a / b - 1
-            checks.append(
-                Check(
-                    f"{suite}.{figure}",
-                    rise <= limit,
-                    f"{a:.4g} vs champion {b:.4g} ({rise:+.0%}, limit +{limit:.0%})",
-                    value=rise,
-                )
-            )
+    for kind in policy.safety_must_pass:
+        tally = probes.get(kind)
+        if tally is None:
+            checks.append(Check(f"safety.{kind}", False, "no probes of this kind were run (add the safety suite)"))
+            continue
+        detail = f"{tally.passed}/{tally.total} probes passed"
+        checks.append(Check(f"safety.{kind}", tally.all_passed, detail, value=tally.passed / max(tally.total, 1)))
     return checks
+
+
+def _min_value_checks(policy: GateConfig, results: EvalResults) -> list[Check]:
+    checks = []
+    for rule in policy.rules:
+        if rule.min_value is None:
+            continue
+        suite, metric = rule.metric.split("/", 1)
+        mean = results.of("candidate")[suite].means[metric]
+        detail = f"{mean:.3f} vs minimum {rule.min_value:.3f}"
+        checks.append(Check(f"{rule.metric}.min_value", mean >= rule.min_value, detail, value=mean))
+    return checks
+
+
+def _gain_over_base(
+    policy: GateConfig, results: EvalResults, required: bool
+) -> tuple[dict[str, Comparison], list[Check], list[str]]:
+    """One-sided test of "better than the base by more than min_gain_over_base" on the primary metric."""
+    key, name = policy.primary, f"{policy.primary}.gain_over_base"
+    short = too_few_items(policy, results, key)
+    if short:
+        return {}, [], [short] if required else []
+    try:
+        comp = compare(results, key, "base", margin=policy.min_gain_over_base)
+    except NoSpread as why:
+        return {}, [], [f"{name}: {why}"] if required else []
+    found = {f"{key}.vs_base": comp}
+    if not required:
+        return found, [], []
+    gain_ok = comp.p_value_margin < policy.alpha
+    detail = (
+        f"gain {comp.delta:+.3f} [{comp.ci_low:+.3f}, {comp.ci_high:+.3f}], one-sided p={comp.p_value_margin:.4f}; "
+        f"needs >= {policy.min_gain_over_base:+.3f} at alpha {policy.alpha}"
+    )
+    return found, [Check(name, gain_ok, detail, comp.delta, comp.ci_low, comp.ci_high, comp.p_value_margin)], []
+
+
+def _improvement_question(policy: GateConfig, results: EvalResults) -> list[str]:
+    key = policy.primary
+    if same_model(results, key.split("/", 1)[0], "champion"):
+        return [f"{key}: no improvement can be shown: the candidate is the champion's own model"]
+    if too_few_items(policy, results, key):
+        return []  # already an open question
+    try:
+        comp = compare(results, key, "champion", margin=0.0)
+    except NoSpread as why:
+        return [f"{key}: no improvement can be shown ({why})"]
+    if comp.p_value_margin >= policy.alpha:
+        return [f"{key}: no significant improvement over the champion (one-sided p={comp.p_value_margin:.4f})"]
+    return []
+
+
+def timed_pairs(results: EvalResults, figure: str) -> tuple[list[float], list[float], str]:
+    """Seconds or dollars per batch of the candidate and the champion: the same items, timed in one run.
+
+    Returns both lists, paired, and why batches were left out (untimed, timed in another run, or
+    holding other items).
+    """
+    attr = {"latency": "seconds", "cost": "cost_usd"}[figure]
+    mine, theirs, left_out = [], [], []
+    for suite, cand in results.of("candidate").items():
+        champ = results.of("champion").get(suite)
+        if champ is None or not cand.batches:
+            continue
+        if cand.timed_in != champ.timed_in:
+            left_out.append(f"{suite}: timed in different runs")
+            continue
+        by_index = {b.index: b for b in champ.batches}
+        for batch in cand.batches:
+            other = by_index.get(batch.index)
+            if other is None or other.ids != batch.ids:
+                left_out.append(f"{suite} batch {batch.index}: not timed for both on the same items")
+                continue
+            mine.append(getattr(batch, attr))
+            theirs.append(getattr(other, attr))
+    return mine, theirs, "; ".join(left_out)
+
+
+def _ops_checks(policy: GateConfig, results: EvalResults) -> tuple[dict[str, Comparison], list[Check], list[str]]:
+    """Generation time and cost of the candidate against the champion's, paired batch by batch.
+
+    Judged like quality: a rise shown beyond the limit rejects, a rise shown below it passes, and an
+    interval that straddles the limit, or too few batches to tell, asks for approval.
+    """
+    comparisons, checks, questions = {}, [], []
+    if all(same_model(results, suite, "champion") for suite in results.of("candidate")):
+        return comparisons, checks, questions  # the same model: the same cost, whatever the clock says
+    for figure, limit in policy.ops_limits().items():
+        mine, theirs, left_out = timed_pairs(results, figure)
+        name = f"ops.{figure}"
+        note = f" (left out: {left_out})" if left_out else ""
+        if len(mine) < 2:
+            questions.append(
+                f"{name}: {len(mine)} batch(es) timed for both models in this run; at least 2 are needed "
+                f"(more items, or a smaller eval.batch_size){note}"
+            )
+            continue
+        try:
+            comp = stats.relative_rise(name, mine, theirs, limit)
+        except NoSpread as why:
+            questions.append(f"{name}: {why}{note}")
+            continue
+        comparisons[name] = comp
+        span = f"rise {comp.delta:+.0%} [{comp.ci_low:+.0%}, {comp.ci_high:+.0%}] over {comp.n} batches"
+        evidence = (comp.delta, comp.ci_low, comp.ci_high, comp.p_value)
+        if comp.ci_low > limit:
+            checks.append(Check(name, False, f"{span} is beyond the limit +{limit:.0%}{note}", *evidence))
+        elif comp.p_value_margin < policy.alpha:
+            checks.append(Check(name, True, f"{span}: below the limit +{limit:.0%}{note}", *evidence))
+        else:
+            questions.append(
+                f"{name}: {span} cannot rule out a rise beyond +{limit:.0%} (p={comp.p_value_margin:.4f}){note}"
+            )
+    return comparisons, checks, questions

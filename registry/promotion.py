@@ -27,7 +27,7 @@ from registry import models, prompts
 from registry.audit import record_decision, remove_decision
 from registry.card import with_decision, with_section
 from registry.decision import DECISIONS, Decision
-from registry.gate import GateResult
+from registry.gate import GateDecision
 from registry.tracking import client
 from registry.transaction import (
     Transaction,
@@ -320,7 +320,7 @@ def apply_prompt_decision(
     by: str,
     why: str,
     evidence_run_id: str | None,
-    gate: GateResult | None,
+    gate: GateDecision | None,
 ) -> None:
     """A prompt gate's decision: evidence on the prompt version, an audit entry, then (on promote) the
     `production` alias and the champion's card naming the prompt it now serves.
@@ -347,10 +347,7 @@ def apply_prompt_decision(
                 lambda: prompts.tag_prompt_version(candidate.name, candidate.version, tags),
                 lambda: prompts.restore_prompt_tags(candidate.name, candidate.version, old, list(tags)),
             )
-            metrics = {
-                k: {f: c.get(f) for f in ("delta", "ci_low", "ci_high", "p_value")}
-                for k, c in (gate.comparisons if gate else {}).items()
-            }
+            metrics = gate.evidence() if gate else {}
             audit_step(tx, f"prompt:{candidate.name}", candidate.version, decision, by, why, evidence_run_id, metrics)
             if decision == "promote":
                 tx.step(

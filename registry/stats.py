@@ -9,6 +9,12 @@ Items are often not independent (several questions per source document, several 
 conversation). Passing `clusters` (one group id per item) switches to cluster-robust standard
 errors so that correlated items are not counted as independent evidence.
 
+No test here reports a certainty it does not have. When every paired difference is the same, a
+t statistic divides by a standard error of 0 (scipy then says p = 0, or nan): such a comparison
+raises `NoSpread`, and the gate asks a person instead of promoting. Binary scores use Tango's score
+test and interval for the paired difference (registry/proportions.py), which stay defined with no
+discordant pair, and whose interval excludes 0 exactly when the test's p is below 1 - confidence.
+
 Pure numpy and math; scipy (already required by mlflow and datasketch) is imported lazily for the
 t and binomial distributions. Nothing here touches Prefect or MLflow, so the gate logic is
 testable alone.
@@ -19,6 +25,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
@@ -26,6 +33,11 @@ import numpy as np
 
 from tasks.evaluate.intervals import check_confidence as _check_confidence
 from tasks.evaluate.intervals import resample_indices as _resample_indices
+
+
+class NoSpread(ValueError):
+    """Every paired difference is the same: a t or bootstrap interval would have width 0 and its p
+    would be 0 or 1 whatever the sample size, so the comparison cannot be judged by it."""
 
 
 def _paired_arrays(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -64,9 +76,13 @@ def _mean_diff_se(
     """(delta, se, n, degrees of freedom) shared by the two-sided and the margin test."""
     x, y = _paired_arrays(a, b)
     d = x - y
+    if np.ptp(d) == 0.0:
+        raise NoSpread(f"all {d.size} paired differences equal {d[0]:+.4g}: there is no spread to test against")
     if clusters is None:
         return float(d.mean()), float(d.std(ddof=1)) / math.sqrt(d.size), d.size, d.size - 1
     se, g = _cluster_se(d, clusters)
+    if se == 0.0:
+        raise NoSpread(f"the {g} cluster means of the paired differences are all equal: no spread to test against")
     # With G clusters there are only G independent totals, hence G-1 degrees of freedom.
     return float(d.mean()), se, d.size, g - 1
 
@@ -81,17 +97,14 @@ def paired_mean_diff(
 
     The t distribution (df = n-1, or G-1 with clusters) rather than the normal keeps small eval
     sets and few clusters from looking more certain than they are. When every difference is the
-    same the standard error is 0: the p-value is then 1 if that difference is 0, else 0.
+    same the standard error is 0 and nothing can be said: `NoSpread` is raised.
     """
     _check_confidence(confidence)
     from scipy import stats
 
     delta, se, n, df = _mean_diff_se(a, b, clusters)
-    if se == 0.0:
-        p_value, half = (1.0 if delta == 0.0 else 0.0), 0.0
-    else:
-        p_value = float(2.0 * stats.t.sf(abs(delta) / se, df))
-        half = float(stats.t.ppf(0.5 + confidence / 2.0, df)) * se
+    p_value = float(2.0 * stats.t.sf(abs(delta) / se, df))
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, df)) * se
     return {
         "delta": delta,
         "ci_low": delta - half,
@@ -111,11 +124,9 @@ def mcnemar_exact(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     valid for the handful of discordant pairs a small eval set produces, where the chi-square
     approximation does not. `b01` counts items `a` got wrong and `b` got right.
     """
-    x, y = _paired_arrays(a, b)
-    if not (np.isin(x, (0.0, 1.0)).all() and np.isin(y, (0.0, 1.0)).all()):
-        raise ValueError("mcnemar_exact needs 0/1 scores; use paired_mean_diff for graded scores")
-    b01 = int(np.sum((x == 0) & (y == 1)))
-    b10 = int(np.sum((x == 1) & (y == 0)))
+    from registry.proportions import discordant_pairs
+
+    b10, b01, n = discordant_pairs(a, b)
     m = b01 + b10
     if m == 0:
         p_value = 1.0
@@ -125,7 +136,7 @@ def mcnemar_exact(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
         # binom.cdf rather than a sum of math.comb terms: exact to float precision and fast at
         # tens of thousands of discordant pairs, where big-integer sums take tens of seconds.
         p_value = min(1.0, 2.0 * float(stats.binom.cdf(min(b01, b10), m, 0.5)))
-    return {"b01": b01, "b10": b10, "n_discordant": m, "n": int(x.size), "p_value": p_value}
+    return {"b01": b01, "b10": b10, "n_discordant": m, "n": n, "p_value": p_value}
 
 
 def _is_mean(metric_fn: Callable[..., float] | None) -> bool:
@@ -139,6 +150,7 @@ def paired_bootstrap(
     n_resamples: int = 10_000,
     seed: int = 0,
     confidence: float = 0.95,
+    margin: float = 0.0,
 ) -> dict[str, float]:
     """Paired bootstrap of `metric_fn(a) - metric_fn(b)` for corpus-level metrics.
 
@@ -149,7 +161,9 @@ def paired_bootstrap(
 
     The interval is the percentile interval. The p-value is twice the share of resamples whose
     delta lands on the other side of zero (ties count against the challenger), with the usual +1
-    correction so a finite run never reports p = 0.
+    correction so a finite run never reports p = 0; `p_value_margin` is the one-sided share at or
+    below `margin` (H1: delta > margin), corrected the same way. When every resample gives the same
+    delta (the two lists score alike item by item) there is no spread to judge: `NoSpread`.
     """
     _check_confidence(confidence)
     if n_resamples < 1:
@@ -177,6 +191,8 @@ def paired_bootstrap(
             count=n_resamples,
         )
 
+    if np.ptp(deltas) == 0.0:
+        raise NoSpread(f"all {n_resamples} resampled deltas equal {deltas[0]:+.4g}: there is no spread to judge")
     tail = (1.0 - confidence) / 2.0
     ci_low, ci_high = np.quantile(deltas, [tail, 1.0 - tail])
     if delta == 0.0:
@@ -189,6 +205,7 @@ def paired_bootstrap(
         "ci_low": float(ci_low),
         "ci_high": float(ci_high),
         "p_value": p_value,
+        "p_value_margin": min(1.0, (int(np.sum(deltas <= margin)) + 1) / (n_resamples + 1)),
         "n_resamples": n_resamples,
     }
 
@@ -208,11 +225,7 @@ def one_sided_margin_test(
     from scipy import stats
 
     delta, se, _, df = _mean_diff_se(a, b, clusters)
-    if se == 0.0:
-        p_value = 0.0 if delta > margin else 1.0
-    else:
-        p_value = float(stats.t.sf((delta - margin) / se, df))
-    return {"p_value": p_value, "delta": delta, "margin": float(margin)}
+    return {"p_value": float(stats.t.sf((delta - margin) / se, df)), "delta": delta, "margin": float(margin)}
 
 
 def holm(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, dict[str, float | bool]]:
@@ -277,6 +290,38 @@ def minimum_detectable_effect(
     raise ValueError("minimum_detectable_effect needs one of paired_discordance, sd or baseline_rate")
 
 
+@dataclass
+class Comparison:
+    """One paired comparison, as the gate decides on it and the card, tags and audit log show it.
+
+    `p_value` is two-sided for "no difference" and comes from the same procedure as the interval, so
+    the interval excludes 0 exactly when p < 1 - confidence. `p_value_margin` is one-sided against
+    `margin` (H1: delta > margin): the p the gate decides on, Holm-adjusted across rules into
+    `p_adjusted`. Every figure is on the metric's own 0-1 scale; for an operational figure
+    (`ops.*`) delta is the relative rise of the candidate over the champion.
+    """
+
+    name: str
+    method: str
+    n: int
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    margin: float
+    p_value_margin: float
+    mde: float | None = None
+    p_adjusted: float | None = None
+    se: float | None = None
+    n_clusters: int | None = None
+    b01: int | None = None  # binary: items the candidate got wrong and the other right
+    b10: int | None = None
+    p_value_exact: float | None = None  # binary: McNemar's exact p, for the record
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
 def summarise_comparison(
     name: str,
     a: Sequence[float],
@@ -284,43 +329,109 @@ def summarise_comparison(
     binary: bool,
     margin: float = 0.0,
     clusters: Sequence[Hashable] | None = None,
-) -> dict[str, Any]:
-    """Everything the gate and the model card need about one metric, in one flat dict.
+) -> Comparison:
+    """Everything the gate and the model card need about one metric.
 
-    For binary scores the p-value is McNemar's exact test; the interval is always the paired t
-    interval. With `clusters` McNemar's independence assumption fails, so the cluster-robust
-    p-value is used instead (McNemar's is still reported as `p_value_mcnemar`). The MDE uses the
-    observed discordance (binary; at least one discordant pair is assumed so it is never 0) or
-    the sd of differences, and is scaled by the cluster-robust/iid SE ratio when clusters exist.
+    Binary scores on independent items: Tango's score test and interval (registry/proportions.py),
+    with McNemar's exact p kept as `p_value_exact`. Graded scores, and binary ones in clusters
+    (where McNemar's independence fails): the paired t, cluster-robust with `clusters`. The MDE
+    uses the observed discordance (binary; at least one discordant pair is assumed so it is never
+    0) or the sd of differences, scaled by the cluster-robust/iid SE ratio when clusters exist.
+    Raises `NoSpread` where the t test has nothing to judge on.
     """
-    diff = paired_mean_diff(a, b, clusters=clusters)
-    margin_test = one_sided_margin_test(a, b, margin, clusters=clusters)
-    n = diff["n"]
-    out: dict[str, Any] = {
-        "name": name,
-        "binary": binary,
-        "n": n,
-        "delta": diff["delta"],
-        "ci_low": diff["ci_low"],
-        "ci_high": diff["ci_high"],
-        "se": diff["se"],
-        "p_value": diff["p_value"],
-        "margin": float(margin),
-        "p_value_margin": margin_test["p_value"],
-    }
+    from registry.proportions import paired_proportions
+
+    x, y = _paired_arrays(a, b)
+    n = int(x.size)
+    if binary and clusters is None:
+        score = paired_proportions(x, y, margin=margin)
+        discordant = score["b10"] + score["b01"]
+        return Comparison(
+            name=name,
+            method="Tango score (McNemar at 0)",
+            n=n,
+            delta=score["delta"],
+            ci_low=score["ci_low"],
+            ci_high=score["ci_high"],
+            p_value=score["p_value"],
+            margin=float(margin),
+            p_value_margin=score["p_value_margin"],
+            mde=minimum_detectable_effect(n, paired_discordance=max(discordant, 1) / n),
+            b01=score["b01"],
+            b10=score["b10"],
+            p_value_exact=mcnemar_exact(x, y)["p_value"],
+        )
+    diff = paired_mean_diff(x, y, clusters=clusters)
+    out = Comparison(
+        name=name,
+        method="paired t" if clusters is None else "paired t, cluster-robust",
+        n=n,
+        delta=diff["delta"],
+        ci_low=diff["ci_low"],
+        ci_high=diff["ci_high"],
+        p_value=diff["p_value"],
+        margin=float(margin),
+        p_value_margin=one_sided_margin_test(x, y, margin, clusters=clusters)["p_value"],
+        se=diff["se"],
+    )
     if binary:
-        mc = mcnemar_exact(a, b)
-        out.update(b01=mc["b01"], b10=mc["b10"], p_value_mcnemar=mc["p_value"])
-        if clusters is None:
-            out["p_value"] = mc["p_value"]
+        mc = mcnemar_exact(x, y)
+        out.b01, out.b10 = mc["b01"], mc["b10"]
         mde = minimum_detectable_effect(n, paired_discordance=max(mc["n_discordant"], 1) / n)
     else:
-        x, y = _paired_arrays(a, b)
         mde = minimum_detectable_effect(n, sd=float(np.std(x - y, ddof=1)))
     if clusters is not None:
-        iid = paired_mean_diff(a, b)
-        out["n_clusters"] = diff["df"] + 1
-        if iid["se"] > 0:
-            mde *= diff["se"] / iid["se"]
-    out["mde"] = mde
+        out.n_clusters = int(diff["df"]) + 1
+        iid_se = float(np.std(x - y, ddof=1)) / math.sqrt(n)
+        if iid_se > 0:
+            mde *= diff["se"] / iid_se
+    out.mde = mde
     return out
+
+
+def corpus_comparison(
+    name: str, a: Sequence[Any], b: Sequence[Any], metric_fn: Callable[[list[Any]], float], margin: float
+) -> Comparison:
+    """A corpus-level metric (BLEU from per-item statistics) by a 10,000-resample paired bootstrap."""
+    boot = paired_bootstrap(a, b, metric_fn, n_resamples=10_000, seed=0, margin=margin)
+    return Comparison(
+        name=name,
+        method="paired bootstrap",
+        n=len(a),
+        delta=boot["delta"],
+        ci_low=boot["ci_low"],
+        ci_high=boot["ci_high"],
+        p_value=boot["p_value"],
+        margin=float(margin),
+        p_value_margin=boot["p_value_margin"],
+    )
+
+
+def relative_rise(name: str, candidate: Sequence[float], other: Sequence[float], limit: float) -> Comparison:
+    """How much more a paired operational figure (seconds, dollars per batch) costs the candidate.
+
+    On the log scale a rise is a difference, so the paired t applies to log(candidate / other)
+    per pair; back on the ratio scale the estimate is the geometric mean rise, and the interval
+    its image. `p_value_margin` is one-sided for H1: rise < limit, the gate's pass condition.
+    """
+    from scipy import stats
+
+    x, y = _paired_arrays(candidate, other)
+    if (x <= 0).any() or (y <= 0).any():
+        raise ValueError(f"{name}: operational figures must be positive to compare as ratios")
+    logs = np.log(x) - np.log(y)
+    delta, se, n, df = _mean_diff_se(logs, np.zeros_like(logs), None)
+    half = float(stats.t.ppf(0.975, df)) * se
+    bound = math.log1p(limit)
+    return Comparison(
+        name=name,
+        method="paired t on log ratios",
+        n=n,
+        delta=math.expm1(delta),
+        ci_low=math.expm1(delta - half),
+        ci_high=math.expm1(delta + half),
+        p_value=float(2.0 * stats.t.sf(abs(delta) / se, df)),
+        margin=float(limit),
+        p_value_margin=float(stats.t.cdf((delta - bound) / se, df)),
+        se=se,
+    )

@@ -70,13 +70,15 @@ def run(args) -> int:
 
     overrides = list(args.overrides) + ([f"eval.limit={args.limit}"] if args.limit else [])
     config = load_config(args.config, overrides, check=not args.suite)
-    if args.suite:  # the gate narrows with the suites asked for
+    if args.suite:  # the gate narrowed with the suites asked for
         config = check_run_config(narrowed_to_suites(config, args.suite), args.config or str(default_config_path()))
-    prepare_home()
+    ref = args.model or f"{config.registry.model_name}@champion"
+    folder = Path(ref).expanduser().is_dir()
+    # A folder is one quick look: it reuses the home's Prefect server if one runs, and starts none.
+    prepare_home(start_server=not folder)
     from registry.models import resolve_version
 
-    ref = args.model or f"{config.registry.model_name}@champion"
-    version = None if Path(ref).expanduser().is_dir() else resolve_version(ref)
+    version = None if folder else resolve_version(ref)
     if args.prompt:
         from llmops.commands.promote import prompt_ab
 
@@ -86,59 +88,55 @@ def run(args) -> int:
     from flows.evaluate import evaluate_flow
 
     against = args.against or ("champion" if version is not None else "none")
-    r = evaluate_flow(config=config, model=ref, dataset=args.data or "", against=against)
-    return _report(r, ref, args.output)
+    evaluation = evaluate_flow(config=config, model=ref, dataset=args.data or "", against=against)
+    return _report(evaluation, ref, args.output)
 
 
 def _monitor(config, version) -> int:
     from flows.monitor import monitor_flow
 
     m = monitor_flow(config=config, model=f"{version.name}/{version.version}")
-    for f in m["findings"]:
-        detail = (
-            f" {f['delta']:+.3f} [{f['ci_low']:+.3f}, {f['ci_high']:+.3f}], margin {f['margin']:+.3f}"
-            if f.get("delta") is not None
-            else f" ({f['why']})"
-        )
-        print(f"{f['metric']}: {f['status']}{detail}")
-    if m["rolled_back"]:
-        print(f"rolled back: champion moved from v{m['rolled_back'][0]} to v{m['rolled_back'][1]}")
-    print(f"MLflow run: {m['run_id']}")
-    return 3 if m["regression"] else 0
+    for f in m.findings:
+        detail = f" {f.span()}, margin {f.margin:+.3f}" if f.delta is not None else ""
+        print(f"{f.metric}: {f.status}{detail}" + (f" ({f.why})" if f.why else ""))
+    if m.rolled_back:
+        print(f"rolled back: champion moved from v{m.rolled_back[0]} to v{m.rolled_back[1]}")
+    print(f"MLflow run: {m.run_id}")
+    return 3 if m.regression else 0
 
 
-def _report(r: dict, ref: str, output: str | None) -> int:
-    from flows.evaluate import mean_with_ci
+def _report(evaluation, ref: str, output: str | None) -> int:
+    from tasks.evaluate.intervals import metric_interval
 
+    mine = evaluation.results.of("candidate")
+    summary = evaluation.summary
     results = {
-        suite: {metric: mean_with_ci(scores, metric) for metric, scores in res["scores"].items()}
-        for suite, res in r["results"]["candidate"].items()
+        suite: {metric: metric_interval(v, metric) for metric, v in r.scores.items()} for suite, r in mine.items()
     }
     for suite, per_metric in results.items():
         for metric, v in per_metric.items():
             ci = f" [{v['ci_low']:.3f}, {v['ci_high']:.3f}]" if v["ci_low"] is not None else ""
             others = "".join(
-                f"   {who} {r['summary'][who][f'{suite}/{metric}']:.3f}"
-                for who in r["summary"]
-                if who != "candidate" and f"{suite}/{metric}" in r["summary"][who]
+                f"   {who} {summary[who][f'{suite}/{metric}']:.3f}"
+                for who in summary
+                if who != "candidate" and f"{suite}/{metric}" in summary[who]
             )
             print(f"{suite}/{metric}: {v['mean']:.3f}{ci} (n={v['n']}){others}")
+        r = mine[suite]
+        if r.cached_items and not r.ops.get("timed_items"):
+            print(f"{suite}: all {r.cached_items} answers were cached; no timings in this run")
     if output:
         out = Path(output)
         (out / "items").mkdir(parents=True, exist_ok=True)
-        ops = {suite: res["ops"] for suite, res in r["results"]["candidate"].items()}
+        ops = {suite: r.ops for suite, r in mine.items()}
         (out / "results.json").write_text(
-            json.dumps({"model": ref, "suites": results, "ops": ops, "mlflow_run_id": r["run_id"]}, indent=1)
+            json.dumps({"model": ref, "suites": results, "ops": ops, "mlflow_run_id": evaluation.run_id}, indent=1)
         )
-        for suite, res in r["results"]["candidate"].items():
+        for suite, r in mine.items():
             with open(out / "items" / f"{suite}.jsonl", "w", encoding="utf-8") as f:
-                for i, item_id in enumerate(res["ids"]):
-                    f.write(
-                        json.dumps(
-                            {"id": item_id, "output": res["outputs"][i], **{m: v[i] for m, v in res["scores"].items()}}
-                        )
-                        + "\n"
-                    )
+                for i, item_id in enumerate(r.ids):
+                    row = {"id": item_id, "output": r.outputs[i], **{m: v[i] for m, v in r.scores.items()}}
+                    f.write(json.dumps(row) + "\n")
         print(f"results: {out / 'results.json'}")
-    print(f"MLflow run: {r['run_id']}")
+    print(f"MLflow run: {evaluation.run_id}")
     return 0

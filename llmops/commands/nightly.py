@@ -29,7 +29,7 @@ def run(args) -> int:
         )
         if moved.get("evaluation"):
             print(_score_table(moved["evaluation"]))
-    print(_score_table(result["evaluate"]["summary"]))
+    print(_score_table(result["evaluate"].summary))
     ci = (
         f" (95% CI [{result['gain_ci_low']:+.3f}, {result['gain_ci_high']:+.3f}])"
         if result.get("gain_ci_low") is not None

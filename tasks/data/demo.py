@@ -143,17 +143,48 @@ def _dirty_rows(clean: list[dict], rng: random.Random) -> list[dict]:
     return dirt
 
 
+def _eval_problems(rng: random.Random, n_eval: int) -> list[Problem]:
+    """The held-out problems: drawn first from the seeded generator, so they depend on the seed alone."""
+    problems: list[Problem] = []
+    questions: set[str] = set()
+    while len(problems) < n_eval:
+        p = make_problem(rng)
+        if p.question not in questions:
+            questions.add(p.question)
+            problems.append(p)
+    return problems
+
+
+def _eval_lines(problems: list[Problem]) -> list[str]:
+    return [
+        json.dumps({"id": f"eval-{i}", "question": p.question, "answer": p.completion(), "target": str(p.answer)})
+        for i, p in enumerate(problems)
+    ]
+
+
+def _write_whole(path: Path, lines: list[str]) -> None:
+    """Whole files only: another process on the same home may be reading the previous copy."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def write_demo_eval(out_dir: Path, seed: int, n_eval: int) -> str:
+    """Writes eval.jsonl alone, the same file `write_demo_data` writes for this seed: what an evaluation
+    of a bare model folder needs, without training files it would never read."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "eval.jsonl"
+    _write_whole(path, _eval_lines(_eval_problems(random.Random(seed), n_eval)))
+    return str(path)
+
+
 def write_demo_data(out_dir: Path, seed: int, n_train: int, n_pref: int, n_eval: int) -> dict[str, str]:
     """Writes train.jsonl (dirty on purpose), pref.jsonl and eval.jsonl; returns their paths."""
     rng = random.Random(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    eval_problems: list[Problem] = []
-    eval_questions: set[str] = set()
-    while len(eval_problems) < n_eval:
-        p = make_problem(rng)
-        if p.question not in eval_questions:
-            eval_questions.add(p.question)
-            eval_problems.append(p)
+    eval_problems = _eval_problems(rng, n_eval)
+    eval_questions = {p.question for p in eval_problems}
 
     def fresh_problem() -> Problem:
         while True:
@@ -194,16 +225,8 @@ def write_demo_data(out_dir: Path, seed: int, n_train: int, n_pref: int, n_eval:
             )
         )
 
-    eval_lines = [
-        json.dumps({"id": f"eval-{i}", "question": p.question, "answer": p.completion(), "target": str(p.answer)})
-        for i, p in enumerate(eval_problems)
-    ]
-
+    eval_lines = _eval_lines(eval_problems)
     paths = {"train": out_dir / "train.jsonl", "pref": out_dir / "pref.jsonl", "eval": out_dir / "eval.jsonl"}
     for key, lines in (("train", train_lines), ("pref", pref_lines), ("eval", eval_lines)):
-        # Whole files only: another process on the same home may be reading the previous copy.
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{key}-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, paths[key])
+        _write_whole(paths[key], lines)
     return {k: str(v) for k, v in paths.items()}

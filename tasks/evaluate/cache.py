@@ -18,7 +18,7 @@ from pathlib import Path
 from core.locks import file_lock
 from tasks.evaluate.suites import Suite
 
-MODEL_KEY_VERSION = "1"
+MODEL_KEY_VERSION = "2"  # 2: adapter_config.json hashed in a canonical form (see _file_bytes)
 # Files hashed into the model key: weights, configs, tokenizer files and the chat template, the
 # things that change what a model generates. README files, logs and checkpoint sub-folders are not.
 KEY_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".json", ".jinja", ".model", ".txt", ".tiktoken")
@@ -26,6 +26,21 @@ KEY_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".json", ".jinja
 # name, size and modification time instead. A file rewritten in place with the same size and
 # mtime would then keep its key: a risk accepted for files that are written once by a trainer.
 BIG_FILE_BYTES = 512 * 1024**2
+# peft writes `target_modules` from a Python set, so its order changes with the process's hash seed:
+# two byte-identical retrains got different keys, missed each other's cached answers, and looked
+# like different models to the gate. These lists are sets; the key reads them sorted.
+UNORDERED_ADAPTER_FIELDS = ("target_modules", "modules_to_save", "exclude_modules")
+
+
+def _file_bytes(path: Path) -> bytes | None:
+    """The bytes a key reads for a file whose raw bytes vary without a change in meaning; else None."""
+    if path.name != "adapter_config.json":
+        return None
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for name in UNORDERED_ADAPTER_FIELDS:
+        if isinstance(config.get(name), list):
+            config[name] = sorted(config[name], key=str)
+    return json.dumps(config, sort_keys=True).encode()
 
 
 def model_key(model_dir: str | Path) -> str:
@@ -44,6 +59,10 @@ def model_key(model_dir: str | Path) -> str:
     digest = hashlib.sha256(f"model-key-v{MODEL_KEY_VERSION}".encode())
     for path in files:
         stat = path.stat()
+        canonical = _file_bytes(path)
+        if canonical is not None:
+            digest.update(f"\0{path.name}\0{len(canonical)}\0".encode() + canonical)
+            continue
         digest.update(f"\0{path.name}\0{stat.st_size}\0".encode())
         if stat.st_size > BIG_FILE_BYTES:
             digest.update(f"mtime:{stat.st_mtime_ns}".encode())
@@ -60,10 +79,14 @@ def model_key(model_dir: str | Path) -> str:
 
 
 class ItemCache:
-    """Finished items of one model on one suite; records are dicts with at least an `id`."""
+    """Finished items of one model on one suite; records are dicts with at least an `id`.
+
+    The records are answers (the output and its token counts), never timings: a time measured in
+    one run says nothing about the load of the next, so evaluate.run times what it generates."""
 
     def __init__(self, root: Path, model_key: str, suite: Suite):
         self.suite = suite
+        self.model_key = model_key
         self.path = Path(root) / model_key / f"{suite.name}@{suite.version}.jsonl"
         self._ids = {item["id"] for item in suite.items}
         self._records: dict[str, dict] = {}

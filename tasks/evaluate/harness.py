@@ -28,7 +28,6 @@ The lm-eval command line runs a rendered offline task too (`HarnessRun.task_conf
 from __future__ import annotations
 
 import json
-import statistics
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from tasks.evaluate.harness_data import (
     render_offline_task,
 )
 from tasks.evaluate.positions import refuse_long_prompts
+from tasks.evaluate.results import SuiteResult
 from tasks.model.load import Placement
 
 
@@ -251,10 +251,11 @@ def evaluate_harness(
     template: str = IDENTITY,
     placement: Placement | None = None,
     base: str | None = None,
-) -> dict[str, dict]:
-    """lm-eval tasks as extra suites, shaped like `run.evaluate_model`'s, with per-item scores so the
-    gate can pair them; an offline task generates with its suite's settings."""
-    from tasks.evaluate.run import MIN_NEW_TOKENS, TASK_SUITES
+) -> dict[str, SuiteResult]:
+    """lm-eval tasks as extra suites, with per-item scores so the gate can pair them; an offline task
+    generates with its suite's settings."""
+    from tasks.evaluate.run import MIN_NEW_TOKENS
+    from tasks.evaluate.suites import TASK_SUITES
 
     suites = {OFFLINE_TASK_SUITES[t] for t in tasks if t in OFFLINE_TASK_SUITES}
     if any(s not in TASK_SUITES for s in suites):
@@ -264,17 +265,10 @@ def evaluate_harness(
     out = {}
     for name, task in run.tasks.items():
         keys = list(task.items[0].scores) if task.items else []
-        scores = {harness_metric_name(k): [i.scores[k] for i in task.items] for k in keys}
-        out[name] = {
-            "version": task.version,
-            "n": len(task.items),
-            "ids": [i.id for i in task.items],
-            "groups": None,
-            "scores": scores,
-            "means": {m: statistics.fmean(v) for m, v in scores.items()},
-            "outputs": [i.response for i in task.items],
-            "ops": {},
-            "probes": None,
-            "bleu_stats": None,
-        }
+        out[name] = SuiteResult(
+            version=task.version,
+            ids=[i.id for i in task.items],
+            scores={harness_metric_name(k): [i.scores[k] for i in task.items] for k in keys},
+            outputs=[i.response for i in task.items],
+        )
     return out

@@ -133,3 +133,14 @@ def mean_interval(
         "n": n,
         "method": f"percentile bootstrap ({n_resamples} resamples)",
     }
+
+
+def metric_interval(scores: Sequence[float], metric: str) -> dict[str, Any]:
+    """One model's mean on a named metric, with a 95 % interval inside the score's range: Wilson for
+    0/1 scores (a proportion never gets a negative lower bound), a percentile bootstrap for graded ones."""
+    from tasks.evaluate.suites import BINARY_METRICS, GRADED_METRICS
+
+    if not scores:
+        return {"mean": 0.0, "ci_low": None, "ci_high": None, "n": 0, "method": "none (no items)"}
+    binary = metric in BINARY_METRICS or set(scores) <= {0.0, 1.0}
+    return mean_interval(scores, binary=binary, bounds=(0.0, 1.0) if binary or metric in GRADED_METRICS else None)

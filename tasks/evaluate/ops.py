@@ -8,8 +8,11 @@ one item costs is that time divided by the batch size; throughput and cost use t
 Time to first token is measured separately: for each batch, a `generate` of exactly one new token
 (prefill plus one decoding step) is timed before the full generation. It is the time a batch of
 this size takes to produce its first token, not a streaming client's TTFT, and the extra pass is
-not counted in throughput or cost. A one-token warm-up generate runs first, so one-time start-up
-costs (kernel selection, caches) do not land on the first batch.
+not counted in throughput or cost. An untimed warm-up runs first: one prompt, generated to the full
+`max_new_tokens`, so one-time costs land on it rather than on the first timed batch. With the old
+one-token warm-up, the first batch a process generated was seen many times slower than the same
+batch generated again, so whichever model an evaluation timed first looked slower than the next
+(bench/eval_timing.py measures it; on a busy 2-core CPU the noise of two threads can hide it).
 """
 
 from __future__ import annotations
@@ -36,13 +39,14 @@ def _count_new_tokens(row: list[int], eos: set[int]) -> int:
 
 
 def measure_generation(
-    model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, chat: bool = True
+    model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, chat: bool = True, warm_up: bool = True
 ) -> list[dict]:
     """Greedy generation with timings, one record per prompt, in order.
 
     Records: `output`, `latency_s` (the batch's wall time), `ttft_s` (the batch's one-token
     generate), `input_tokens`, `output_tokens`, `batch_size`. With `chat`, each prompt is sent as
-    one user turn through the tokenizer's chat template.
+    one user turn through the tokenizer's chat template. `warm_up=False` skips the warm-up, for a
+    caller that already warmed this model up at this `max_new_tokens`.
     """
     import torch
 
@@ -80,8 +84,8 @@ def measure_generation(
     tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
     records: list[dict] = []
     try:
-        if prompts:
-            timed_generate(encode(prompts[:1]), 1)  # warm-up, not recorded
+        if prompts and warm_up:
+            timed_generate(encode(prompts[:1]), max_new_tokens)  # warm-up, not recorded
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start : start + batch_size]
             enc = encode(chunk)
@@ -113,6 +117,18 @@ def percentile(values: list[float], q: float) -> float:
     rank = (len(ordered) - 1) * q / 100
     lo, hi = math.floor(rank), math.ceil(rank)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
+
+
+def batch_cost_usd(records: list[dict], cost: CostConfig) -> float:
+    """What one batch of generation records cost: its wall time at `gpu_hour_usd` (self-hosted), or
+    its tokens at the listed prices (an API model). The records share the batch's `latency_s`."""
+    if cost.model_price is not None:
+        price = cost.price_table[cost.model_price]
+        return (
+            sum(r["input_tokens"] * price.input_per_1m + r["output_tokens"] * price.output_per_1m for r in records)
+            / 1e6
+        )
+    return cost.gpu_hour_usd * max(r["latency_s"] for r in records) / 3600
 
 
 def summarise_ops(records: list[dict], cost: CostConfig) -> dict:

@@ -52,7 +52,12 @@ SUITE_SCORERS = {"arithmetic": "final_number", "json-format": "json_schema", "he
 SCORER_VERSIONS = {"final_number": "2", "json_schema": "1", "reference": "2", "probe": "1"}
 # lm-eval's gsm8k filters, as `metric_filter` the way lm-eval task results are named here (harness.py).
 LM_EVAL_FILTERS = {"exact_match_strict-match": strict_match, "exact_match_flexible-extract": flexible_extract}
+# Scored 0 or 1 per item: the gate compares them as paired proportions, cards give them Wilson intervals.
 BINARY_METRICS = frozenset({"exact_match", *LM_EVAL_FILTERS, "json_valid", "schema_match", "probe_pass"})
+# The suites read from the run's eval split and framed by the model's prompt template; the others
+# are bundled files, asked plainly.
+TASK_SUITES = frozenset({"arithmetic", "held-out"})
+BUNDLED = {"json-format": DATA_DIR / "json_format.jsonl", "safety": DATA_DIR / "safety_probes.jsonl"}
 PRIMARY_METRIC = {
     "final_number": "exact_match",
     "json_schema": "schema_match",
@@ -200,16 +205,16 @@ def load_suite(name: str, data_path: str | None = None, limit: int | None = None
     """Loads a suite by name; `data_path` overrides a bundled file and is required where none is."""
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; choose one of {', '.join(SUITES)}")
-    if name in ("arithmetic", "held-out") and not data_path:
+    if name in TASK_SUITES and not data_path:
         raise ValueError(f"suite {name!r} needs data_path (a JSONL file of eval items)")
     if name == "arithmetic":
         items = _arithmetic_items(str(data_path), limit)
     elif name == "json-format":
-        items = _json_items(Path(data_path or DATA_DIR / "json_format.jsonl"), limit)
+        items = _json_items(Path(data_path or BUNDLED[name]), limit)
     elif name == "held-out":
         items = _held_out_items(Path(str(data_path)), limit)
     else:
-        items = _safety_items(Path(data_path or DATA_DIR / "safety_probes.jsonl"), limit)
+        items = _safety_items(Path(data_path or BUNDLED[name]), limit)
     if not items:
         raise ValueError(f"suite {name!r} has no items (data_path: {data_path or 'bundled'})")
     return Suite(name=name, scorer=SUITE_SCORERS[name], items=items)

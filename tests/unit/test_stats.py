@@ -10,6 +10,7 @@ import pytest
 from scipy import stats as sps
 
 from registry.stats import (
+    NoSpread,
     holm,
     mcnemar_exact,
     minimum_detectable_effect,
@@ -46,13 +47,16 @@ def test_mcnemar_is_symmetric_and_capped_at_one():
     assert mcnemar_exact(*_binary_pairs(b01=3, b10=3))["p_value"] == 1.0
 
 
-def test_identical_scores_give_no_difference():
+def test_identical_scores_give_no_difference_and_no_false_certainty():
     a = [1, 0, 1, 1, 0, 1, 0, 0]
     mc = mcnemar_exact(a, list(a))
     assert (mc["b01"], mc["b10"], mc["p_value"]) == (0, 0, 1.0)
-    diff = paired_mean_diff(a, list(a))
-    assert (diff["delta"], diff["se"], diff["p_value"]) == (0.0, 0.0, 1.0)
-    assert diff["ci_low"] == diff["ci_high"] == 0.0
+    # A t interval of width 0 and p = 1 (or p = 0 for a constant non-zero difference) would claim a
+    # certainty 8 items cannot give: the t test refuses, naming why.
+    with pytest.raises(NoSpread, match="all 8 paired differences equal"):
+        paired_mean_diff(a, list(a))
+    with pytest.raises(NoSpread):
+        one_sided_margin_test([1.0, 1.0], [0.0, 0.0], margin=0.05)
 
 
 def test_mcnemar_rejects_graded_scores():
@@ -206,9 +210,10 @@ def test_bootstrap_of_a_corpus_metric_over_items():
     assert out["p_value"] == pytest.approx(2 / 501)  # no resample flips sign; +1 keeps p above 0
 
 
-def test_bootstrap_p_value_is_one_without_a_difference_and_large_for_noise():
+def test_bootstrap_refuses_identical_lists_and_gives_a_large_p_for_noise():
     a = [0.1, 0.5, 0.9, 0.3]
-    assert paired_bootstrap(a, list(a), None, n_resamples=200)["p_value"] == 1.0
+    with pytest.raises(NoSpread):
+        paired_bootstrap(a, list(a), None, n_resamples=200)
     rng = np.random.default_rng(10)
     x, y = rng.normal(size=300), rng.normal(size=300)
     noise = paired_bootstrap(x, y, np.mean, n_resamples=2000, seed=1)
@@ -238,16 +243,17 @@ def test_mde_formulas_and_their_precedence():
 # --- summary -----------------------------------------------------------------------------------
 
 
-def test_summary_for_binary_scores_uses_mcnemar_and_the_t_interval():
+def test_summary_for_binary_scores_uses_the_score_test_and_its_interval():
+    from registry.proportions import paired_proportions
+
     a, b = _binary_pairs(b01=2, b10=8, both_right=30, both_wrong=10)
     out = summarise_comparison("exact_match", a, b, binary=True, margin=-0.02)
-    diff = paired_mean_diff(a, b)
-    assert out["name"] == "exact_match" and out["n"] == 50
-    assert out["p_value"] == pytest.approx(0.109375)
-    assert (out["ci_low"], out["ci_high"]) == (pytest.approx(diff["ci_low"]), pytest.approx(diff["ci_high"]))
-    assert (out["b01"], out["b10"]) == (2, 8)
-    assert out["p_value_margin"] == pytest.approx(one_sided_margin_test(a, b, -0.02)["p_value"])
-    assert out["mde"] == pytest.approx(minimum_detectable_effect(50, paired_discordance=10 / 50))
+    score = paired_proportions(a, b, margin=-0.02)
+    assert out.name == "exact_match" and out.n == 50 and out.method.startswith("Tango")
+    assert (out.ci_low, out.ci_high, out.p_value) == (score["ci_low"], score["ci_high"], score["p_value"])
+    assert out.p_value_margin == score["p_value_margin"]
+    assert (out.b01, out.b10) == (2, 8) and out.p_value_exact == pytest.approx(0.109375)
+    assert out.mde == pytest.approx(minimum_detectable_effect(50, paired_discordance=10 / 50))
 
 
 def test_summary_for_graded_scores_and_clusters():
@@ -257,11 +263,11 @@ def test_summary_for_graded_scores_and_clusters():
     clusters = np.repeat(np.arange(12), 10).tolist()
     plain = summarise_comparison("rougeL", a, b, binary=False)
     robust = summarise_comparison("rougeL", a, b, binary=False, clusters=clusters)
-    assert plain["p_value"] == pytest.approx(paired_mean_diff(a, b)["p_value"])
-    assert plain["mde"] == pytest.approx(minimum_detectable_effect(120, sd=float(np.std(a - b, ddof=1))))
-    assert robust["n_clusters"] == 12
-    assert robust["se"] > plain["se"] and robust["mde"] > plain["mde"]
-    assert "b01" not in plain
+    assert plain.p_value == pytest.approx(paired_mean_diff(a, b)["p_value"])
+    assert plain.mde == pytest.approx(minimum_detectable_effect(120, sd=float(np.std(a - b, ddof=1))))
+    assert robust.n_clusters == 12
+    assert robust.se > plain.se and robust.mde > plain.mde
+    assert plain.b01 is None and "b01" not in plain.to_dict()
 
 
 # --- one model's mean with an interval inside the score's range ---------------------------------
