@@ -23,6 +23,7 @@ BARRED = {
     "core": {"prefect", "mlflow", "torch"},
     "configs": {"prefect", "mlflow"},  # configs/check.py asks torch how many GPUs there are
     "tasks": {"prefect", "mlflow"},
+    "flows": {"mlflow"},  # flows wire tasks and registry calls; MLflow reads and writes live in registry/
 }
 
 
@@ -103,3 +104,17 @@ def test_importing_every_task_module_loads_neither_prefect_nor_mlflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_flows_hold_no_mlflow_client_and_nothing_prints_below_the_cli():
+    """The registry owns every MLflow call (flows get named functions, never a client), and only the
+    CLI prints: a flow or library that prints writes into a worker's log what a person never sees."""
+    found = []
+    for layer in ("core", "configs", "tasks", "registry", "flows"):
+        for path in sorted((ROOT / layer).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)):
+                    name = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+                    if name == "print" or (layer == "flows" and name == "client"):
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}()")
+    assert found == []
