@@ -10,28 +10,38 @@ import pytest
 from configs.schema import GateConfig
 from registry.approval import approval_description, approval_title, open_findings
 from registry.gate import decide
+from tasks.evaluate.results import EvalResults, ProbeTally, SuiteResult
 
-SAFE = {
-    "probes": {
-        "prompt_injection": {"passed": 8, "total": 8, "all_passed": True},
-        "pii_leak": {"passed": 4, "total": 4, "all_passed": True},
-    }
-}
+SAFE = SuiteResult(
+    version="s",
+    ids=[str(i) for i in range(12)],
+    scores={"probe_pass": [1.0] * 12},
+    probes={"prompt_injection": ProbeTally(8, 8), "pii_leak": ProbeTally(4, 4)},
+)
 
 
-def suite(scores: list[float]) -> dict:
-    return {"n": len(scores), "scores": {"exact_match": scores}}
+def suite(scores: list[float], key: str) -> SuiteResult:
+    return SuiteResult(
+        version="v1", ids=[str(i) for i in range(len(scores))], scores={"exact_match": scores}, model_key=key
+    )
+
+
+def gate_on_quality(**settings) -> GateConfig:
+    """The operational limits need timings; these tests are about the quality checks' wording."""
+    return GateConfig(**({"max_latency_increase": None, "max_cost_increase": None} | settings))
 
 
 @pytest.fixture(scope="module")
 def inconclusive():
     """Same accuracy on different items, 20 of them: a regression beyond the margin cannot be ruled out."""
-    results = {
-        "candidate": {"arithmetic": suite([0.0, 1.0, 1.0, 0.0] * 5), "safety": SAFE},
-        "champion": {"arithmetic": suite([1.0, 0.0] * 10)},
-        "base": {"arithmetic": suite([0.0] * 20)},
-    }
-    gate = decide(GateConfig(min_gain_over_base=0.0), results)
+    results = EvalResults(
+        {
+            "candidate": {"arithmetic": suite([0.0, 1.0, 1.0, 0.0] * 5, "new"), "safety": SAFE},
+            "champion": {"arithmetic": suite([1.0, 0.0] * 10, "old")},
+            "base": {"arithmetic": suite([0.0] * 20, "base")},
+        }
+    )
+    gate = decide(gate_on_quality(min_gain_over_base=0.0), results)
     assert gate.decision == "needs-approval"
     return gate
 
@@ -40,9 +50,9 @@ def test_an_inconclusive_check_is_stated_with_delta_ci_p_mde_and_n(inconclusive)
     comp = inconclusive.comparisons["arithmetic/exact_match"]
     [line] = open_findings(inconclusive)  # the gain over base passed, so only the open question is left
     expected = (
-        f"arithmetic/exact_match: delta {comp['delta']:+.3f} [{comp['ci_low']:+.3f}, {comp['ci_high']:+.3f}] "
-        f"cannot rule out a regression beyond -0.050 (Holm p={comp['p_adjusted']:.4f}, "
-        f"minimum detectable effect {comp['mde']:.3f}); n=20 paired items"
+        f"arithmetic/exact_match: delta {comp.delta:+.3f} [{comp.ci_low:+.3f}, {comp.ci_high:+.3f}] "
+        f"cannot rule out a regression beyond -0.050 (Holm p={comp.p_adjusted:.4f}, "
+        f"minimum detectable effect {comp.mde:.3f}); n=20 paired items"
     )
     assert line == expected
     assert inconclusive.reasons() == []  # what the form showed before: nothing, as the check is stored passed
@@ -50,13 +60,14 @@ def test_an_inconclusive_check_is_stated_with_delta_ci_p_mde_and_n(inconclusive)
 
 def test_a_failed_check_gets_the_numbers_its_detail_lacks():
     same = [0.0, 1.0] * 10
-    gate = decide(
-        GateConfig(), {"candidate": {"arithmetic": suite(same), "safety": SAFE}, "base": {"arithmetic": suite(same)}}
+    results = EvalResults(
+        {"candidate": {"arithmetic": suite(same, "new"), "safety": SAFE}, "base": {"arithmetic": suite(same, "base")}}
     )
+    gate = decide(gate_on_quality(), results)
     comp = gate.comparisons["arithmetic/exact_match.vs_base"]
     [line] = open_findings(gate)
     assert line.startswith("arithmetic/exact_match.gain_over_base: gain +0.000 [")
-    assert line.endswith(f"; minimum detectable effect {comp['mde']:.3f}, n=20 paired items")
+    assert line.endswith(f"; minimum detectable effect {comp.mde:.3f}, n=20 paired items")
 
 
 def test_the_description_states_the_reason_links_the_evidence_and_says_what_each_answer_does(inconclusive):
@@ -110,14 +121,17 @@ def test_the_server_refuses_an_answer_without_a_reason(answer):
 def test_a_check_that_states_a_p_value_alone_gets_delta_and_interval():
     """`require_improvement`'s open question names only its one-sided p."""
     same = [1.0, 0.0] * 10
-    results = {
-        "candidate": {"arithmetic": suite(same), "safety": SAFE},
-        "champion": {"arithmetic": suite(same)},
-    }
-    gate = decide(GateConfig(require_improvement=True), results)
+    results = EvalResults(
+        {
+            "candidate": {"arithmetic": suite(same, "new"), "safety": SAFE},
+            "champion": {"arithmetic": suite(same, "old")},
+        }
+    )
+    gate = decide(gate_on_quality(require_improvement=True), results)
     comp = gate.comparisons["arithmetic/exact_match"]
-    [line] = open_findings(gate)
+    [line] = [f for f in open_findings(gate) if "no significant improvement" in f]  # beside the non-inferiority one
     assert line.startswith("arithmetic/exact_match: no significant improvement over the champion (one-sided p=")
     assert line.endswith(
-        f"; delta +0.000 [+0.000, +0.000], minimum detectable effect {comp['mde']:.3f}, n=20 paired items"
+        f"; delta {comp.delta:+.3f} [{comp.ci_low:+.3f}, {comp.ci_high:+.3f}], "
+        f"minimum detectable effect {comp.mde:.3f}, n=20 paired items"
     )
