@@ -109,6 +109,15 @@ class Stack:
         )
         return run
 
+    def resumed(self, run: dict, timeout_s: float = 120) -> dict:
+        """The run once it has left PAUSED (an answered form resumes it a moment later), then as `completes`."""
+        deadline = time.monotonic() + timeout_s
+        while self.api.get(f"/flow_runs/{run['id']}")["state_type"] == "PAUSED":
+            if time.monotonic() > deadline:
+                pytest.fail(f"flow run {run['name']} still paused {timeout_s:.0f} s after its form was answered")
+            time.sleep(1)
+        return self.completes(run)
+
     def run_form(self, full_name: str, form: dict, timeout_s: float = 600) -> dict:
         """What the UI does on "Run" with a filled form."""
         deployment = self.api.deployment(full_name)

@@ -3,9 +3,9 @@ deploying the forms to it, a version the gate cannot judge, and its approval in 
 
 `llmops worker` runs with only LLMOPS_HOME (and the test-size config) set, as in a user's shell: it
 starts the home's Prefect server (llmops/server.py) and deploys there, so the forms and the
-command-line history share one UI. A nightly from its form makes v1 champion; v1's weights
-registered again as v2 cannot be shown better (`gate.require_improvement`), so the promote form's
-run pauses. Headless Chromium then opens that run in the Prefect UI, reads the form (the gate's
+command-line history share one UI. A nightly from its form makes v1 champion; the train form, with
+another seed, registers v2, which 24 items cannot show better (`gate.require_improvement`), so the
+promote form's run pauses. Headless Chromium then opens that run in the Prefect UI, reads the form (the gate's
 numbers, the links), is refused a blank reason, approves with a reason and a name, and the test
 finds `promote` with the approver in `llmops models`, the version's tags, its card and the Prefect
 model-card artifact.
@@ -103,12 +103,13 @@ def test_a_release_manager_approves_in_the_prefect_form_and_every_record_says_so
     nightly = desk.api.deployment("nightly/nightly")
     desk.run_form("nightly/nightly", form(nightly, edits), timeout_s=1200)
     client = desk.mlflow()
-    v1 = client.get_model_version_by_alias(MODEL, "champion")
-    lineage = {k: v for k, v in v1.tags.items() if k.startswith("lineage.")}
-    v2 = client.create_model_version(MODEL, source=v1.source, run_id=v1.run_id, tags=lineage)  # v1's weights again
+    retrain = form(desk.api.deployment("train/train"), [*edits, "train.seed=1"], named)
+    desk.run_form("train/train", retrain, timeout_s=900)
+    v2 = client.get_model_version_by_alias(MODEL, "challenger")  # another seed: other weights
+    assert int(v2.version) == 2
 
     promote = desk.api.deployment("promote/promote")
-    values = form(promote, [*edits, "gate.require_improvement=true"], config_file=named, train_run=v1.run_id)
+    values = form(promote, [*edits, "gate.require_improvement=true"], config_file=named, train_run=v2.run_id)
     run = desk.api.post(f"/deployments/{promote['id']}/create_flow_run", {"parameters": values})
     run = desk.wait(run, timeout_s=900)
     assert run["state_type"] == "PAUSED", f"{run['state_name']}: {desk.api.logs(run['id'])}"
@@ -131,12 +132,11 @@ def test_a_release_manager_approves_in_the_prefect_form_and_every_record_says_so
         browser.run(answer("approve", "   ", APPROVER))  # a blank reason is refused: the run stays paused
         assert desk.api.get(f"/flow_runs/{run['id']}")["state_type"] == "PAUSED"
         browser.run(answer("approve", REASON, APPROVER))
-    run = desk.completes(run, timeout_s=600)
+    run = desk.resumed(run)
 
     gate = gate_of(client, v2.version)
     comp = gate["comparisons"]["arithmetic/exact_match"]
-    [open_check] = [c for c in gate["checks"] if c["name"] == "inconclusive"]
-    assert f"{MODEL} v{v2.version} needs a release manager: {open_check['detail']}" in modal
+    assert f"{MODEL} v{v2.version} needs a release manager: arithmetic/exact_match: " in modal
     assert f"delta {comp['delta']:+.3f} [{comp['ci_low']:+.3f}, {comp['ci_high']:+.3f}]" in modal
     assert f"minimum detectable effect {comp['mde']:.3f}, n={comp['n']} paired items" in modal
     for field in ("Decision", "Reason", "Approver"):
@@ -164,7 +164,8 @@ def test_a_release_manager_approves_in_the_prefect_form_and_every_record_says_so
     assert models.returncode == 0, models.stderr
     lines = models.stdout.splitlines()
     row = next(i for i, line in enumerate(lines) if line.startswith(f"  v{v2.version} "))
-    assert "aliases=champion " in lines[row] and "decision=promote " in lines[row]  # v1 keeps challenger
+    assert "aliases=challenger,champion " in lines[row] and "decision=promote " in lines[row]
+    assert any(line.startswith("  v1 ") and "aliases=previous " in line for line in lines), lines
     assert lines[row + 1].strip() == f"by user:{APPROVER} (gate verdict needs-approval): {REASON}"
 
 
