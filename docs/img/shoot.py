@@ -8,7 +8,7 @@ Chromium (Debian package `chromium`) is driven over its DevTools protocol with `
 the project's venv: no Playwright. The page is loaded, the script waits until TEXT is on the page (the UIs
 are single-page apps that render after load), optionally runs the JavaScript in FILE (open a tab, fill a
 field; each `await step(...)` it awaits waits for its result), then captures the viewport. The PNG is
-resized with Pillow to at most 1440 px wide and re-quantised if over 300 KB, so the repository stays small.
+resized with Pillow to at most 1440 px wide and re-quantised if over 240 KB, so the repository stays small.
 Nothing on the page is edited: the JavaScript only clicks and types as a person would (shoot-js/, one
 file per action; tags-expand.js only lets a scrolling box grow, so that every tag fits in one picture).
 
@@ -44,7 +44,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-MAX_BYTES = 300_000
+MAX_BYTES = 240_000  # each picture under 250 KB, so the repository stays small
 
 
 def start_chromium(port: int, width: int, height: int) -> subprocess.Popen:

@@ -2,5 +2,7 @@
 typeInto(document.querySelector('input'), 'gsm8k-hh-qa-prompt');
 await setProp('dataset (Optional)', '40bae01470bc');
 await setIn('Sft (Optional)', 'Max Steps', '60');
+await setIn('Sft (Optional)', 'Max Length', '512');
 await setIn('Preference (Optional)', 'Max Steps', '10');
-await setIn('Prompt (Optional)', 'Template', 'Question: {{question}} End with #### and the number.');
+await setIn('Preference (Optional)', 'Max Length', '512');
+await setIn('prompt (Optional)', 'Template', 'Question: {{question}} End with #### and the number.');
