@@ -19,16 +19,19 @@ and ids are those of that session: read yours from `make where`, the UIs or `llm
     J=docs/img/shoot-js; P=http://127.0.0.1:52769; M=http://127.0.0.1:5017; D=$P/deployments/deployment
     shoot.py shot $P/deployments ds-1.png --wait nightly --height 800
     shoot.py shot $D/<curate id>/run ds-2.png --wait Parameters --js $J/lib.js --js $J/curate-fill.js --height 1000
-    (the same as `eval ... location.href` with --js $J/submit.js added submits the form; so for train, evaluate, promote)
-    shoot.py shot $P/runs/flow-run/<curate run id> ds-3.png --wait "dataset 40bae" --js $J/log-dataset.js, then fit --crop
-    shoot.py shot $D/<train id>/run ds-4.png --wait Parameters --js $J/lib.js --js $J/train-fill.js --js $J/train-view.js
+    (the same as `eval ... location.href` with --js $J/submit.js added submits the form; so for train, evaluate,
+    promote)
+    shoot.py shot $P/runs/flow-run/<curate run id> ds-3.png --wait "dataset 40bae" --js $J/log-dataset.js
+    shoot.py shot $D/<train id>/run ds-4.png --wait Parameters --js $J/lib.js --js $J/train-fill.js
+        --js $J/train-view.js
     ... ds-5 with train-bottom.js; ds-6: evaluate form with eval-fill.js; ds-7: the eval-scores artifact;
     ds-8: promote form with promote-fill.js, --height 1780 --crop 260,80,1180,1700
     rm-1: $P/runs/flow-run/<paused promote run> --wait Paused --js $J/resume-open.js --js $J/approve-fill.js
         --crop 455,10,530,980 (and with $J/modal-submit.js added, as `eval`, the approval is submitted)
     MLflow pages: open "$M/#/experiments" with --js $J/mlflow-clean.js (Model training mode; for GenAI pages such as
     Prompts, $J/mlflow-assistant-close.js only closes MLflow's assistant panel), then a file holding
-    `location.hash = '/models/tiny-arith/versions/3'; await sleep(3000);` (or '/prompts/arith-qa', '/models/tiny-arith'),
+    `location.hash = '/models/tiny-arith/versions/3'; await sleep(3000);` (or '/prompts/arith-qa',
+    '/models/tiny-arith'),
     then --after TEXT; tags with tags-expand.js and tags-decision.js or tags-rollback.js; the alias dialog with
     close-dialog.js, alias-open.js, alias-type.js (alias-save.js saves it for real).
     rm-0 and rm-5 are two shots each pasted side by side or one above the other with Pillow.
