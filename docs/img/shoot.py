@@ -8,24 +8,33 @@ Chromium (Debian package `chromium`) is driven over its DevTools protocol with `
 the project's venv: no Playwright. The page is loaded, the script waits until TEXT is on the page (the UIs
 are single-page apps that render after load), optionally runs the JavaScript in FILE (open a tab, fill a
 field; each `await step(...)` it awaits waits for its result), then captures the viewport. The PNG is
-resized with Pillow to at most 1440 px wide and re-quantised if over 300 KB, so the repository stays small.
+resized with Pillow to at most 1440 px wide and re-quantised if over 240 KB, so the repository stays small.
 Nothing on the page is edited: the JavaScript only clicks and types as a person would (shoot-js/, one
 file per action; tags-expand.js only lets a scrolling box grow, so that every tag fits in one picture).
 
-How the walkthrough images were taken (servers and runs as in docs/walkthrough-data-scientist.md; the ids
-are those of that session: read yours from the UIs or `llmops models`):
+How the walkthrough images were taken (one session on a private home, as docs/walkthrough-data-scientist.md
+tells: `make run` twice, `llmops worker` on the home's own Prefect server, `mlflow ui` on port 5017; the ports
+and ids are those of that session: read yours from `make where`, the UIs or `llmops models`):
 
-    J=docs/img/shoot-js; P=http://127.0.0.1:4310; M=http://127.0.0.1:5010
-    shoot.py shot $P/deployments ds-1.png --wait nightly
-    shoot.py shot $P/deployments/deployment/<curate id>/run ds-2.png --wait Parameters \
-        --js $J/lib.js --js $J/curate-fill.js --height 1000
-    (the same with --js $J/submit.js added, as `eval ... location.href`, submits the form)
-    shoot.py shot $P/artifacts/artifact/<curation-report id> ds-3.png --wait toxic
-    shoot.py shot $P/deployments/deployment/<train id>/run ds-4.png --wait Parameters \
-        --js $J/lib.js --js $J/train-fill.js --js $J/train-view.js
-    ... ds-5 with train-bottom.js; ds-6: evaluate form, eval-fill.js + eval-bottom.js; ds-7, ds-8: the
-    eval-scores and model-card artifacts; MLflow pages: open $M/#/experiments with --js $J/mlflow-clean.js,
-    then a file holding `location.hash = '/models/tiny-arith'; await sleep(2500);`, then --after TEXT.
+    J=docs/img/shoot-js; P=http://127.0.0.1:52769; M=http://127.0.0.1:5017; D=$P/deployments/deployment
+    shoot.py shot $P/deployments ds-1.png --wait nightly --height 800
+    shoot.py shot $D/<curate id>/run ds-2.png --wait Parameters --js $J/lib.js --js $J/curate-fill.js --height 1000
+    (the same as `eval ... location.href` with --js $J/submit.js added submits the form; so for train, evaluate,
+    promote)
+    shoot.py shot $P/runs/flow-run/<curate run id> ds-3.png --wait "dataset 40bae" --js $J/log-dataset.js
+    shoot.py shot $D/<train id>/run ds-4.png --wait Parameters --js $J/lib.js --js $J/train-fill.js
+        --js $J/train-view.js
+    ... ds-5 with train-bottom.js; ds-6: evaluate form with eval-fill.js; ds-7: the eval-scores artifact;
+    ds-8: promote form with promote-fill.js, --height 1780 --crop 260,80,1180,1700
+    rm-1: $P/runs/flow-run/<paused promote run> --wait Paused --js $J/resume-open.js --js $J/approve-fill.js
+        --crop 455,10,530,980 (and with $J/modal-submit.js added, as `eval`, the approval is submitted)
+    MLflow pages: open "$M/#/experiments" with --js $J/mlflow-clean.js (Model training mode; for GenAI pages such as
+    Prompts, $J/mlflow-assistant-close.js only closes MLflow's assistant panel), then a file holding
+    `location.hash = '/models/tiny-arith/versions/3'; await sleep(3000);` (or '/prompts/arith-qa',
+    '/models/tiny-arith'),
+    then --after TEXT; tags with tags-expand.js and tags-decision.js or tags-rollback.js; the alias dialog with
+    close-dialog.js, alias-open.js, alias-type.js (alias-save.js saves it for real).
+    rm-0 and rm-5 are two shots each pasted side by side or one above the other with Pillow.
     shoot.py fit IN.png OUT.png --crop X,Y,W,H   crops what was taken
 """
 
@@ -44,7 +53,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-MAX_BYTES = 300_000
+MAX_BYTES = 240_000  # each picture under 250 KB, so the repository stays small
 
 
 def start_chromium(port: int, width: int, height: int) -> subprocess.Popen:

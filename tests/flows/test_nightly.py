@@ -107,6 +107,31 @@ def test_prompt_is_registered_once(first):
     assert f"arith-qa/{register_prompt_template('arith-qa', QUESTION_TEMPLATE)}" == first["train"].prompt
 
 
+def test_readme_sample_is_what_the_nightly_prints(first, llmops_home):
+    """The README's `make run` sample (written by docs/samples.py) against what the CLI's printer makes
+    of this smaller nightly: the same lines, metrics, columns and gate lines, digits aside. A printer,
+    a metric or a gate line that changes without the README fails here; changed scores of the full
+    run are what `docs/samples.py --check` finds."""
+    import importlib.util
+    import os
+
+    from llmops.commands.nightly import summary
+
+    spec = importlib.util.spec_from_file_location(
+        "llmops_docs_samples", Path(__file__).resolve().parents[2] / "docs" / "samples.py"
+    )
+    samples = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(samples)
+    readme = samples.readme_block(samples.README.read_text())
+    default = load_config(None)
+    as_make_run = first | {"promote": first["promote"] | {"model_name": default.registry.model_name}}
+    printed = samples.normalise(
+        summary(as_make_run, default.gate.primary, os.environ["MLFLOW_TRACKING_URI"]), llmops_home
+    )
+    assert printed.startswith("== nightly finished ==\n") and "MLflow parent run: …  (tracking: sqlite:///…/" in printed
+    assert samples.shape(printed) == samples.shape(readme), f"README.md's sample is stale; this run printed:\n{printed}"
+
+
 def test_rejected_candidate_leaves_champion(first, run_nightly):
     # Against a champion the gain over base is not required (README: the first model's rule), so the
     # candidate is rejected on a minimum score no model here reaches.

@@ -1,2 +1,2 @@
 // Prefect train form: show the config.prompt section.
-scrollToProp('Prompt (Optional)');
+scrollToProp('prompt (Optional)');
