@@ -337,6 +337,41 @@ def test_decontamination_hits_the_same_eval_items(shared_rows, n):
     assert len(fast.by_id) >= 120 and "short" in hits
 
 
+def test_decontamination_on_ascii_bytes_finds_what_the_word_regex_finds(shared_rows):
+    """ASCII rows are cut into words by one bytes table (lower case, non-word characters to spaces):
+    every ASCII separator and punctuation mark between the words of an eval item, its case changed,
+    underscores and digits joined to its words, and the Kelvin sign that lower-cases to an ASCII k."""
+    gsm = [r for r in shared_rows if r.source.endswith("gsm8k_train_sample.jsonl")]
+    items = [(f"e{i}", r.text()) for i, r in enumerate(gsm[:60])] + [
+        ("k", "Kelvin knows 7 keys"),
+        ("u", "snake_case x"),
+    ]
+    rng = random.Random(11)
+    marks = [chr(c) for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")]
+    copies = []
+    for _, text in items:
+        words = text.split()
+        for _ in range(6):
+            joined = "".join(w + "".join(rng.choices(marks, k=rng.randint(1, 3))) for w in words)
+            copies.append(rng.choice([joined, joined.upper(), joined.swapcase(), "_" + joined, joined + "9"]))
+    copies += [
+        "\u212aelvin knows 7 \u212aeys",
+        "KELVIN\x1cKNOWS\x1f7\x0bKEYS",
+        "snake_case x",
+        "snake case x",
+        "Snake_Case\tX",
+    ]
+    rows = [Row(f"r{i}", "text", {"text": t}) for i, t in enumerate(copies)]
+    for n in (13, 3):
+        fast = Reasons()
+        hits: Counter[str] = Counter()
+        kept = {r.id for r in decontaminate(rows, fast, build_ngram_index(items, n), n, hits)}
+        slow = before.contamination(copies, items, n)
+        assert kept == {f"r{i}" for i, ids in enumerate(slow) if not ids}
+        assert hits == Counter(item for ids in slow for item in ids)
+        assert 100 < len(fast.by_id) < len(rows) and {"k", "u"} <= set(hits)
+
+
 # ------------------------------------------------------------------------------------ exact dedup
 
 
