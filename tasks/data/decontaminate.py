@@ -15,7 +15,6 @@ that happens to contain it: indexing short items inside long rows would flag eve
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,6 +38,10 @@ class NgramIndex:
     table: dict[tuple[int, ...], tuple[str, ...]] = field(default_factory=dict)
     items: int = 0
     vocab: dict[str, int] = field(default_factory=dict)
+    ascii_vocab: dict[bytes, int] = field(init=False)  # `vocab`'s ASCII words as bytes, same numbers
+
+    def __post_init__(self) -> None:
+        self.ascii_vocab = {w.encode("ascii"): i for w, i in self.vocab.items() if w.isascii()}
 
 
 # In ASCII text a word character (`\w`) is a letter, a digit or "_": every other character can
@@ -46,11 +49,24 @@ class NgramIndex:
 _ASCII_NON_WORD = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
 
 
+# The same on ASCII bytes, lower-casing in the same table: `bytes.translate` is a plain table lookup.
+_BYTES_WORDS = bytes(
+    c + 32 if 65 <= c <= 90 else c if chr(c).isalnum() or c == 95 else 32 if c < 128 else c for c in range(256)
+)
+
+
 def _words(text: str) -> list[str]:
     lower = text.lower()
     if lower.isascii():
         return lower.translate(_ASCII_NON_WORD).split()
     return _WORD.findall(lower)
+
+
+def _row_words(text: str, index: NgramIndex) -> tuple[list[str] | list[bytes], dict]:
+    """A training text's words and the vocabulary to number them by: ASCII text (most) as bytes."""
+    if text.isascii():
+        return text.encode("ascii").translate(_BYTES_WORDS).split(), index.ascii_vocab
+    return _words(text), index.vocab
 
 
 def ngram_keys(words: list[str], n: int, vocab: dict[str, int], grow: bool = False) -> set[tuple[int, ...]]:
@@ -63,16 +79,16 @@ def ngram_keys(words: list[str], n: int, vocab: dict[str, int], grow: bool = Fal
         return set()
     if grow:
         ids = [vocab.setdefault(w, len(vocab)) for w in words]
-    else:
-        ids = list(map(vocab.get, words, itertools.repeat(-1)))
-    if len(ids) < n:
-        return {tuple(ids)} if grow or -1 not in ids else set()
-    if grow or -1 not in ids:
-        return set(zip(*(ids[i:] for i in range(n))))
+        return {tuple(ids)} if len(ids) < n else set(zip(*(ids[i:] for i in range(n))))
+    known = bytes(map(vocab.__contains__, words))  # 1 per word in the eval vocabulary: C loops, not Python ones
+    if 0 not in known:
+        ids = list(map(vocab.__getitem__, words))
+        return {tuple(ids)} if len(ids) < n else set(zip(*(ids[i:] for i in range(n))))
     keys: set[tuple[int, ...]] = set()
-    known = bytes(map((-1).__ne__, ids))  # 1 per word in the eval vocabulary: C loops, not Python ones
-    for m in re.finditer(b"\x01{%d,}" % n, known):  # n-grams inside each run of known words
-        run = ids[m.start() : m.end()]
+    if len(words) < n:
+        return keys
+    for m in re.finditer(b"\x01{%d,}" % n, known):  # n-grams inside each run of known words, numbered
+        run = list(map(vocab.__getitem__, words[m.start() : m.end()]))
         keys.update(zip(*(run[i:] for i in range(n))))
     return keys
 
@@ -103,7 +119,8 @@ def decontaminate(
         raise ValueError(f"decontaminate(n={n}) does not match the index built with n={index.n}; pass n={index.n}")
     for row in rows:
         found: set[str] = set()
-        for key in ngram_keys(_words(row.text()), n, index.vocab):
+        words, vocab = _row_words(row.text(), index)
+        for key in ngram_keys(words, n, vocab):
             found.update(index.table.get(key, ()))
         if not found:
             yield row

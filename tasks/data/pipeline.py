@@ -39,6 +39,7 @@ class Chunk:
     drops: list[tuple[int, str]] = field(default_factory=list)
     keys: dict[str, Any] = field(default_factory=dict)  # the next ordered steps' keys, by step
     stats: dict[str, StepStats] = field(default_factory=dict)
+    rendered: Any = None  # `tasks.data.write.RenderedRows` of `rows`, which are then left empty
 
     def stats_for(self, step: str) -> StepStats:
         return self.stats.setdefault(step, StepStats(step))

@@ -25,18 +25,16 @@ counts, per rule, the rows its group saw and the rows it dropped; the curation s
 from __future__ import annotations
 
 import itertools
-import re
-import string
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Callable, Iterable, Iterator
 
-import numpy as np
-
 from configs.quality import QualityConfig
 from tasks.data.minhash import batched
 from tasks.data.records import Ledger, Row
+from tasks.data.repetition import PUNCT
+from tasks.data.repetition import repetition_reason as _repetition
 
 Check = Callable[..., str | None]  # check(row, view=None) -> None (keep) or the drop reason
 
@@ -45,7 +43,6 @@ BULLETS = ("•", "‣", "◦", "⁃", "●", "▪", "-", "*")
 ELLIPSES = ("...", "…")
 TERMINAL_PUNCT = (".", "!", "?", '"', "'", "”", "’")
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies")
-_PUNCT = string.punctuation + "“”‘’…–—«»"
 
 
 def _lines(text: str) -> list[str]:
@@ -58,7 +55,7 @@ def _words(text: str) -> list[str]:
 
 
 def _stripped(tokens: list[str]) -> list[str]:
-    return list(filter(None, map(str.strip, tokens, itertools.repeat(_PUNCT))))  # C loops, not a generator
+    return list(filter(None, map(str.strip, tokens, itertools.repeat(PUNCT))))  # C loops, not a generator
 
 
 class TextView:
@@ -151,149 +148,9 @@ def _segments(row: Row) -> list[str]:
     return [row.data[k] for k in ("prompt", "chosen", "rejected")]
 
 
-def _duplicates(items: list[str]) -> tuple[int, int]:
-    """(number, characters) of items that repeat an earlier item; the first copy is not counted."""
-    seen: set[str] = set()
-    count = chars = 0
-    for item in items:
-        if item in seen:
-            count += 1
-            chars += len(item)
-        else:
-            seen.add(item)
-    return count, chars
-
-
-def _grams(words: list[str], n: int) -> list[tuple[str, ...]]:
-    return list(zip(*(words[i:] for i in range(n))))
-
-
-def _dup_ngram_share(words: list[str], n: int, total_chars: int) -> float:
-    grams = _grams(words, n)
-    if len(set(grams)) == len(grams):  # no n-gram repeats: nothing is covered (most rows, at n = 5)
-        return 0.0
-    seen: set[tuple[str, ...]] = set()
-    covered = [False] * len(words)
-    for i, gram in enumerate(grams):
-        if gram in seen:
-            covered[i : i + n] = [True] * n  # overlapping repeats count each word once
-        else:
-            seen.add(gram)
-    return sum(len(w) for w, c in zip(words, covered) if c) / total_chars
-
-
-class _Grams:
-    """A text's word n-grams, and the bounds that spare counting most of them.
-
-    Two facts bound every n-gram share by what the bigrams say. The most frequent n-gram (n >= 2)
-    occurs at most as often as the most frequent bigram (each occurrence starts with one), and holds
-    at most the characters of the longest run of n words. And the words that repeated n-grams cover
-    (n >= 2) are among those that repeated bigrams cover. Bigrams are compared by a 64-bit hash
-    here: a collision can only make two bigrams look alike, which raises a bound, never lowers it.
-    Natural text stays far below the limits, so most rows need nothing more; a row near a limit
-    gets its shares computed exactly, as before.
-    """
-
-    def __init__(self, words: list[str], total_chars: int):
-        self.words, self.total = words, total_chars
-        self._bigrams: tuple[int, int] | None = None
-
-    @cached_property
-    def lengths(self) -> np.ndarray:
-        return np.fromiter(map(len, self.words), dtype=np.int64, count=len(self.words))
-
-    @cached_property
-    def cumulative(self) -> np.ndarray:
-        return np.concatenate(([0], np.cumsum(self.lengths)))
-
-    def _bigram_bounds(self) -> tuple[int, int]:
-        """(most occurrences of one bigram, characters of the words that repeated bigrams cover), at least."""
-        if self._bigrams is None:
-            w = self.words
-            if len(w) < 2:
-                self._bigrams = (0, 0)
-                return self._bigrams
-            h = np.fromiter(map(hash, w), dtype=np.int64, count=len(w))
-            with np.errstate(over="ignore"):
-                keys = h[:-1] * np.int64(1000003) + h[1:]
-            order = np.argsort(keys, kind="stable")  # equal keys: the first occurrence first
-            same = keys[order[1:]] == keys[order[:-1]]
-            if not same.any():
-                self._bigrams = (1, 0)
-                return self._bigrams
-            starts = np.flatnonzero(np.concatenate(([True], ~same, [True])))
-            repeats = order[1:][same]  # every occurrence of a bigram after its first
-            covered = np.zeros(len(w), dtype=bool)
-            covered[repeats] = covered[repeats + 1] = True
-            self._bigrams = (int(np.diff(starts).max()), int(self.lengths[covered].sum()))
-        return self._bigrams
-
-    def top_share(self, n: int) -> float:
-        grams = Counter(zip(*(self.words[i:] for i in range(n))))
-        if not grams:
-            return 0.0
-        gram, count = grams.most_common(1)[0]
-        return 0.0 if count < 2 else count * sum(map(len, gram)) / self.total
-
-    def top_bound(self, n: int) -> float:
-        """At least `top_share(n)`, for n >= 2."""
-        most = self._bigram_bounds()[0]
-        if most < 2:
-            return 0.0
-        if len(self.words) < n:
-            return 0.0
-        c = self.cumulative  # the most characters n consecutive words hold
-        return most * int((c[n:] - c[:-n]).max()) / self.total
-
-    def dup_bound(self) -> float:
-        """At least every `_dup_ngram_share` for n >= 2."""
-        return self._bigram_bounds()[1] / self.total
-
-
 def repetition_reason(text: str | TextView, cfg: QualityConfig = QualityConfig()) -> str | None:
-    """Gopher's repetition rules on one text; texts under `cfg.rep_min_words` words pass untested,
-    since there one repeated line or phrase is a large share by accident, not a sign of degenerate
-    text.
-
-    The duplicated n-gram shares only fall as n grows (a repeated n-gram is made of two repeated
-    (n-1)-grams, so what n covers, n-1 covers too); once the smallest n's share is within every
-    limit, the larger ones cannot exceed theirs and are not computed. Shares that `_Grams` bounds
-    within their limits are not computed either: the decisions are those of computing them all.
-    """
-    v = text if isinstance(text, TextView) else TextView(text)
-    words = v.lower_words
-    if len(words) < cfg.rep_min_words:
-        return None
-    text = v.text
-    lines = v.lines
-    dup, dup_chars = _duplicates(lines)
-    if dup / len(lines) > cfg.max_dup_line_fraction:
-        return "rep_dup_lines"
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    pdup, pdup_chars = _duplicates(paragraphs)
-    if pdup / len(paragraphs) > cfg.max_dup_paragraph_fraction:
-        return "rep_dup_paragraphs"
-    if dup_chars / len(text) > cfg.max_dup_line_char_fraction:
-        return "rep_dup_line_chars"
-    if pdup_chars / len(text) > cfg.max_dup_paragraph_char_fraction:
-        return "rep_dup_paragraph_chars"
-    grams = _Grams(words, sum(map(len, words)))
-    for n, limit in sorted(cfg.max_top_ngram_share.items()):
-        if n >= 2 and grams.top_bound(n) <= limit:
-            continue
-        if grams.top_share(n) > limit:
-            return "rep_top_ngram"
-    limits = sorted(cfg.max_dup_ngram_share.items())
-    lowest = min((limit for _, limit in limits), default=0.0)
-    if limits and limits[0][0] >= 2 and grams.dup_bound() <= lowest:
-        return None
-    for n, limit in limits:
-        share = _dup_ngram_share(words, n, grams.total)
-        if share > limit:
-            return "rep_dup_ngram"
-        if share <= lowest:  # every larger n shares at most this much
-            break
-    return None
+    """Gopher's repetition rules on one text (`tasks.data.repetition`)."""
+    return _repetition(text if isinstance(text, TextView) else TextView(text), cfg)
 
 
 def gopher_repetition(row: Row, cfg: QualityConfig = QualityConfig(), view: TextView | None = None) -> str | None:

@@ -110,6 +110,14 @@ def write_outputs(
                 writer.write(row)
                 sources.setdefault(row.source, {"format": "teacher", "read": 0, "kept": 0})["kept"] += 1
             ledger.kept += len(chunk.rows)
+            if chunk.rendered is not None:  # rendered in a shard task
+                part = chunk.rendered
+                writer.write_rendered(part)
+                for source, n in part.sources.items():
+                    sources.setdefault(source, {"format": "teacher", "read": 0, "kept": 0})["kept"] += n
+                write.rows_in += part.count
+                ledger.kept += part.count
+                write.cpu_s += part.cpu_s
             write.cpu_s += time.thread_time() - start
             if meter is not None:
                 meter.update(ledger)

@@ -22,6 +22,7 @@ from tasks.data.pipeline import Chunk, OrderedSteps, keys_after, run_rows, segme
 from tasks.data.read import UnreadableInput, count_records, line_cap, probe_input, read_rows
 from tasks.data.records import Ledger
 from tasks.data.report import CurateResult, prepare, write_outputs
+from tasks.data.write import render_rows
 
 
 @dataclass
@@ -88,7 +89,8 @@ def read_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[st
             ledger.mark_unreadable(spec["path"], e.problem, e.fix)
     steps = list(settings.steps)
     names, keys = segments(steps)[0][1], keys_after(steps, 0)
-    _save((run_rows(c, names, keys, settings, eval_paths) for c in read_chunks(rows, ledger)), Path(state.rows_file))
+    chunks = (run_rows(c, names, keys, settings, eval_paths) for c in read_chunks(rows, ledger))
+    _save(_rendered(chunks) if len(segments(steps)) == 1 else chunks, Path(state.rows_file))
     state.read, state.unreadable = ledger.read, ledger.unreadable
     state.formats = dict(ledger.formats.get(spec["path"], {}))
     return state
@@ -105,8 +107,18 @@ def shard_rows(state: ShardState, index: int, settings: CurateConfig, eval_paths
     steps = list(settings.steps)
     names, keys = segments(steps)[index][1], keys_after(steps, index)
     out = Path(state.rows_file).with_suffix("").with_suffix(f".{index}.pkl")
-    _save((run_rows(c, names, keys, settings, eval_paths) for c in _load(state.rows_file)), out)
+    chunks = (run_rows(c, names, keys, settings, eval_paths) for c in _load(state.rows_file))
+    _save(_rendered(chunks) if index == len(segments(steps)) - 1 else chunks, out)
     return ShardState(state.order, state.path, str(out), state.read, state.formats, state.unreadable)
+
+
+def _rendered(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """After the last segment a shard renders its kept rows as the dataset files hold them, so that
+    `merge_shards` (one task) only appends, hashes and encodes Parquet: writing each row was most
+    of the work that ran on one worker."""
+    for chunk in chunks:
+        chunk.rendered, chunk.rows = render_rows(chunk.rows), []
+        yield chunk
 
 
 def shards_ordered(

@@ -167,6 +167,28 @@ def test_pii_triggers_mask_what_every_pattern_masks(shared_texts):
     assert set(kinds) == set(pii.PLACEHOLDERS) and sum(1 for _, c in slow if c) > 500
 
 
+def test_ascii_number_triggers_are_the_regex_clusters(shared_texts):
+    """On ASCII text the digit clusters come from numpy and a strip per gap, not a regex scan: the
+    same triggers on the cases, the fuzz made ASCII (other scripts' digits and no-break spaces
+    replaced), and the shared data, and the same masks as the earlier code."""
+    ascii_fuzz = [t.replace("٣", "3").replace("５", "5").replace("\u00a0", " ") for t in _pii_fuzz(8000, seed=5)]
+    rng = random.Random(6)
+    ssn_like = [  # SSN shapes among other marks and digits: the fuzz seldom writes one
+        f"{rng.choice(['', 'x', '(', '1-', '12 '])}{rng.randint(0, 999):03d}-{rng.randint(0, 99):02d}"
+        f"{rng.choice(['-', '--', ' -', '.'])}{rng.randint(0, 9999):04d}{rng.choice(['', '1', '-', ' 5', 'a'])}"
+        for _ in range(200)
+    ]
+    cases = [t for t in _PII_CASES + ascii_fuzz + ssn_like + shared_texts if t.isascii()]
+    assert len(cases) > 9000
+    hits = Counter()
+    for t in cases:
+        fast = pii._ascii_number_triggers(t)
+        assert fast == pii._number_triggers(t), t
+        hits.update(kind for kind, on in fast.items() if on)
+    assert min(hits[k] for k in ("card", "phone", "ssn", "ipv4", "iban")) > 20, hits
+    assert [pii.mask_pii(t) for t in ascii_fuzz + ssn_like] == [before.mask_pii(t) for t in ascii_fuzz + ssn_like]
+
+
 # ------------------------------------------------------------------------------------ language
 
 _LANGUAGE_CASES = [
@@ -313,6 +335,41 @@ def test_decontamination_hits_the_same_eval_items(shared_rows, n):
     assert kept == {f"r{i}" for i, ids in enumerate(slow) if not ids}
     assert hits == Counter(item for ids in slow for item in ids)
     assert len(fast.by_id) >= 120 and "short" in hits
+
+
+def test_decontamination_on_ascii_bytes_finds_what_the_word_regex_finds(shared_rows):
+    """ASCII rows are cut into words by one bytes table (lower case, non-word characters to spaces):
+    every ASCII separator and punctuation mark between the words of an eval item, its case changed,
+    underscores and digits joined to its words, and the Kelvin sign that lower-cases to an ASCII k."""
+    gsm = [r for r in shared_rows if r.source.endswith("gsm8k_train_sample.jsonl")]
+    items = [(f"e{i}", r.text()) for i, r in enumerate(gsm[:60])] + [
+        ("k", "Kelvin knows 7 keys"),
+        ("u", "snake_case x"),
+    ]
+    rng = random.Random(11)
+    marks = [chr(c) for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")]
+    copies = []
+    for _, text in items:
+        words = text.split()
+        for _ in range(6):
+            joined = "".join(w + "".join(rng.choices(marks, k=rng.randint(1, 3))) for w in words)
+            copies.append(rng.choice([joined, joined.upper(), joined.swapcase(), "_" + joined, joined + "9"]))
+    copies += [
+        "\u212aelvin knows 7 \u212aeys",
+        "KELVIN\x1cKNOWS\x1f7\x0bKEYS",
+        "snake_case x",
+        "snake case x",
+        "Snake_Case\tX",
+    ]
+    rows = [Row(f"r{i}", "text", {"text": t}) for i, t in enumerate(copies)]
+    for n in (13, 3):
+        fast = Reasons()
+        hits: Counter[str] = Counter()
+        kept = {r.id for r in decontaminate(rows, fast, build_ngram_index(items, n), n, hits)}
+        slow = before.contamination(copies, items, n)
+        assert kept == {f"r{i}" for i, ids in enumerate(slow) if not ids}
+        assert hits == Counter(item for ids in slow for item in ids)
+        assert 100 < len(fast.by_id) < len(rows) and {"k", "u"} <= set(hits)
 
 
 # ------------------------------------------------------------------------------------ exact dedup

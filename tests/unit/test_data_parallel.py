@@ -69,3 +69,52 @@ def test_processes_and_shards_give_the_same_dataset(corpus, processes, shards):
     assert _comparable(other) == _comparable(one)
     assert [f["step"] for f in other.report["step_figures"]] == [f["step"] for f in one.report["step_figures"]]
     assert [f["rows_in"] for f in other.report["step_figures"]] == [f["rows_in"] for f in one.report["step_figures"]]
+    parquet = sorted(p.name for p in Path(one.dataset_dir).glob("*.parquet"))
+    assert parquet == sorted(p.name for p in Path(other.dataset_dir).glob("*.parquet")) and len(parquet) >= 2
+    for name in parquet:  # shards render their own rows: the same files
+        assert (Path(other.dataset_dir) / name).read_bytes() == (Path(one.dataset_dir) / name).read_bytes()
+
+
+def test_rendered_parts_write_the_files_rows_written_one_by_one_write(tmp_path):
+    """Parts of every size between rows written one by one, all three kinds: the same JSONL, the
+    same Parquet row groups of PARQUET_BATCH_ROWS, the same hash."""
+    from contextlib import ExitStack
+
+    from tasks.data.records import Row
+    from tasks.data.write import PARQUET_BATCH_ROWS, DatasetWriter, render_rows
+
+    def row(i: int) -> Row:
+        kind = ("text", "sft", "pref")[i % 7 % 3]
+        data = {
+            "text": {"text": f"document {i} é"},
+            "sft": {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]},
+            "pref": {"prompt": f"p{i}", "chosen": f"c{i}", "rejected": f"r{i}", "synthetic": i % 2 == 0},
+        }[kind]
+        return Row(f"r{i}", kind, data, source=f"s{i % 3}")
+
+    rows = [row(i) for i in range(7000)]
+    sizes = [1, 300, 1023, 1024, 1025, 0, 2, 2047, 700]
+    files = {}
+    for name, split in (("one", False), ("parts", True)):
+        folder = tmp_path / name
+        folder.mkdir()
+        with ExitStack() as stack:
+            writer, at = DatasetWriter(folder, stack), 0
+            for k, size in enumerate(sizes * 2):
+                piece, at = rows[at : at + size], at + size
+                if split and k % 2:
+                    writer.write_rendered(render_rows(piece))
+                else:
+                    for r in piece:
+                        writer.write(r)
+            for r in rows[at:]:
+                writer.write(r)
+            files[name] = (writer.finish(), dict(writer.rows), writer.synthetic)
+            files[name] += tuple((folder / f).read_bytes() for f in ("sft.jsonl", "pref.jsonl"))
+        files[name] += tuple((folder / f"{k}.parquet").read_bytes() for k in ("sft", "pref", "text"))
+    assert files["one"] == files["parts"]
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(tmp_path / "parts" / "text.parquet").metadata
+    groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert groups[:-1] == [PARQUET_BATCH_ROWS] * (len(groups) - 1) and len(groups) > 1
