@@ -23,7 +23,8 @@ the eval split the rows are decontaminated against is the demo's. Figures, per r
 - `dask`: the sharded curation's tasks (`tasks.data.shards`, as the flow maps them) on a local
   Dask cluster of 1, then `--dask-workers` worker processes, 4 shards each time, the workers warm
   (models loaded, as in a cluster that runs for more than one curation): wall seconds, the
-  speed-up, and the dataset hash (the same as one process).
+  speed-up, the dataset hash (the same as one process), and the seconds of each phase: the shard
+  tasks, which split over the workers, and the one-task phases (dedup, merge), which do not.
 """
 
 from __future__ import annotations
@@ -173,24 +174,34 @@ def child_dask(args) -> dict:
     ):
         client.run(importlib.import_module, "tasks.data.warm")  # workers up and warm (models loaded) first
         start = time.perf_counter()
+        phases: list[list] = []  # [what, seconds]: the shard tasks split over workers, the others do not
+
+        def phase(what: str) -> None:
+            phases.append([what, round(time.perf_counter() - start - sum(p[1] for p in phases), 2)])
+
         work = str(Path(args.out) / "shards")
         specs = sh.plan_shards([args.input], settings.shards, settings.format)
         states = client.gather([client.submit(sh.read_shard, s, settings, evals, work, pure=False) for s in specs])
-        for index, (kind, _) in enumerate(segments(list(settings.steps))):
+        phase("shards: read, " + ", ".join(segments(list(settings.steps))[0][1]))
+        for index, (kind, names) in enumerate(segments(list(settings.steps))):
             if index == 0:
                 continue
             if kind == "ordered":
                 states = client.submit(sh.shards_ordered, states, index, settings, pure=False).result()
+                phase(f"one task: {names[0]}")
             else:
                 states = client.gather(
                     [client.submit(sh.shard_rows, st, index, settings, evals, pure=False) for st in states]
                 )
+                phase("shards: " + ", ".join(names))
         result = client.submit(sh.merge_shards, states, args.out, settings, pure=False).result()
+        phase("one task: merge")
         wall = time.perf_counter() - start
     return {
         "workers": args.workers,
         "docs": result.read,
         "wall_s": round(wall, 2),
+        "phases_s": phases,
         "dataset_hash": result.dataset_hash[:16],
     }
 

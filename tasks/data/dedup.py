@@ -123,12 +123,14 @@ def word_shingles(text: str, n: int) -> list[bytes]:
     return [g.encode("utf-8") for g in dict.fromkeys(grams)]
 
 
-def shingle_set(norm: bytes, n: int) -> set[bytes]:
-    """The shingles of a normalised text (`minhash.normalize`): the same set as `word_shingles` of the original."""
+def shingle_set(norm: bytes, n: int) -> set[tuple[bytes, ...]]:
+    """The shingles of a normalised text (`minhash.normalize`) as word tuples: joined with spaces,
+    the set `word_shingles` gives for the original. Words hold no space, so two tuples are equal
+    exactly when their joins are, and Jaccard is the same; tuples skip the joining (~30 % less)."""
     words = norm.split(b" ") if norm else []
     if len(words) < n:
-        return {norm}
-    return set(map(b" ".join, zip(*(words[i:] for i in range(n)))))
+        return {tuple(words)}
+    return set(zip(*(words[i:] for i in range(n))))
 
 
 def jaccard(a: set, b: set) -> float:
@@ -262,7 +264,7 @@ class NearDedup:
         self.processes, self.chunk_size, self.max_examples = processes, chunk_size, max_examples
         self._indexes: dict[str, BandIndex] = {}
         self._spill = _Spill(spill_dir)
-        self._sets: OrderedDict[int, set[bytes]] = OrderedDict()  # recent shingle sets by kept-row number
+        self._sets: OrderedDict[int, set[tuple[bytes, ...]]] = OrderedDict()  # recent shingle sets by kept-row number
         self._cluster: Counter[int] = Counter()  # kept-row number -> rows dropped as its duplicates
         self._examples: list[dict[str, Any]] = []
         self.counts = Counter(read=0, kept=0, dropped=0, pairs_verified=0, rejected_by_verification=0)
@@ -347,7 +349,7 @@ class NearDedup:
         self.counts["dropped"] += len(order)
         return dropped
 
-    def _shingles(self, number: int, text: bytes) -> set[bytes]:
+    def _shingles(self, number: int, text: bytes) -> set[tuple[bytes, ...]]:
         hit = self._sets.pop(number, None)
         if hit is None:
             hit = shingle_set(text, self.params["shingle_words"])

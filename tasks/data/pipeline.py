@@ -134,6 +134,35 @@ def dedup_keys(step: str, rows: list[Row], settings: CurateConfig) -> Any:
 # --------------------------------------------------------------------------- ordered steps
 
 
+@dataclass
+class Decision:
+    """What an ordered dedup step decided on one chunk: the rows it keeps, why it dropped the
+    others (row index, reason, detail), and the CPU time it took."""
+
+    step: str
+    keep: np.ndarray  # bool, one per row of the chunk
+    reasons: list[tuple[int, str, str]]
+    cpu_s: float
+
+    def apply(self, chunk: Chunk) -> Chunk:
+        """Carries the decision out on the chunk's rows: quarantine lines for the dropped ones, the
+        step's figures, and the later steps' keys for the rows kept."""
+        start = time.thread_time()
+        stats = chunk.stats_for(self.step)
+        stats.rows_in += len(chunk.rows)
+        for i, reason, detail in self.reasons:
+            row = chunk.rows[i]
+            stats.drop(row, row.id, reason, detail)
+        if self.reasons:
+            chunk.rows = [row for row, k in zip(chunk.rows, self.keep.tolist()) if k]
+            chunk.keys = select_keys(chunk.keys, self.keep)
+        stats.rows_out += len(chunk.rows)
+        stats.cpu_s += self.cpu_s + time.thread_time() - start
+        chunk.drops += stats.drops
+        stats.drops = []
+        return chunk
+
+
 class OrderedSteps:
     """The state of the ordered steps across every chunk of a run, in input order."""
 
@@ -150,39 +179,45 @@ class OrderedSteps:
         self.seeds: list[Row] = []
 
     def run(self, step: str, chunk: Chunk) -> Chunk:
-        stats = chunk.stats_for(step)
+        """The step on one chunk's rows, in input order."""
+        if step == "synthesize":
+            return self._seeds(chunk)
         start = time.thread_time()
-        stats.rows_in += len(chunk.rows)
         keys = chunk.keys.pop(step, None)
-        if step != "synthesize" and keys is None:  # nothing computed them ahead (a synthesized chunk)
+        if keys is None:  # nothing computed them ahead (a synthesized chunk)
             keys = dedup_keys(step, chunk.rows, self.settings)
+        decision = self.decide(step, [r.id for r in chunk.rows], [r.kind for r in chunk.rows], keys)
+        decision.cpu_s = time.thread_time() - start
+        return decision.apply(chunk)
+
+    def decide(self, step: str, ids: list[str], kinds: list[str], keys: Any) -> Decision:
+        """A dedup step's decision on one chunk from its rows' ids, kinds and keys alone: a task
+        over every shard reads only these, and each shard applies the decision to its rows."""
+        start = time.thread_time()
         if step == "exact_dedup":
-            verdicts = self.exact.decide([r.id for r in chunk.rows], keys)
+            verdicts = self.exact.decide(ids, keys)
             keep = [first is None for first in verdicts]
-            for row, first in zip(chunk.rows, verdicts):
-                if first is not None:
-                    stats.drop(row, row.id, "exact_duplicate", first)
-        elif step == "near_dedup":
-            verdicts = self.near.decide_chunk([(r.id, r.kind) for r in chunk.rows], keys)
-            keep = [v.kept for v in verdicts]
-            for row, v in zip(chunk.rows, verdicts):
-                if not v.kept:
-                    stats.drop(row, row.id, "near_duplicate", f"{v.duplicate_of} jaccard={v.jaccard:.3f}")
+            reasons = [(i, "exact_duplicate", first) for i, first in enumerate(verdicts) if first is not None]
         else:
-            cfg = self.settings.synthetic
-            for row in chunk.rows:
-                if cfg.enabled and row.kind == "sft" and (cfg.max_seeds is None or len(self.seeds) < cfg.max_seeds):
-                    self.seeds.append(row)
-            keep = [True] * len(chunk.rows)
-        kept = [row for row, k in zip(chunk.rows, keep) if k]
-        if len(kept) < len(chunk.rows):  # the next steps' keys were computed for every row
-            mask = np.array(keep, dtype=bool)
-            chunk.keys = {name: _select(k, mask) for name, k in chunk.keys.items()}
-        chunk.rows = kept
-        stats.rows_out += len(kept)
+            found = self.near.decide_chunk(list(zip(ids, kinds)), keys)
+            keep = [v.kept for v in found]
+            reasons = [
+                (i, "near_duplicate", f"{v.duplicate_of} jaccard={v.jaccard:.3f}")
+                for i, v in enumerate(found)
+                if not v.kept
+            ]
+        return Decision(step, np.array(keep, dtype=bool), reasons, time.thread_time() - start)
+
+    def _seeds(self, chunk: Chunk) -> Chunk:
+        start = time.thread_time()
+        stats = chunk.stats_for("synthesize")
+        cfg = self.settings.synthetic
+        for row in chunk.rows:
+            if cfg.enabled and row.kind == "sft" and (cfg.max_seeds is None or len(self.seeds) < cfg.max_seeds):
+                self.seeds.append(row)
+        stats.rows_in += len(chunk.rows)
+        stats.rows_out += len(chunk.rows)
         stats.cpu_s += time.thread_time() - start
-        chunk.drops += stats.drops
-        stats.drops = []
         return chunk
 
     def finish(self, step: str, first_pos: int) -> Chunk | None:
@@ -214,6 +249,11 @@ class OrderedSteps:
     def close(self) -> None:
         self.exact.close()
         self.near.close()
+
+
+def select_keys(keys: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
+    """Every step's keys for the rows `mask` keeps."""
+    return {name: _select(k, mask) for name, k in keys.items()}
 
 
 def _select(keys: Any, mask: np.ndarray) -> Any:

@@ -2,23 +2,29 @@
 
 The flow maps each row segment of `tasks.data.pipeline.segments` over the shards (`shard_rows`;
 the first one also reads its range, `read_shard`), and runs each ordered step in one task over
-every shard's rows in input order (`shards_ordered`): the dedup keys are computed in the shards,
+every shard in input order (`shards_ordered`): the dedup keys are computed in the shards,
 duplicates are resolved across shards, then the later steps run in the shards again. So PII
 masking still runs after dedup, as configured, and the dataset is the one `shards: 1` gives.
 Between tasks a shard's rows live in a file of pickled chunks under `work_dir`, on storage every
 worker can reach; a task returns only a small `ShardState`.
+
+A dedup step's task reads only the rows' ids, kinds and keys (a file of its own beside the rows)
+and writes its decisions; the shard's next task applies them to the rows as it reads them. So the
+one task that sees every shard never loads, pickles or writes the rows themselves: it is the part
+of a sharded run that does not get faster with more workers.
 """
 
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
 from configs.schema import CurateConfig
 from tasks.data.curate import read_chunks
-from tasks.data.pipeline import Chunk, OrderedSteps, keys_after, run_rows, segments
+from tasks.data.pipeline import Chunk, OrderedSteps, keys_after, run_rows, segments, select_keys
 from tasks.data.read import UnreadableInput, count_records, line_cap, probe_input, read_rows
 from tasks.data.records import Ledger
 from tasks.data.report import CurateResult, prepare, write_outputs
@@ -29,10 +35,12 @@ from tasks.data.write import render_rows
 class ShardState:
     order: int
     path: str
-    rows_file: str  # the shard's chunks after the last segment that ran
+    rows_file: str  # the shard's chunks after the last row segment that ran
     read: int = 0
     formats: dict[str, int] = field(default_factory=dict)
     unreadable: list[dict[str, Any]] = field(default_factory=list)
+    keys_file: str | None = None  # per chunk (ids, kinds, keys) for the next dedup steps, when they were computed
+    decisions: list[str] = field(default_factory=list)  # dedup decisions not yet applied to the rows, in step order
 
 
 def plan_shards(inputs: list[str], shards: int, fmt: str) -> list[dict[str, Any]]:
@@ -56,19 +64,46 @@ def plan_shards(inputs: list[str], shards: int, fmt: str) -> list[dict[str, Any]
     return specs
 
 
-def _save(chunks: Iterator[Chunk], file: Path) -> None:
-    with open(file, "wb") as f:
+def _save(chunks: Iterator[Chunk], file: Path, keys_file: Path | None = None) -> None:
+    """The chunks to `file`; with `keys_file`, each chunk's dedup keys (with its rows' ids and kinds)
+    go there instead, for the dedup tasks to read without the rows."""
+    with ExitStack() as stack:
+        f = stack.enter_context(open(file, "wb"))
+        k = stack.enter_context(open(keys_file, "wb")) if keys_file is not None else None
         for chunk in chunks:
+            if k is not None:
+                ids, kinds = [r.id for r in chunk.rows], [r.kind for r in chunk.rows]
+                pickle.dump((ids, kinds, chunk.keys), k, protocol=pickle.HIGHEST_PROTOCOL)
+                chunk.keys = {}
             pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _load(file: str) -> Iterator[Chunk]:
+def _load(file: str) -> Iterator[Any]:
     with open(file, "rb") as f:
         while True:
             try:
                 yield pickle.load(f)
             except EOFError:
                 return
+
+
+def _chunks(state: ShardState) -> Iterator[Chunk]:
+    """The shard's chunks with the dedup decisions made since its rows were written applied, in
+    step order; then what a step added after every chunk (near dedup's cluster report)."""
+    pending = [_load(file) for file in state.decisions]
+    tails: list[Chunk] = []
+    for chunk in _load(state.rows_file):
+        for decisions in pending:
+            chunk = next(decisions).apply(chunk)
+        yield chunk
+    for decisions in pending:
+        tails += [item for item in decisions if isinstance(item, Chunk)]
+    yield from tails
+
+
+def _key_files(state: ShardState, index: int, more: bool) -> tuple[Path, Path | None]:
+    base = Path(state.rows_file).parent / f"shard-{state.order:05d}.{index}"
+    return Path(f"{base}.decisions.pkl"), (Path(f"{base}.keys.pkl") if more else None)
 
 
 def read_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[str], work_dir: str) -> ShardState:
@@ -90,7 +125,9 @@ def read_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[st
     steps = list(settings.steps)
     names, keys = segments(steps)[0][1], keys_after(steps, 0)
     chunks = (run_rows(c, names, keys, settings, eval_paths) for c in read_chunks(rows, ledger))
-    _save(_rendered(chunks) if len(segments(steps)) == 1 else chunks, Path(state.rows_file))
+    if keys:
+        state.keys_file = str(work / f"shard-{spec['order']:05d}.0.keys.pkl")
+    _save(_rendered(chunks) if len(segments(steps)) == 1 else chunks, Path(state.rows_file), _path(state.keys_file))
     state.read, state.unreadable = ledger.read, ledger.unreadable
     state.formats = dict(ledger.formats.get(spec["path"], {}))
     return state
@@ -106,10 +143,19 @@ def shard_rows(state: ShardState, index: int, settings: CurateConfig, eval_paths
     """Row segment `index` on one shard's rows."""
     steps = list(settings.steps)
     names, keys = segments(steps)[index][1], keys_after(steps, index)
-    out = Path(state.rows_file).with_suffix("").with_suffix(f".{index}.pkl")
-    chunks = (run_rows(c, names, keys, settings, eval_paths) for c in _load(state.rows_file))
-    _save(_rendered(chunks) if index == len(segments(steps)) - 1 else chunks, out)
-    return ShardState(state.order, state.path, str(out), state.read, state.formats, state.unreadable)
+    out = Path(state.rows_file).parent / f"shard-{state.order:05d}.{index}.pkl"
+    keys_file = out.with_suffix(".keys.pkl") if keys else None
+    chunks = (run_rows(c, names, keys, settings, eval_paths) for c in _chunks(state))
+    _save(_rendered(chunks) if index == len(segments(steps)) - 1 else chunks, out, keys_file)
+    return replace(state, rows_file=str(out), keys_file=_path_str(keys_file), decisions=[])
+
+
+def _path(file: str | None) -> Path | None:
+    return Path(file) if file is not None else None
+
+
+def _path_str(file: Path | None) -> str | None:
+    return str(file) if file is not None else None
 
 
 def _rendered(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
@@ -124,28 +170,58 @@ def _rendered(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
 def shards_ordered(
     states: list[ShardState], index: int, settings: CurateConfig, template_versions: dict[str, int | str] | None = None
 ) -> list[ShardState]:
-    """Ordered step `index` (a dedup, or synthesize) over every shard's rows, in input order. Rows a
-    step adds at the end (a teacher's variants) become one more shard."""
+    """Ordered step `index` (a dedup, or synthesize) over every shard, in input order. Rows a step
+    adds at the end (a teacher's variants) become one more shard."""
     step = segments(list(settings.steps))[index][1][0]
     states = sorted(states, key=lambda st: st.order)
     ordered = OrderedSteps(settings, template_versions)
-    out: list[ShardState] = []
-    read = sum(st.read for st in states)
     try:
-        for st in states:
-            target = Path(st.rows_file).with_suffix("").with_suffix(f".{index}.pkl")
-            _save((ordered.run(step, c) for c in _load(st.rows_file)), target)
-            out.append(ShardState(st.order, st.path, str(target), st.read, st.formats, st.unreadable))
-        tail = ordered.finish(step, read)
-        if tail is not None:
-            last = Path(states[-1].rows_file).parent / f"shard-tail-{index}.pkl"
-            _save(iter([tail]), last)
-            if tail.rows or tail.drops:
-                out.append(ShardState(len(states) + index, "synthetic", str(last)))
-            else:  # only a report (near dedup's clusters): it rides on the last shard
-                _append(out[-1], last)
+        if step != "synthesize" and all(st.keys_file for st in states):
+            return _decide(states, index, step, ordered, bool(keys_after(list(settings.steps), index)))
+        return _run_on_rows(states, index, step, ordered)
     finally:
         ordered.close()
+
+
+def _decide(states: list[ShardState], index: int, step: str, ordered: OrderedSteps, more: bool) -> list[ShardState]:
+    """A dedup step from every shard's keys: each shard gets a file of decisions (and the later
+    dedup steps' keys of the rows it keeps), its rows stay where they are."""
+    out: list[ShardState] = []
+    for st in states:
+        decisions_file, keys_file = _key_files(st, index, more)
+        with ExitStack() as stack:
+            d = stack.enter_context(open(decisions_file, "wb"))
+            k = stack.enter_context(open(keys_file, "wb")) if keys_file is not None else None
+            for ids, kinds, keys in _load(str(st.keys_file)):
+                decision = ordered.decide(step, ids, kinds, keys.pop(step))
+                pickle.dump(decision, d, protocol=pickle.HIGHEST_PROTOCOL)
+                if k is not None:
+                    keep = decision.keep.tolist()
+                    kept = ([i for i, y in zip(ids, keep) if y], [c for c, y in zip(kinds, keep) if y])
+                    pickle.dump((*kept, select_keys(keys, decision.keep)), k, protocol=pickle.HIGHEST_PROTOCOL)
+        out.append(replace(st, keys_file=_path_str(keys_file), decisions=[*st.decisions, str(decisions_file)]))
+    tail = ordered.finish(step, sum(st.read for st in states))
+    if tail is not None:  # only a report (near dedup's clusters): it rides on the last shard
+        with open(out[-1].decisions[-1], "ab") as d:
+            pickle.dump(tail, d, protocol=pickle.HIGHEST_PROTOCOL)
+    return out
+
+
+def _run_on_rows(states: list[ShardState], index: int, step: str, ordered: OrderedSteps) -> list[ShardState]:
+    out: list[ShardState] = []
+    read = sum(st.read for st in states)
+    for st in states:
+        target = Path(st.rows_file).parent / f"shard-{st.order:05d}.{index}.pkl"
+        _save((ordered.run(step, c) for c in _chunks(st)), target)
+        out.append(replace(st, rows_file=str(target), keys_file=None, decisions=[]))
+    tail = ordered.finish(step, read)
+    if tail is not None:
+        last = Path(states[-1].rows_file).parent / f"shard-tail-{index}.pkl"
+        _save(iter([tail]), last)
+        if tail.rows or tail.drops:
+            out.append(ShardState(len(states) + index, "synthetic", str(last)))
+        else:  # only a report (near dedup's clusters): it rides on the last shard
+            _append(out[-1], last)
     return out
 
 
@@ -174,7 +250,7 @@ def merge_shards(
 
     def chunks() -> Iterator[Chunk]:
         for st in states:
-            yield from _load(st.rows_file)
+            yield from _chunks(st)
 
     try:
         return write_outputs(out, ledger, chunks(), settings, sources, ProgressMeter(0, progress or []))

@@ -118,3 +118,29 @@ def test_rendered_parts_write_the_files_rows_written_one_by_one_write(tmp_path):
     meta = pq.ParquetFile(tmp_path / "parts" / "text.parquet").metadata
     groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
     assert groups[:-1] == [PARQUET_BATCH_ROWS] * (len(groups) - 1) and len(groups) > 1
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        ["validate", "length", "exact_dedup"],
+        ["validate", "exact_dedup", "length", "near_dedup", "pii"],
+        ["validate", "near_dedup", "exact_dedup", "decontaminate"],
+    ],
+    ids=["dedup-last", "dedup-between-rows", "near-then-exact"],
+)
+def test_shards_give_one_process_dataset_in_other_step_orders(corpus, steps):
+    """The dedup tasks decide from keys and the shards apply the decisions later: when dedup ends
+    the steps (the merge applies them), between row steps, and in either order."""
+    folder, inputs, settings, evals, _ = corpus
+    ordered = settings.model_copy(update={"steps": steps})
+    name = "-".join(s[:3] for s in steps)
+    one = curate_dataset(inputs, str(folder / f"one-{name}"), ordered, evals)
+    other = run_all_shards(inputs, 3, ordered, evals, str(folder / f"s3-{name}"))
+    assert {"exact_duplicate", "near_duplicate"} & set(one.dropped)
+    assert other.dataset_hash == one.dataset_hash
+    assert Path(other.quarantine_path).read_bytes() == Path(one.quarantine_path).read_bytes()
+    assert _comparable(other) == _comparable(one)
+    assert [(f["step"], f["rows_in"], f["rows_out"]) for f in other.report["step_figures"]] == [
+        (f["step"], f["rows_in"], f["rows_out"]) for f in one.report["step_figures"]
+    ]
