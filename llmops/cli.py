@@ -103,13 +103,18 @@ def as_rank(args) -> int:
             return 0
         setup_environment()
         quiet_libraries(debug=args.debug)
-        return distributed.follow()
+        code = distributed.follow()
+        distributed.leave()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # a follower holds nothing to flush or close: no exit handlers to race gloo's threads
     try:
         if trains:
             distributed.join()
         return run_command(args)
     finally:
         distributed.release()
+        distributed.leave()
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def run(args) -> int:
     name = f"llmops-{socket.gethostname()}-{os.getpid()}"
     try:
         start_worker(args.pool, name)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C while it stops
         pass
     stopped = stop_runs(args.pool, name)
     if stopped:
@@ -108,13 +108,31 @@ def check_server(url: str) -> None:
 
 
 def start_worker(pool: str, name: str) -> None:
-    """Polls the pool until interrupted; each flow run is a child process in its own process group."""
+    """Polls the pool until Ctrl-C (SIGINT) or SIGTERM; each flow run is a child process in its own
+    process group. The worker is cancelled until it has ended: asyncio cancels only once per
+    Ctrl-C, and a cancellation that reaches Prefect's worker in the middle of some of its calls is
+    swallowed, after which it polled on and let its run finish (seen on a busy machine)."""
     import asyncio
+    import signal
 
     from prefect.workers.process import ProcessWorker
 
     async def work() -> None:
-        await ProcessWorker(work_pool_name=pool, name=name, create_pool_if_not_found=False).start()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        worker = asyncio.ensure_future(
+            ProcessWorker(work_pool_name=pool, name=name, create_pool_if_not_found=False).start()
+        )
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        while not worker.done():
+            worker.cancel()
+            await asyncio.wait({worker}, timeout=2)
+        if not worker.cancelled() and worker.exception() is not None:
+            raise worker.exception()
 
     asyncio.run(work())
 

@@ -161,3 +161,21 @@ def release() -> None:
         return
     _released = True
     _broadcast(("stop", None))
+
+
+def leave() -> None:
+    """Ends this rank's part in the launch's process groups, before the process exits. Left to the
+    interpreter's exit, gloo's threads may be torn down while they run ("terminate called without an
+    active exception", SIGABRT): a follower released by a failing rank 0 then died with -6, and
+    torchrun ended rank 0 before it had printed its error."""
+    global _control
+    if _control is None:
+        return
+    import torch.distributed as dist
+
+    _control = None
+    if dist.is_initialized():
+        try:
+            dist.destroy_process_group()
+        except Exception:  # noqa: BLE001 - leaving anyway; nothing is waiting on these groups any more
+            pass
