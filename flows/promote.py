@@ -25,6 +25,7 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.exceptions import TerminationSignal
 from prefect.input import RunInput
 from pydantic import Field
 
@@ -170,24 +171,31 @@ def promote_flow(
         findings = open_findings(gate)
         evidence = gate.tags() | {"gate.evidence_run_id": eval_run}
         decision, by, why = gate.decision, "gate", "; ".join(findings) or "all gate checks passed"
+
+        def record(decision: str, by: str, why: str) -> int | None:
+            return apply_decision(
+                reg.model_name,
+                version.version,
+                decision,
+                by,
+                why,
+                evidence_run_id=eval_run,
+                tags=evidence,
+                card=card,
+                metrics=gate.evidence(),
+                verdict=gate.decision,
+            )
+
         if decision == "needs-approval" and attended():
-            answer = await_release_manager(config, version, gate, findings, card, evidence, eval_run, run_id)
+            try:
+                answer = await_release_manager(config, version, gate, findings, card, evidence, eval_run, run_id)
+            except TerminationSignal:  # cancelled (or its worker stopped) while it waited: no one decided
+                record(decision, by, f"{why}; the run that waited for a release manager was stopped unanswered")
+                raise
             if answer is not None:
                 decision = "promote" if answer.decision == "approve" else "reject"
                 by, why = f"user:{answer.approver.strip()}", answer.reason.strip()
-        metrics = gate.evidence()
-        replaced = apply_decision(
-            reg.model_name,
-            version.version,
-            decision,
-            by,
-            why,
-            evidence_run_id=eval_run,
-            tags=evidence,
-            card=card,
-            metrics=metrics,
-            verdict=gate.decision,
-        )
+        replaced = record(decision, by, why)
         tracking.log_params(run_id, {"model_name": reg.model_name, "version": version.version, "decision": decision})
         tracking.log_metrics(run_id, {"promoted": 1.0 if decision == "promote" else 0.0})
         final = models.version_description(reg.model_name, version.version)  # the card with its Decision

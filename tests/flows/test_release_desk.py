@@ -5,7 +5,8 @@ deploying the forms to it, a version the gate cannot judge, and its approval in 
 starts the home's Prefect server (llmops/server.py) and deploys there, so the forms and the
 command-line history share one UI. A nightly from its form makes v1 champion; the train form, with
 another seed, registers v2, which 24 items cannot show better (`gate.require_improvement`), so the
-promote form's run pauses. Headless Chromium then opens that run in the Prefect UI, reads the form (the gate's
+promote form's run pauses; cancelled, it leaves the card saying nobody decided, and a second run pauses
+again. Headless Chromium then opens that run in the Prefect UI, reads the form (the gate's
 numbers, the links), is refused a blank reason, approves with a reason and a name, and the test
 finds `promote` with the approver in `llmops models`, the version's tags, its card and the Prefect
 model-card artifact.
@@ -121,6 +122,22 @@ def test_a_release_manager_approves_in_the_prefect_form_and_every_record_says_so
     card = latest_card(desk.api)
     assert card["description"] == f"{MODEL} v{v2.version}: needs-approval, waiting for a release manager"
 
+    # Cancelled while it waits (the UI's Cancel): the card stops saying it waits, nothing is decided.
+    desk.api.post(f"/flow_runs/{run['id']}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
+    cancelled = desk.wait(run, timeout_s=120)
+    assert cancelled["state_type"] in {"CANCELLED", "CRASHED"}, cancelled["state_name"]
+    left = client.get_model_version(MODEL, v2.version)
+    assert "waiting for a release manager" not in left.description
+    assert "the run that waited for a release manager was stopped unanswered" in left.description
+    assert left.tags["gate.decision"] == "needs-approval"
+    assert int(client.get_model_version_by_alias(MODEL, "champion").version) == 1
+
+    # Asked again: a new promote run reads the same evaluation and waits for the form.
+    run = desk.api.post(f"/deployments/{promote['id']}/create_flow_run", {"parameters": values})
+    run = desk.wait(run, timeout_s=900)
+    assert run["state_type"] == "PAUSED", f"{run['state_name']}: {desk.api.logs(run['id'])}"
+    card = latest_card(desk.api)
+
     ui = read_state(desk.home)["ui_url"]
     with Browser() as browser:
         browser.open(f"{ui}/runs/flow-run/{run['id']}", wait_for="Paused")
@@ -194,7 +211,7 @@ def gate_of(client, version: str) -> dict:
     """The gate's result as the promote run logged it, with the evaluate run it read."""
     experiment = client.get_experiment_by_name("llmops").experiment_id
     query = f"tags.`llmops.stage` = 'promote' and tags.`llmops.model_version` = '{version}'"
-    [promote_run] = client.search_runs([experiment], query)
+    promote_run = client.search_runs([experiment], query, order_by=["attributes.start_time DESC"])[0]  # the last
     local = client.download_artifacts(promote_run.info.run_id, "gate.json")
     gate = json.loads(Path(local).read_text())
     return gate | {"evidence": client.get_model_version(MODEL, version).tags["gate.evidence_run_id"]}
