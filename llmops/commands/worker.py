@@ -10,7 +10,7 @@ not stop for idleness. Unlike `llmops serve`, the deployments stay on the server
 schedules when this process stops, and any worker polling the pool runs them (`prefect worker start
 --pool llmops-local` does the same as the last step here). Each flow run is a child process that
 inherits this process's environment: the same LLMOPS_HOME and MLFLOW_TRACKING_URI, whatever folder
-the run starts in. Ctrl-C stops the worker and cancels what it was running, so that no run stays
+the run starts in. Ctrl-C (or SIGTERM) stops the worker and cancels what it was running, so that no run stays
 `Running` in the UI. The path through the UI, form by form: docs/deployments.md.
 """
 
