@@ -64,7 +64,7 @@ def plan_shards(inputs: list[str], shards: int, fmt: str) -> list[dict[str, Any]
     return specs
 
 
-def _save(chunks: Iterator[Chunk], file: Path, keys_file: Path | None = None) -> None:
+def _save(chunks: Iterator[Chunk], file: str | Path, keys_file: str | None = None) -> None:
     """The chunks to `file`; with `keys_file`, each chunk's dedup keys (with its rows' ids and kinds)
     go there instead, for the dedup tasks to read without the rows."""
     with ExitStack() as stack:
@@ -101,9 +101,9 @@ def _chunks(state: ShardState) -> Iterator[Chunk]:
     yield from tails
 
 
-def _key_files(state: ShardState, index: int, more: bool) -> tuple[Path, Path | None]:
+def _key_files(state: ShardState, index: int, more: bool) -> tuple[str, str | None]:
     base = Path(state.rows_file).parent / f"shard-{state.order:05d}.{index}"
-    return Path(f"{base}.decisions.pkl"), (Path(f"{base}.keys.pkl") if more else None)
+    return f"{base}.decisions.pkl", (f"{base}.keys.pkl" if more else None)
 
 
 def read_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[str], work_dir: str) -> ShardState:
@@ -127,7 +127,7 @@ def read_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[st
     chunks = (run_rows(c, names, keys, settings, eval_paths) for c in read_chunks(rows, ledger))
     if keys:
         state.keys_file = str(work / f"shard-{spec['order']:05d}.0.keys.pkl")
-    _save(_rendered(chunks) if len(segments(steps)) == 1 else chunks, Path(state.rows_file), _path(state.keys_file))
+    _save(_rendered(chunks) if len(segments(steps)) == 1 else chunks, state.rows_file, state.keys_file)
     state.read, state.unreadable = ledger.read, ledger.unreadable
     state.formats = dict(ledger.formats.get(spec["path"], {}))
     return state
@@ -144,18 +144,10 @@ def shard_rows(state: ShardState, index: int, settings: CurateConfig, eval_paths
     steps = list(settings.steps)
     names, keys = segments(steps)[index][1], keys_after(steps, index)
     out = Path(state.rows_file).parent / f"shard-{state.order:05d}.{index}.pkl"
-    keys_file = out.with_suffix(".keys.pkl") if keys else None
+    keys_file = str(out.with_suffix(".keys.pkl")) if keys else None
     chunks = (run_rows(c, names, keys, settings, eval_paths) for c in _chunks(state))
     _save(_rendered(chunks) if index == len(segments(steps)) - 1 else chunks, out, keys_file)
-    return replace(state, rows_file=str(out), keys_file=_path_str(keys_file), decisions=[])
-
-
-def _path(file: str | None) -> Path | None:
-    return Path(file) if file is not None else None
-
-
-def _path_str(file: Path | None) -> str | None:
-    return str(file) if file is not None else None
+    return replace(state, rows_file=str(out), keys_file=keys_file, decisions=[])
 
 
 def _rendered(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
@@ -199,7 +191,7 @@ def _decide(states: list[ShardState], index: int, step: str, ordered: OrderedSte
                     keep = decision.keep.tolist()
                     kept = ([i for i, y in zip(ids, keep) if y], [c for c, y in zip(kinds, keep) if y])
                     pickle.dump((*kept, select_keys(keys, decision.keep)), k, protocol=pickle.HIGHEST_PROTOCOL)
-        out.append(replace(st, keys_file=_path_str(keys_file), decisions=[*st.decisions, str(decisions_file)]))
+        out.append(replace(st, keys_file=keys_file, decisions=[*st.decisions, decisions_file]))
     tail = ordered.finish(step, sum(st.read for st in states))
     if tail is not None:  # only a report (near dedup's clusters): it rides on the last shard
         with open(out[-1].decisions[-1], "ab") as d:
