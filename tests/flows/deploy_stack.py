@@ -155,9 +155,9 @@ def form(deployment: dict, config_edits: list[str] = (), config_file: str = "", 
     return filled | values
 
 
-@contextlib.contextmanager
-def deploy_stack(root: Path, tiny_overrides: list[str], ui: bool = False) -> Iterator[Stack]:
-    """A Prefect server (with its UI when `ui`) and an `llmops worker` polling POOL, on a home in `root`."""
+def small_home(root: Path, tiny_overrides: list[str]) -> tuple[Path, str]:
+    """`root/home` with its MLflow schema created, and `root/small.yaml` (the default config at test
+    size); returns the home and its tracking URI."""
     from configs.load import DEFAULT_CONFIG, apply_override
 
     home = root / "home"
@@ -175,6 +175,13 @@ def deploy_stack(root: Path, tiny_overrides: list[str], ui: bool = False) -> Ite
         capture_output=True,
         timeout=300,
     )
+    return home, tracking
+
+
+@contextlib.contextmanager
+def deploy_stack(root: Path, tiny_overrides: list[str], ui: bool = False) -> Iterator[Stack]:
+    """A Prefect server (with its UI when `ui`) and an `llmops worker` polling POOL, on a home in `root`."""
+    home, tracking = small_home(root, tiny_overrides)
     with prefect_server(root / "server", ui=ui) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "LLMOPS_"))}
         env = server.client_env(env) | {

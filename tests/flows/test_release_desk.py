@@ -22,11 +22,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.flows.browser import Browser, chromium_missing
-from tests.flows.deploy_stack import POOL, Api, Stack, form, worker_online
-from tests.servers import VENV_BIN, mlflow_env, started
+from tests.flows.deploy_stack import POOL, Api, Stack, form, small_home, worker_online
+from tests.servers import started
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,20 +36,10 @@ APPROVER, REASON = "rm-desk", "the 24 items read by hand: same answers as v1"
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory, tiny_overrides):
     """A worker on the home's own server (started by the worker itself), stopped with the home's server."""
-    from configs.load import DEFAULT_CONFIG, apply_override
     from llmops.server import read_state, stop_server
 
     root = tmp_path_factory.mktemp("desk")
-    home = root / "home"
-    home.mkdir()
-    small = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    for assignment in tiny_overrides:
-        apply_override(small, assignment)
-    (root / "small.yaml").write_text(yaml.safe_dump(small))
-    tracking = f"sqlite:///{home / 'mlflow.db'}"
-    subprocess.run(
-        [str(VENV_BIN / "mlflow"), "db", "upgrade", tracking], env=mlflow_env(), check=True, capture_output=True
-    )
+    home, tracking = small_home(root, tiny_overrides)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "LLMOPS_"))}
     env |= {
         "PYTHONPATH": str(ROOT),
