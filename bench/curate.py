@@ -155,12 +155,13 @@ def child_ours(args) -> dict:
 
 def child_dask(args) -> dict:
     """The flow's sharded plan, with the same library functions, submitted to a local Dask cluster."""
-    from distributed import Client, LocalCluster
+    from dask.utils import key_split
+    from distributed import Client, LocalCluster, get_task_stream
 
+    from tasks.data import shard_schedule as sched
     from tasks.data import shards as sh
-    from tasks.data.pipeline import segments
 
-    settings = _settings(1, False, shards=4)
+    settings = _settings(1, False, shards=args.shards)
     evals = [args.eval]
     with (
         LocalCluster(
@@ -173,37 +174,37 @@ def child_dask(args) -> dict:
         Client(cluster) as client,
     ):
         client.run(importlib.import_module, "tasks.data.warm")  # workers up and warm (models loaded) first
-        start = time.perf_counter()
-        phases: list[list] = []  # [what, seconds]: the shard tasks split over workers, the others do not
-
-        def phase(what: str) -> None:
-            phases.append([what, round(time.perf_counter() - start - sum(p[1] for p in phases), 2)])
-
-        work = str(Path(args.out) / "shards")
-        specs = sh.plan_shards([args.input], settings.shards, settings.format)
-        states = client.gather([client.submit(sh.read_shard, s, settings, evals, work, pure=False) for s in specs])
-        phase("shards: read, " + ", ".join(segments(list(settings.steps))[0][1]))
-        for index, (kind, names) in enumerate(segments(list(settings.steps))):
-            if index == 0:
-                continue
-            if kind == "ordered":
-                states = client.submit(sh.shards_ordered, states, index, settings, pure=False).result()
-                phase(f"one task: {names[0]}")
-            else:
-                states = client.gather(
-                    [client.submit(sh.shard_rows, st, index, settings, evals, pure=False) for st in states]
-                )
-                phase("shards: " + ", ".join(names))
-        result = client.submit(sh.merge_shards, states, args.out, settings, pure=False).result()
-        phase("one task: merge")
-        wall = time.perf_counter() - start
+        workers_cpu = client.run(_own_cpu)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        with get_task_stream(client) as stream:
+            specs = sh.plan_shards([args.input], settings.shards, settings.format)
+            result = sched.curate_shards(specs, settings, evals, args.out, sched.OnDask(client))
+        wall, driver_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        workers_cpu = sum(cpu - workers_cpu[w] for w, cpu in client.run(_own_cpu).items())
+    busy: dict[str, float] = {}
+    for item in stream.data:
+        name = key_split(item["key"])
+        busy[name] = busy.get(name, 0.0) + sum(
+            s["stop"] - s["start"] for s in item["startstops"] if s["action"] == "compute"
+        )
     return {
         "workers": args.workers,
+        "shards": settings.shards,
         "docs": result.read,
         "wall_s": round(wall, 2),
-        "phases_s": phases,
+        "task_busy_s": {name: round(s, 2) for name, s in sorted(busy.items())},  # summed over the workers
+        # CPU seconds of the worker processes, and of this one (the scheduler, the loop that starts
+        # each task, the merge); over the wall time, the cores the run kept busy
+        "workers_cpu_s": round(workers_cpu, 2),
+        "driver_cpu_s": round(driver_cpu, 2),
+        "cores_busy": round((workers_cpu + driver_cpu) / wall, 2),
         "dataset_hash": result.dataset_hash[:16],
     }
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _spawn(argv: list[str], python: str = sys.executable) -> dict:
@@ -224,6 +225,7 @@ def main() -> None:
     parser.add_argument("--baseline", choices=["datatrove", "none"], default="datatrove")
     parser.add_argument("--datatrove-python", default=str(ROOT / ".venv-datatrove" / "bin" / "python"))
     parser.add_argument("--dask-workers", type=int, default=2, help="0: no Dask runs")
+    parser.add_argument("--shards", type=int, default=8, help="shards of the Dask runs (both worker counts)")
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "llmops-bench-curate"))
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--child", choices=["ours", "dask"], help=argparse.SUPPRESS)
@@ -267,10 +269,16 @@ def main() -> None:
         }
     if args.dask_workers:
         runs = [
-            _spawn([*base, "--child", "dask", "--workers", str(w), "--out", out(f"dask-{w}")])
+            _spawn(
+                [*base, "--child", "dask", "--workers", str(w), "--shards", str(args.shards), "--out", out(f"dask-{w}")]
+            )
             for w in (1, args.dask_workers)
         ]
-        figures["dask"] = {"runs": runs, "speedup": round(runs[0]["wall_s"] / runs[1]["wall_s"], 2)}
+        speedup = runs[0]["wall_s"] / runs[1]["wall_s"]
+        # One worker already keeps more than one core busy (its dedup thread, the scheduler, the
+        # merge): on a machine of `cpus` cores the speed-up cannot pass cpus / that.
+        ceiling = min(args.dask_workers, os.cpu_count() or 1) / runs[0]["cores_busy"]
+        figures["dask"] = {"runs": runs, "speedup": round(speedup, 2), "speedup_ceiling": round(ceiling, 2)}
     figures["load_avg_1min_after"] = round(os.getloadavg()[0], 2)
     if args.json:
         print(json.dumps(figures))

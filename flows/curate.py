@@ -16,8 +16,9 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task, unmapped
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
+from prefect.context import FlowRunContext
 
 from configs.load import check_run_config, default_config
 from configs.schema import RunConfig
@@ -25,9 +26,9 @@ from core.paths import llmops_home
 from registry import datasets, tracking
 from registry.prompts import register_synthetic_templates
 from tasks.data import curate as library
+from tasks.data import shard_schedule as schedule
 from tasks.data import shards as sharded
 from tasks.data.demo import write_demo_data
-from tasks.data.pipeline import segments
 from tasks.data.progress import Progress, watched
 from tasks.data.report import CurateResult
 
@@ -35,8 +36,7 @@ generate_demo_data = task(write_demo_data, name="generate-demo-data")
 curate_dataset = task(library.curate_dataset, name="curate-dataset")
 read_shard = task(sharded.read_shard, name="curate-read-shard")
 shard_rows = task(sharded.shard_rows, name="curate-shard-rows")
-shards_ordered = task(sharded.shards_ordered, name="curate-shards-ordered")
-merge_shards = task(sharded.merge_shards, name="curate-merge-shards")
+synthesize_shards = task(sharded.synthesize_shards, name="curate-synthesize-shards")
 
 LOG_EVERY_S = 10  # a plain progress line in the run's log at most this often
 TRACK_EVERY_S = 10  # rows/s to MLflow
@@ -137,21 +137,44 @@ def curate_flow(config: RunConfig = default_config(), parent_run_id: str | None 
 
 
 def run_shards(config: RunConfig, inputs, eval_paths, out_dir: Path, versions, listeners) -> CurateResult:
-    """Each row segment mapped over the shards, each ordered step (dedup) one task over all of
-    them in input order: the configured step order, on whatever runs the mapped tasks."""
+    """The shards' tasks as Prefect task runs on the flow's task runner, each started as soon as
+    what it reads is done (`tasks.data.shard_schedule`); dedup where its state lives, the merge
+    here as the shards finish: the configured step order, on whatever runs the mapped tasks."""
     settings = config.curate
-    work = str(out_dir / "shards")
     specs = sharded.plan_shards(inputs, settings.shards, settings.format)
-    states = [f.result() for f in read_shard.map(specs, unmapped(settings), unmapped(eval_paths), unmapped(work))]
-    for index, (kind, _) in enumerate(segments(list(settings.steps))):
-        if index == 0:
-            continue
-        if kind == "ordered":
-            states = shards_ordered(states, index, settings, versions)
-        else:
-            mapped = shard_rows.map(states, unmapped(index), unmapped(settings), unmapped(eval_paths))
-            states = [f.result() for f in mapped]
-    return merge_shards(states, str(out_dir), settings, listeners)
+    on = OnPrefect(FlowRunContext.get().task_runner)
+    return schedule.curate_shards(specs, settings, eval_paths, str(out_dir), on, versions, listeners)
+
+
+class OnPrefect:
+    """Where `tasks.data.shard_schedule` runs a sharded curation's tasks in a flow: each as a
+    Prefect task run on the flow's task runner; the dedup calls on a Dask actor (a Dask runner) or
+    in a thread of this process (a thread pool), where their state stays between shards."""
+
+    TASKS = {
+        sharded.read_shard: read_shard,
+        sharded.shard_rows: shard_rows,
+        sharded.synthesize_shards: synthesize_shards,
+    }
+
+    def __init__(self, runner):
+        client = runner.client if type(runner).__name__ == "DaskTaskRunner" else None
+        self.resident = schedule.DaskResident(client) if client is not None else schedule.LocalResident()
+
+    def submit(self, fn, *args):
+        return self.TASKS[fn].submit(*args)
+
+    def ordered(self, fn, *args):
+        return self.resident.call(fn, *args)
+
+    def done(self, future) -> bool:
+        return getattr(future, "wrapped_future", future).done()
+
+    def result(self, future):
+        return future.result()
+
+    def close(self) -> None:
+        self.resident.close()
 
 
 def publish_artifacts(result: CurateResult) -> None:

@@ -1,26 +1,27 @@
 """Curation split into shards (record ranges) that run on a cluster, in the configured step order.
 
-The flow maps each row segment of `tasks.data.pipeline.segments` over the shards (`shard_rows`;
-the first one also reads its range, `read_shard`), and runs each ordered step in one task over
-every shard in input order (`shards_ordered`): the dedup keys are computed in the shards,
-duplicates are resolved across shards, then the later steps run in the shards again. So PII
-masking still runs after dedup, as configured, and the dataset is the one `shards: 1` gives.
-Between tasks a shard's rows live in a file of pickled chunks under `work_dir`, on storage every
-worker can reach; a task returns only a small `ShardState`.
+A shard is read and runs the first per-row steps (`read_shard`), which also compute the keys of
+the dedup steps that follow; then each run of consecutive dedup steps (`shard_dedup`) and each
+later run of per-row steps (`shard_rows`); `merge_shards` writes the dataset from every shard in
+input order. So PII masking still runs after dedup, as configured, and the dataset is the one
+`shards: 1` gives. Between tasks a shard's rows live in a file of pickled chunks under
+`work_dir`, on storage every worker can reach; a task returns only a small `ShardState`.
 
-A dedup step's task reads only the rows' ids, kinds and keys (a file of its own beside the rows)
-and writes its decisions; the shard's next task applies them to the rows as it reads them. So the
-one task that sees every shard never loads, pickles or writes the rows themselves: it is the part
-of a sharded run that does not get faster with more workers.
+Dedup resolves duplicates across shards: `shard_dedup` runs on one shard after another, in input
+order, in one process, where each step's state (the keys of the rows kept so far) stays between
+the calls. It reads only the shard's ids, kinds and keys (a file of their own beside the rows)
+and writes its decisions; the shard's next task applies them to the rows as it reads them.
+`tasks.data.shard_schedule` decides when each task runs.
 """
 
 from __future__ import annotations
 
 import pickle
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from configs.schema import CurateConfig
 from tasks.data.curate import read_chunks
@@ -101,9 +102,8 @@ def _chunks(state: ShardState) -> Iterator[Chunk]:
     yield from tails
 
 
-def _key_files(state: ShardState, index: int, more: bool) -> tuple[str, str | None]:
-    base = Path(state.rows_file).parent / f"shard-{state.order:05d}.{index}"
-    return f"{base}.decisions.pkl", (f"{base}.keys.pkl" if more else None)
+def _decisions_file(state: ShardState, index: int) -> str:
+    return str(Path(state.rows_file).parent / f"shard-{state.order:05d}.{index}.decisions.pkl")
 
 
 def read_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[str], work_dir: str) -> ShardState:
@@ -159,62 +159,37 @@ def _rendered(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
         yield chunk
 
 
-def shards_ordered(
+def synthesize_shards(
     states: list[ShardState], index: int, settings: CurateConfig, template_versions: dict[str, int | str] | None = None
 ) -> list[ShardState]:
-    """Ordered step `index` (a dedup, or synthesize) over every shard, in input order. Rows a step
-    adds at the end (a teacher's variants) become one more shard."""
-    step = segments(list(settings.steps))[index][1][0]
-    states = sorted(states, key=lambda st: st.order)
+    """The synthesize step (`index`) over every shard's rows, in input order: its variants of the
+    kept rows come at the end, as one more shard."""
     ordered = OrderedSteps(settings, template_versions)
     try:
-        if step != "synthesize" and all(st.keys_file for st in states):
-            return _decide(states, index, step, ordered, bool(keys_after(list(settings.steps), index)))
-        return _run_on_rows(states, index, step, ordered)
+        out = [_run_shard_rows(st, index, "synthesize", ordered) for st in sorted(states, key=lambda st: st.order)]
+        tail = ordered.finish("synthesize", sum(st.read for st in states))
+        if tail is not None:
+            _add_tail(out, tail, index)
+        return out
     finally:
         ordered.close()
 
 
-def _decide(states: list[ShardState], index: int, step: str, ordered: OrderedSteps, more: bool) -> list[ShardState]:
-    """A dedup step from every shard's keys: each shard gets a file of decisions (and the later
-    dedup steps' keys of the rows it keeps), its rows stay where they are."""
-    out: list[ShardState] = []
-    for st in states:
-        decisions_file, keys_file = _key_files(st, index, more)
-        with ExitStack() as stack:
-            d = stack.enter_context(open(decisions_file, "wb"))
-            k = stack.enter_context(open(keys_file, "wb")) if keys_file is not None else None
-            for ids, kinds, keys in _load(str(st.keys_file)):
-                decision = ordered.decide(step, ids, kinds, keys.pop(step))
-                pickle.dump(decision, d, protocol=pickle.HIGHEST_PROTOCOL)
-                if k is not None:
-                    keep = decision.keep.tolist()
-                    kept = ([i for i, y in zip(ids, keep) if y], [c for c, y in zip(kinds, keep) if y])
-                    pickle.dump((*kept, select_keys(keys, decision.keep)), k, protocol=pickle.HIGHEST_PROTOCOL)
-        out.append(replace(st, keys_file=keys_file, decisions=[*st.decisions, decisions_file]))
-    tail = ordered.finish(step, sum(st.read for st in states))
-    if tail is not None:  # only a report (near dedup's clusters): it rides on the last shard
-        with open(out[-1].decisions[-1], "ab") as d:
-            pickle.dump(tail, d, protocol=pickle.HIGHEST_PROTOCOL)
-    return out
+def _run_shard_rows(st: ShardState, index: int, step: str, ordered: OrderedSteps) -> ShardState:
+    """An ordered step on the shard's rows themselves (no keys were computed ahead: after synthesize)."""
+    target = Path(st.rows_file).parent / f"shard-{st.order:05d}.{index}.pkl"
+    _save((ordered.run(step, c) for c in _chunks(st)), target)
+    return replace(st, rows_file=str(target), keys_file=None, decisions=[])
 
 
-def _run_on_rows(states: list[ShardState], index: int, step: str, ordered: OrderedSteps) -> list[ShardState]:
-    out: list[ShardState] = []
-    read = sum(st.read for st in states)
-    for st in states:
-        target = Path(st.rows_file).parent / f"shard-{st.order:05d}.{index}.pkl"
-        _save((ordered.run(step, c) for c in _chunks(st)), target)
-        out.append(replace(st, rows_file=str(target), keys_file=None, decisions=[]))
-    tail = ordered.finish(step, read)
-    if tail is not None:
-        last = Path(states[-1].rows_file).parent / f"shard-tail-{index}.pkl"
-        _save(iter([tail]), last)
-        if tail.rows or tail.drops:
-            out.append(ShardState(len(states) + index, "synthetic", str(last)))
-        else:  # only a report (near dedup's clusters): it rides on the last shard
-            _append(out[-1], last)
-    return out
+def _add_tail(out: list[ShardState], tail: Chunk, index: int) -> None:
+    """Rows a step adds at the end become one more shard; a report alone rides on the last shard."""
+    last = Path(out[-1].rows_file).parent / f"shard-tail-{index}.pkl"
+    _save(iter([tail]), last)
+    if tail.rows or tail.drops:
+        out.append(ShardState(len(out) + index, "synthetic", str(last)))
+    else:
+        _append(out[-1], last)
 
 
 def _append(state: ShardState, extra: Path) -> None:
@@ -223,25 +198,24 @@ def _append(state: ShardState, extra: Path) -> None:
 
 
 def merge_shards(
-    states: list[ShardState], out_dir: str, settings: CurateConfig, progress: list | None = None
+    states: Iterable[ShardState], out_dir: str, settings: CurateConfig, progress: list | None = None
 ) -> CurateResult:
-    """The same outputs as `curate_dataset`, from every shard's final rows in input order."""
+    """The same outputs as `curate_dataset`, from every shard's final rows. `states` come in input
+    order, and may be a generator that yields each shard when it is done: the merge then writes
+    the first shards while the later ones still run."""
     from tasks.data.progress import ProgressMeter
 
-    states = sorted(states, key=lambda st: st.order)
     out = prepare(out_dir)
     ledger = Ledger(out / "quarantine.jsonl")
     sources: dict[str, dict[str, Any]] = {}
-    for st in states:
-        if st.path == "synthetic":
-            continue
-        ledger.absorb(st.read, {}, None, st.unreadable)
-        if not st.unreadable or st.read:
-            ledger.formats.setdefault(st.path, __import__("collections").Counter()).update(st.formats)
-        sources.setdefault(st.path, {"read": 0, "kept": 0})["read"] += st.read
 
     def chunks() -> Iterator[Chunk]:
         for st in states:
+            if st.path != "synthetic":
+                ledger.absorb(st.read, {}, None, st.unreadable)
+                if not st.unreadable or st.read:
+                    ledger.formats.setdefault(st.path, Counter()).update(st.formats)
+                sources.setdefault(st.path, {"read": 0, "kept": 0})["read"] += st.read
             yield from _chunks(st)
 
     try:
@@ -250,17 +224,94 @@ def merge_shards(
         ledger.close()
 
 
-def run_all_shards(
-    inputs: list[str], shards: int, settings: CurateConfig, eval_paths: list[str], out_dir: str
-) -> CurateResult:
-    """Every phase in this process, in turn: what the flow maps over a cluster, for tests and scripts."""
-    work = str(Path(out_dir) / "shards")
-    states = [read_shard(spec, settings, eval_paths, work) for spec in plan_shards(inputs, shards, settings.format)]
-    for index, (kind, _) in enumerate(segments(list(settings.steps))):
-        if index == 0:
-            continue
-        if kind == "ordered":
-            states = shards_ordered(states, index, settings)
+# --------------------------------------------------------------------------- dedup, shard by shard
+
+_RESIDENT: dict[tuple[str, int], tuple[OrderedSteps, int]] = {}  # (run, step index) -> state, next position
+
+
+class DedupStateLost(RuntimeError):
+    """A shard's dedup task ran where the step's state is not (a restarted or lost worker)."""
+
+
+def shard_dedup(
+    state: ShardState,
+    indices: list[int],
+    settings: CurateConfig,
+    run: str,
+    position: int,
+    count: int,
+) -> ShardState:
+    """Dedup steps `indices` (consecutive in the plan) on the shard at `position` (of `count`, in
+    input order), after the shards before it. Each step's state stays in this process between the
+    calls of one `run`: they must all run here, in order (`tasks.data.shard_schedule` sees to
+    both). The last call finishes the steps and frees their state."""
+    steps = list(settings.steps)
+    names = [segments(steps)[index][1][0] for index in indices]
+    ordered: list[OrderedSteps] = []
+    last = position == count - 1
+    try:
+        for index, name in zip(indices, names):
+            ordered.append(_take_state(run, index, name, position, count, settings))
+        if state.keys_file:
+            out = _decide_shard(state, indices, names, ordered)
+            for file, name, steps_state in zip(out.decisions[-len(indices) :], names, ordered):
+                tail = steps_state.finish(name, 0) if last else None  # a dedup step adds no rows
+                if tail is not None:  # only a report (near dedup's clusters): it rides on the last shard
+                    with open(file, "ab") as d:
+                        pickle.dump(tail, d, protocol=pickle.HIGHEST_PROTOCOL)
+        else:  # no keys were computed ahead (after synthesize): the steps run on the rows
+            out = state
+            for index, name, steps_state in zip(indices, names, ordered):
+                out = _run_shard_rows(out, index, name, steps_state)
+                tail = steps_state.finish(name, 0) if last else None
+                if tail is not None:
+                    _add_tail([out], tail, index)
+    except BaseException:
+        for steps_state in ordered:
+            steps_state.close()
+        raise
+    for index, steps_state in zip(indices, ordered):
+        if last:
+            steps_state.close()
         else:
-            states = [shard_rows(st, index, settings, eval_paths) for st in states]
-    return merge_shards(states, out_dir, settings)
+            _RESIDENT[run, index] = (steps_state, position + 1)
+    return out
+
+
+def _take_state(run: str, index: int, step: str, position: int, count: int, settings: CurateConfig) -> OrderedSteps:
+    if position == 0:
+        return OrderedSteps(settings)
+    ordered, expected = _RESIDENT.pop((run, index), (None, None))
+    if ordered is None or expected != position:
+        if ordered is not None:
+            ordered.close()
+        raise DedupStateLost(
+            f"{step} of shard {position + 1} of {count} ran where the step's state is not (expected shard "
+            f"{'none' if expected is None else expected + 1}): a worker restarted or the task moved; curate again"
+        )
+    return ordered
+
+
+def _decide_shard(st: ShardState, indices: list[int], names: list[str], ordered: list[OrderedSteps]) -> ShardState:
+    """Consecutive dedup steps from the shard's keys, chunk by chunk: each step's decisions go to
+    a file of their own (the shard's next task applies them to the rows), and the keys of the rows
+    a step keeps go straight to the next step. The shard's rows are not read."""
+    files = [_decisions_file(st, index) for index in indices]
+    with ExitStack() as stack:
+        outs = [stack.enter_context(open(file, "wb")) for file in files]
+        for ids, kinds, keys in _load(str(st.keys_file)):
+            for name, steps_state, d in zip(names, ordered, outs):
+                decision = steps_state.decide(name, ids, kinds, keys.pop(name))
+                pickle.dump(decision, d, protocol=pickle.HIGHEST_PROTOCOL)
+                keep = decision.keep.tolist()
+                ids, kinds = [i for i, y in zip(ids, keep) if y], [c for c, y in zip(kinds, keep) if y]
+                keys = select_keys(keys, decision.keep)
+    return replace(st, keys_file=None, decisions=[*st.decisions, *files])
+
+
+def release_dedup(run: str) -> int:
+    """Frees what a failed `run` left of its dedup steps' state in this process; how many it freed."""
+    stale = [key for key in _RESIDENT if key[0] == run]
+    for key in stale:
+        _RESIDENT.pop(key)[0].close()
+    return len(stale)

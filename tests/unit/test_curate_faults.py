@@ -19,7 +19,7 @@ from tasks.data.faults import CurationStopped
 from tasks.data.formats import misfit_detail, row_format
 from tasks.data.read import UnreadableInput, count_records, probe_input, read_rows
 from tasks.data.records import Ledger
-from tasks.data.shards import run_all_shards
+from tasks.data.shard_schedule import run_all_shards
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = [

@@ -12,7 +12,7 @@ import pytest
 from configs.schema import CurateConfig
 from tasks.data.curate import curate_dataset
 from tasks.data.pipeline import CHUNK_ROWS
-from tasks.data.shards import run_all_shards
+from tasks.data.shard_schedule import run_all_shards
 from tests.curation_corpus import PII_TWINS, eval_file, write_corpus
 
 
