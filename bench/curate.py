@@ -3,6 +3,7 @@ nearest equivalent pipeline on the same documents in the same run.
 
     python bench/curate.py --docs 20000 --json                     # ours (1 and 2 processes), datatrove, Dask
     python bench/curate.py --docs 1000000 --baseline none --dask-workers 0 --json
+    python bench/curate.py --docs 100000 --processes 1 --baseline none --shards 16 --json   # Dask 1 vs 2
 
 Run heavy ones under `flock /tmp/llmops-heavy.lock` on a shared machine. Each measurement runs in a
 fresh process, so its CPU time (its own and its workers', from getrusage) and peak RSS are its own.
@@ -20,11 +21,14 @@ the eval split the rows are decontaminated against is the demo's. Figures, per r
   MinHash dedup (signatures, buckets, clusters, filter), Gopher repetition and quality, C4 and its
   PII formatter (`bench/datatrove_pipeline.py`, in `--datatrove-python`'s venv). `ratio_per_core`
   is ours over datatrove in docs per CPU-second.
-- `dask`: the sharded curation's tasks (`tasks.data.shards`, as the flow maps them) on a local
-  Dask cluster of 1, then `--dask-workers` worker processes, 4 shards each time, the workers warm
-  (models loaded, as in a cluster that runs for more than one curation): wall seconds, the
-  speed-up, the dataset hash (the same as one process), and the seconds of each phase: the shard
-  tasks, which split over the workers, and the one-task phases (dedup, merge), which do not.
+- `dask`: a sharded curation (`tasks.data.shard_schedule.curate_shards`, as the flow runs it) on a
+  local Dask cluster of 1, then `--dask-workers` worker processes, `--shards` shards each time,
+  the workers warm (models loaded, as in a cluster that runs for more than one curation): wall
+  seconds, the speed-up, the dataset hash (the same as one process), each task kind's busy
+  seconds, and the CPU seconds of the workers and of this process (the scheduler, the loop that
+  starts each task, the merge). `cores_busy` is their sum over the wall time; one worker keeps
+  more than one core busy, so on this machine the speed-up cannot pass `speedup_ceiling`
+  (the cores over one worker's `cores_busy`).
 """
 
 from __future__ import annotations

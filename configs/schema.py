@@ -90,8 +90,8 @@ class CurateConfig(Strict):
     shards: int = Field(
         1,
         ge=1,
-        description="record ranges the inputs are split into and curated in parallel; above 1, "
-        "dedup runs last, over all shards",
+        description="record ranges the inputs are split into and curated in parallel, in the configured "
+        "step order and with the dataset of one shard; dedup goes through them one after another",
     )
     task_runner: Literal["threads", "dask"] = Field("threads", description="where shards run: a thread pool, or Dask")
     dask_address: str | None = Field(

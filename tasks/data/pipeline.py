@@ -10,8 +10,9 @@ quarantine lines of the rows it lost (by input position) and the `StepStats` of 
 ran on it, so where a segment ran changes nothing in what comes out.
 
 The same pieces serve one process (`run_local`: row segments on a pool of `curate.processes`
-workers, or inline), and shards on a cluster (`tasks.data.shards`: row segments as mapped tasks,
-ordered steps in one task over every shard in order). The configured order is kept in both.
+workers, or inline), and shards on a cluster (`tasks.data.shards`: row segments as tasks per
+shard, dedup steps called on one shard after another in input order). The configured order is
+kept in both.
 """
 
 from __future__ import annotations
