@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import queue
+import shutil
 import time
 import uuid
 from contextlib import suppress
@@ -31,6 +32,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from configs.schema import CurateConfig
 from tasks.data.pipeline import segments
+from tasks.data.read import input_bytes
 from tasks.data.report import CurateResult
 from tasks.data.shards import (
     ShardState,
@@ -166,16 +168,21 @@ def curate_shards(
             yield item
 
     work_dir = str(Path(out_dir) / "shards")
-    with ThreadPoolExecutor(1, thread_name_prefix="curate-merge") as pool:
-        # The caller's context goes along: a flow's progress listeners report to its run.
-        merged = pool.submit(contextvars.copy_context().run, merge_shards, in_order(), out_dir, settings, progress)
-        try:
-            submit_shards(specs, settings, eval_paths, work_dir, on, template_versions, finished.put)
-        except BaseException:
-            finished.put(failed)
-            raise
-        finished.put(end)
-        return merged.result()
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="curate-merge") as pool:
+            # The caller's context goes along: a flow's progress listeners report to its run.
+            run_merge = contextvars.copy_context().run
+            total = sum(input_bytes(Path(path)) for path in dict.fromkeys(spec["path"] for spec in specs))
+            merged = pool.submit(run_merge, merge_shards, in_order(), out_dir, settings, progress, total)
+            try:
+                submit_shards(specs, settings, eval_paths, work_dir, on, template_versions, finished.put)
+            except BaseException:
+                finished.put(failed)
+                raise
+            finished.put(end)
+            return merged.result()
+    finally:  # the shards' files between tasks: several times the input, of no use once merged
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def submit_shards(

@@ -38,6 +38,7 @@ class ShardState:
     path: str
     rows_file: str  # the shard's chunks after the last row segment that ran
     read: int = 0
+    bytes_read: int = 0
     formats: dict[str, int] = field(default_factory=dict)
     unreadable: list[dict[str, Any]] = field(default_factory=list)
     keys_file: str | None = None  # per chunk (ids, kinds, keys) for the next dedup steps, when they were computed
@@ -128,7 +129,7 @@ def read_shard(spec: dict[str, Any], settings: CurateConfig, eval_paths: list[st
     if keys:
         state.keys_file = str(work / f"shard-{spec['order']:05d}.0.keys.pkl")
     _save(_rendered(chunks) if len(segments(steps)) == 1 else chunks, state.rows_file, state.keys_file)
-    state.read, state.unreadable = ledger.read, ledger.unreadable
+    state.read, state.bytes_read, state.unreadable = ledger.read, ledger.bytes_read, ledger.unreadable
     state.formats = dict(ledger.formats.get(spec["path"], {}))
     return state
 
@@ -198,11 +199,16 @@ def _append(state: ShardState, extra: Path) -> None:
 
 
 def merge_shards(
-    states: Iterable[ShardState], out_dir: str, settings: CurateConfig, progress: list | None = None
+    states: Iterable[ShardState],
+    out_dir: str,
+    settings: CurateConfig,
+    progress: list | None = None,
+    bytes_total: int = 0,
 ) -> CurateResult:
     """The same outputs as `curate_dataset`, from every shard's final rows. `states` come in input
     order, and may be a generator that yields each shard when it is done: the merge then writes
-    the first shards while the later ones still run."""
+    the first shards while the later ones still run, and `progress` (with the inputs' size in
+    `bytes_total`) follows it."""
     from tasks.data.progress import ProgressMeter
 
     out = prepare(out_dir)
@@ -213,13 +219,14 @@ def merge_shards(
         for st in states:
             if st.path != "synthetic":
                 ledger.absorb(st.read, {}, None, st.unreadable)
+                ledger.bytes_read += st.bytes_read
                 if not st.unreadable or st.read:
                     ledger.formats.setdefault(st.path, Counter()).update(st.formats)
                 sources.setdefault(st.path, {"read": 0, "kept": 0})["read"] += st.read
             yield from _chunks(st)
 
     try:
-        return write_outputs(out, ledger, chunks(), settings, sources, ProgressMeter(0, progress or []))
+        return write_outputs(out, ledger, chunks(), settings, sources, ProgressMeter(bytes_total, progress or []))
     finally:
         ledger.close()
 

@@ -70,10 +70,15 @@ class ReadsLast:
 
 def test_a_shard_goes_on_while_the_later_shards_are_still_read(corpus):
     folder, inputs, settings, evals, one = corpus
-    on = ReadsLast()
-    result = curate_shards(plan_shards(inputs, 3, settings.format), settings, evals, str(folder / "reads-last"), on)
+    on, seen = ReadsLast(), []
+    specs = plan_shards(inputs, 3, settings.format)
+    result = curate_shards(specs, settings, evals, str(folder / "reads-last"), on, progress=[(seen.append, 0)])
     assert result.dataset_hash == one.dataset_hash
     assert Path(result.quarantine_path).read_bytes() == Path(one.quarantine_path).read_bytes()
+    assert not (folder / "reads-last" / "shards").exists()  # the files between tasks are gone
+    # The merge reports progress as it takes the shards: a share of the input's bytes, then done.
+    assert any(0 < p.fraction < 1 for p in seen[:-1]) and seen[-1].done and seen[-1].rows == one.read
+    assert seen[-1].fraction > 0.99
     log, last = on.log, len(plan_shards(inputs, 3, settings.format)) - 1
     assert last >= 2
     assert log.index(("end", "shard_rows", 0)) < log.index(("end", "read_shard", last))  # shard 0 done first
@@ -96,6 +101,7 @@ def test_a_failed_shard_task_stops_the_run_without_a_dataset_or_dedup_state(corp
     with pytest.raises(OSError, match="disk full while writing shard 1"):
         curate_shards(plan_shards(inputs, 3, settings.format), settings, evals, str(out), FailingRows())
     assert not list(out.glob("dataset-*"))  # the merge stopped before publishing
+    assert not (out / "shards").exists()
     assert shards._RESIDENT == {}  # the dedup state of the run was freed
 
 
