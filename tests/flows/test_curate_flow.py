@@ -84,6 +84,16 @@ def split_corpus(tmp_path_factory):
     return inputs, eval_file(folder, inputs)
 
 
+def _shard_reads() -> int:
+    """Task runs of `curate-read-shard` the Prefect server holds."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        found = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="curate-read-shard")))
+    return len(found)
+
+
 def test_shards_on_threads_and_on_dask_give_the_one_process_dataset(prefect_harness, split_corpus):
     """The default step order (dedup before PII masking), shards mapped on a thread pool and on an
     in-process Dask cluster, each in an experiment of its own so that no run reuses another's dataset."""
@@ -91,14 +101,15 @@ def test_shards_on_threads_and_on_dask_give_the_one_process_dataset(prefect_harn
 
     inputs, eval_path = split_corpus
     data = [f"data.inputs={json.dumps(inputs)}", f"data.eval_path={eval_path}", "curate.quality.max_drop_fraction=1.0"]
-    runs = {
-        name: run_curate(load_config(None, data + [f"registry.experiment=curate-split-{name}", *extra]))
-        for name, extra in {
-            "one": [],
-            "threads": ["curate.shards=3"],
-            "dask": ["curate.shards=3", "curate.task_runner=dask"],
-        }.items()
-    }
+    runs, reads = {}, {}
+    for name, extra in {
+        "one": [],
+        "threads": ["curate.shards=3"],
+        "dask": ["curate.shards=3", "curate.task_runner=dask"],
+    }.items():
+        before = _shard_reads()
+        runs[name] = run_curate(load_config(None, data + [f"registry.experiment=curate-split-{name}", *extra]))
+        reads[name] = _shard_reads() - before
     one = runs["one"]
     assert one.report["pii"]["email"] == 2 and "exact_duplicate" in one.dropped  # the twins are in it, both kept
     assert Path(one.quarantine_path).parent != Path(runs["threads"].quarantine_path).parent
@@ -108,4 +119,6 @@ def test_shards_on_threads_and_on_dask_give_the_one_process_dataset(prefect_harn
         assert r.kept + sum(r.dropped.values()) == r.read == one.read
         assert r.dataset_hash == one.dataset_hash and _comparable(r) == _comparable(one)
         assert Path(r.quarantine_path).read_bytes() == Path(one.quarantine_path).read_bytes()
-        assert len(list(Path(r.quarantine_path).parent.glob("shards/shard-*.0.pkl"))) >= 3  # read in 3+ shards
+        assert reads[name] >= 3  # read in 3 or more shards, each a Prefect task run
+        assert not (Path(r.quarantine_path).parent / "shards").exists()  # the files between tasks are gone
+    assert reads["one"] == 0
