@@ -92,3 +92,26 @@ def eval_file(folder: Path, inputs: list[str]) -> str:
     path = folder / "eval.jsonl"
     path.write_text(json.dumps({"id": "e1", "question": text, "answer": "7"}) + "\n", encoding="utf-8")
     return str(path)
+
+
+def synthesize_settings(folder: Path, variants_per_seed: int, max_new_tokens: int):
+    """Curation settings with the synthesize step first after validate, and a real (tiny, local)
+    teacher built under `folder`: the rephrase operation, `variants_per_seed` variants a seed."""
+    from configs.schema import CurateConfig, TinyModelConfig
+    from tasks.model.tiny import build_tiny_model
+
+    teacher = build_tiny_model(
+        TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=5, vocab_size=400), folder / "models"
+    )
+    return teacher, CurateConfig.model_validate(
+        {
+            "steps": ["validate", "synthesize", "exact_dedup", "near_dedup", "length", "pii"],
+            "synthetic": {
+                "enabled": True,
+                "teacher": f"local:{teacher}",
+                "operations": ["rephrase"],
+                "variants_per_seed": variants_per_seed,
+                "max_new_tokens": max_new_tokens,
+            },
+        }
+    )

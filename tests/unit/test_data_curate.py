@@ -403,13 +403,9 @@ def test_synthetic_variants_pass_the_same_steps_and_are_accounted_for(tmp_path: 
     """A real (tiny, local) teacher rewrites seeds; every variant is kept with its lineage or dropped with a reason."""
     import pytest
 
-    from configs.schema import TinyModelConfig
-    from tasks.model.tiny import build_tiny_model
+    from tests.curation_corpus import synthesize_settings
 
-    teacher = build_tiny_model(
-        TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=5, vocab_size=400),
-        tmp_path / "models",
-    )
+    teacher, settings = synthesize_settings(tmp_path, variants_per_seed=2, max_new_tokens=24)
     path = tmp_path / "in.jsonl"
     path.write_text(
         "".join(
@@ -421,18 +417,6 @@ def test_synthetic_variants_pass_the_same_steps_and_are_accounted_for(tmp_path: 
             + "\n"
             for i in range(4)
         )
-    )
-    settings = CurateConfig.model_validate(
-        {
-            "steps": ["validate", "synthesize", "exact_dedup", "near_dedup", "length", "pii"],
-            "synthetic": {
-                "enabled": True,
-                "teacher": f"local:{teacher}",
-                "operations": ["rephrase"],
-                "variants_per_seed": 2,
-                "max_new_tokens": 24,
-            },
-        }
     )
     report = curate_dataset([str(path)], str(tmp_path / "out"), settings)
     assert report.read == 4 + 8  # four input rows, two variants of each

@@ -14,7 +14,7 @@ from tasks.data import shards
 from tasks.data.curate import curate_dataset
 from tasks.data.shard_schedule import Inline, curate_shards
 from tasks.data.shards import DedupStateLost, plan_shards, read_shard, shard_dedup
-from tests.curation_corpus import eval_file, write_corpus
+from tests.curation_corpus import eval_file, synthesize_settings, write_corpus
 
 
 @pytest.fixture(scope="module")
@@ -118,13 +118,7 @@ def test_synthesize_between_sharded_steps_gives_the_one_process_dataset(tmp_path
     steps, and its variants (one more shard) pass the later dedup and row steps as in one process."""
     import json
 
-    from configs.schema import TinyModelConfig
-    from tasks.model.tiny import build_tiny_model
-
-    teacher = build_tiny_model(
-        TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=5, vocab_size=400),
-        tmp_path / "models",
-    )
+    teacher, settings = synthesize_settings(tmp_path, variants_per_seed=1, max_new_tokens=16)
     inputs = []
     for f in range(2):
         path = tmp_path / f"in{f}.jsonl"
@@ -136,18 +130,6 @@ def test_synthesize_between_sharded_steps_gives_the_one_process_dataset(tmp_path
             row["messages"].append({"role": "assistant", "content": f"The answer is {row['id'][-1]} plus {f + 2}."})
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         inputs.append(str(path))
-    settings = CurateConfig.model_validate(
-        {
-            "steps": ["validate", "synthesize", "exact_dedup", "near_dedup", "length", "pii"],
-            "synthetic": {
-                "enabled": True,
-                "teacher": f"local:{teacher}",
-                "operations": ["rephrase"],
-                "variants_per_seed": 1,
-                "max_new_tokens": 16,
-            },
-        }
-    )
     one = curate_dataset(inputs, str(tmp_path / "one"), settings)
     other = curate_shards(plan_shards(inputs, 2, settings.format), settings, [], str(tmp_path / "sharded"), Inline())
     assert one.read == other.read == 6 + 6 and one.report["synthetic"]["generated"] == 6
