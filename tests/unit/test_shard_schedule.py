@@ -118,7 +118,7 @@ def test_synthesize_between_sharded_steps_gives_the_one_process_dataset(tmp_path
     steps, and its variants (one more shard) pass the later dedup and row steps as in one process."""
     import json
 
-    teacher, settings = synthesize_settings(tmp_path, variants_per_seed=1, max_new_tokens=16)
+    _, settings = synthesize_settings(tmp_path, variants_per_seed=1, max_new_tokens=16)
     inputs = []
     for f in range(2):
         path = tmp_path / f"in{f}.jsonl"
