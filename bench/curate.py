@@ -24,7 +24,8 @@ the eval split the rows are decontaminated against is the demo's. Figures, per r
 - `dask`: a sharded curation (`tasks.data.shard_schedule.curate_shards`, as the flow runs it) on a
   local Dask cluster of 1, then `--dask-workers` worker processes, `--shards` shards each time,
   the workers warm (models loaded, as in a cluster that runs for more than one curation): wall
-  seconds, the speed-up, the dataset hash (the same as one process), each task kind's busy
+  seconds (workers started with `infra/dask/dask.yaml`'s settings, as infra/dask/README.md says),
+  the speed-up, the dataset hash (the same as one process), each task kind's busy
   seconds, and the CPU seconds of the workers and of this process (the scheduler, the loop that
   starts each task, the merge). `cores_busy` is their sum over the wall time; one worker keeps
   more than one core busy, so on this machine the speed-up cannot pass `speedup_ceiling`
@@ -159,6 +160,8 @@ def child_ours(args) -> dict:
 
 def child_dask(args) -> dict:
     """The flow's sharded plan, with the same library functions, submitted to a local Dask cluster."""
+    import dask.config
+    import yaml
     from dask.utils import key_split
     from distributed import Client, LocalCluster, get_task_stream
 
@@ -167,6 +170,8 @@ def child_dask(args) -> dict:
 
     settings = _settings(1, False, shards=args.shards)
     evals = [args.eval]
+    # The workers as infra/dask/README.md starts them: with infra/dask/dask.yaml's settings.
+    dask.config.update(dask.config.config, yaml.safe_load((ROOT / "infra" / "dask" / "dask.yaml").read_text()))
     with (
         LocalCluster(
             n_workers=args.workers,

@@ -49,6 +49,7 @@ def test_two_dask_worker_processes_give_the_one_process_dataset(tmp_path):
                 "LLMOPS_HOME": str(tmp_path / "home"),
                 "PYTHONPATH": str(ROOT),
                 "MLFLOW_DISABLE_TELEMETRY": "true",
+                "DASK_CONFIG": str(ROOT / "infra" / "dask"),  # the workers as infra/dask/README.md starts them
             }
         )
         port = free_port()
@@ -79,6 +80,8 @@ def test_two_dask_worker_processes_give_the_one_process_dataset(tmp_path):
         ):
             client.wait_for_workers(2, timeout=180)
             workers = set(client.scheduler_info()["workers"])
+            # infra/dask/dask.yaml took effect: glibc keeps its adaptive malloc thresholds
+            assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
             client.get_task_stream()  # starts the scheduler's record of which worker ran what
             out = subprocess.run(
                 [sys.executable, "-m", "llmops.cli", "curate", *(a for p in inputs for a in ("--input", p))]
