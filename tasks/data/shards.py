@@ -153,8 +153,8 @@ def shard_rows(state: ShardState, index: int, settings: CurateConfig, eval_paths
 
 def _rendered(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
     """After the last segment a shard renders its kept rows as the dataset files hold them, so that
-    `merge_shards` (one task) only appends, hashes and encodes Parquet: writing each row was most
-    of the work that ran on one worker."""
+    `merge_shards` (in one process) only appends, hashes and encodes Parquet: writing each row was
+    most of the work that did not split over the workers."""
     for chunk in chunks:
         chunk.rendered, chunk.rows = render_rows(chunk.rows), []
         yield chunk
