@@ -192,8 +192,8 @@ class OrderedSteps:
         return decision.apply(chunk)
 
     def decide(self, step: str, ids: list[str], kinds: list[str], keys: Any) -> Decision:
-        """A dedup step's decision on one chunk from its rows' ids, kinds and keys alone: a task
-        over every shard reads only these, and each shard applies the decision to its rows."""
+        """A dedup step's decision on one chunk from its rows' ids, kinds and keys alone: a shard's
+        dedup call reads only these, and the shard's next task applies the decision to its rows."""
         start = time.thread_time()
         if step == "exact_dedup":
             verdicts = self.exact.decide(ids, keys)

@@ -40,7 +40,7 @@ def _parquet_schemas():
 @dataclass
 class RenderedRows:
     """Kept rows as the dataset holds them (JSONL lines, Arrow tables per kind), rendered where they
-    were curated: a shard task renders its own rows, so the one task that merges the shards only
+    were curated: a shard task renders its own rows, so the merge of the shards (one process) only
     appends, hashes and encodes Parquet, instead of serialising every row itself."""
 
     count: int = 0
